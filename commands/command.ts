@@ -1,0 +1,38 @@
+/**
+ * `command`: DevPod's stdio tunnel (devpod-protocol.md §3.9). ssh inherits our stdin
+ * and stdout directly — no copying, no buffering, no TTY — so the pipe is binary-safe
+ * and stdin EOF reaches the remote. We print nothing to stdout and exit with the
+ * remote command's exit code. Needs no Dokploy call: the state file has the address.
+ */
+import { loadMachineContext } from "../lib/config.ts";
+import type { CommandContext } from "../lib/context.ts";
+import { ConfigError, StateError } from "../lib/errors.ts";
+import { sshTarget } from "../lib/machine/lifecycle.ts";
+import { readState } from "../lib/machine/state.ts";
+import { childEnv } from "../lib/process.ts";
+import { sshArgv } from "../lib/ssh/argv.ts";
+
+export async function run(ctx: CommandContext): Promise<number> {
+  const machine = loadMachineContext(ctx.env);
+  const remoteCommand = ctx.env.COMMAND;
+  if (!remoteCommand) {
+    throw new ConfigError("COMMAND is not set; DevPod sets it to the command to run on the machine");
+  }
+  const state = await readState(machine.machineFolder);
+  if (!state) {
+    throw new StateError(
+      `no machine state in ${machine.machineFolder}; the machine was not created by this provider or was deleted (run 'devpod up' again)`,
+    );
+  }
+  const child = new Deno.Command("ssh", {
+    args: [...sshArgv(sshTarget(machine, state)), remoteCommand],
+    stdin: "inherit",
+    stdout: "inherit",
+    stderr: "inherit",
+    // The token must not reach ssh or the machine: give ssh only what it needs.
+    clearEnv: true,
+    env: childEnv(),
+  }).spawn();
+  const status = await child.status;
+  return status.code;
+}

@@ -1,0 +1,87 @@
+/**
+ * `doctor`: checks everything a working setup needs, one line each, with the fix
+ * for what fails — options, server, API key, version, project, remote server,
+ * local OpenSSH, and that machines' SSH ports are reachable from here.
+ */
+import { loadConfig } from "../lib/config.ts";
+import type { CommandContext } from "../lib/context.ts";
+import { DokployApi } from "../lib/dokploy/api.ts";
+import { DokployClient } from "../lib/dokploy/client.ts";
+import { detectVersion } from "../lib/dokploy/version.ts";
+import { listMachines } from "../lib/machine/inventory.ts";
+import { childEnv } from "../lib/process.ts";
+import { tcpOpen } from "../lib/ssh/ready.ts";
+
+type Check = { ok: boolean; name: string; detail: string };
+
+export async function run(ctx: CommandContext): Promise<number> {
+  const checks: Check[] = [];
+  const report = async (c: Check) => {
+    checks.push(c);
+    await ctx.stdout(`${c.ok ? "✔" : "✘"} ${c.name.padEnd(22)} ${c.detail}\n`);
+  };
+  const attempt = async (name: string, fn: () => Promise<string>) => {
+    try {
+      await report({ ok: true, name, detail: await fn() });
+      return true;
+    } catch (err) {
+      await report({ ok: false, name, detail: (err as Error).message });
+      return false;
+    }
+  };
+
+  let config;
+  try {
+    config = loadConfig(ctx.env);
+    await report({ ok: true, name: "options", detail: "all options valid" });
+  } catch (err) {
+    await report({ ok: false, name: "options", detail: (err as Error).message });
+    return 1;
+  }
+  const api = new DokployApi(
+    new DokployClient({ baseUrl: config.serverUrl, token: config.token, attempts: 1, timeoutMs: 10_000 }),
+  );
+  const reachable = await attempt("server reachable", async () => {
+    const res = await fetch(`${config.serverUrl}/api/health`, { signal: AbortSignal.timeout(10_000) });
+    await res.body?.cancel();
+    return `${config.serverUrl} answers (HTTP ${res.status})`;
+  });
+  if (reachable && await attempt("API key + version", async () => `Dokploy ${await detectVersion(api)}, key accepted`)) {
+    await attempt("project", async () => {
+      const found = (await api.projects()).filter((p) => p.name === config.projectName);
+      return found.length
+        ? `"${config.projectName}" exists${found.length > 1 ? ` (${found.length} with that name; the oldest is used)` : ""}`
+        : `"${config.projectName}" will be created with the first machine`;
+    });
+    await attempt("target server", async () => {
+      if (!config.serverId) {
+        const servers = await api.servers();
+        return `the Dokploy host${servers.length ? ` (remote servers: ${servers.map((s) => `${s.name}=${s.serverId}`).join(", ")})` : ""}`;
+      }
+      const s = await api.server(config.serverId);
+      if (!s) throw new Error(`DOKPLOY_SERVER_ID "${config.serverId}" does not exist; leave it empty or pick an id from this list`);
+      return `${s.name} (${s.ipAddress})`;
+    });
+    await attempt("machine SSH ports", async () => {
+      const running = (await listMachines(api, config)).filter((m) => m.state === "Running");
+      if (running.length === 0) return "no running machine to probe";
+      const host = config.sshHost ?? new URL(config.serverUrl).hostname;
+      const closed = [];
+      for (const m of running) if (!(await tcpOpen(host, m.sshPort))) closed.push(m.sshPort);
+      if (closed.length) {
+        throw new Error(`ports ${closed.join(", ")} on ${host} are not reachable from here; open SSH_PORT_RANGE ${config.sshPortRange.from}-${config.sshPortRange.to} in the firewall or set SSH_HOST`);
+      }
+      return `${running.length} running machine(s) reachable on ${host}`;
+    });
+  }
+  await attempt("local OpenSSH", async () => {
+    const out = await new Deno.Command("ssh", { args: ["-V"], stderr: "piped", stdout: "null", clearEnv: true, env: childEnv() })
+      .output().catch(() => {
+        throw new Error("ssh is not installed; install OpenSSH (apt install openssh-client / brew install openssh)");
+      });
+    return new TextDecoder().decode(out.stderr).trim();
+  });
+  const failed = checks.filter((c) => !c.ok).length;
+  await ctx.stdout(failed ? `${failed} check(s) failed\n` : "all checks passed\n");
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,14 @@
+/**
+ * `status`: prints exactly one of Running/Busy/Stopped/NotFound on stdout. Errors
+ * (transport, auth, failed deploy) exit non-zero with a message: never `NotFound`,
+ * which would make DevPod create a second machine.
+ */
+import type { CommandContext } from "../lib/context.ts";
+import { machineDeps } from "../lib/context.ts";
+import { machineStatus } from "../lib/machine/lifecycle.ts";
+
+export async function run(ctx: CommandContext): Promise<number> {
+  const status = await machineStatus(machineDeps(ctx));
+  await ctx.stdout(`${status}\n`);
+  return 0;
+}

@@ -1,0 +1,265 @@
+/**
+ * Options from the environment, as DevPod passes them (devpod-protocol.md §3.4), read
+ * once into one typed, validated object. The rest of the code never touches env vars.
+ */
+import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+export type DockerMode = "dind" | "none";
+
+export interface PortRange {
+  from: number;
+  to: number;
+}
+
+export interface ProviderConfig {
+  /** Normalised: scheme + host (+ path), no trailing slash. */
+  serverUrl: string;
+  token: string;
+  projectName: string;
+  serverId: string | null;
+  machineType: MachineType;
+  cpus: number;
+  memoryMiB: number;
+  image: string;
+  dockerMode: DockerMode;
+  inactivityTimeoutSec: number;
+  keepVolumes: boolean;
+  sshHost: string | null;
+  sshPortRange: PortRange;
+  dokployNetwork: boolean;
+  agentPath: string;
+  agentUrl: string | null;
+  readyTimeoutMs: number;
+  debug: boolean;
+}
+
+/** The per-machine variables DevPod sets for machine commands. */
+export interface MachineContext {
+  machineId: string;
+  machineFolder: string;
+}
+
+const GO_DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** Parses a Go duration (`30m`, `1h30m`, `90s`, `0`) into milliseconds; null if malformed. */
+export function parseGoDuration(text: string): number | null {
+  const s = text.trim();
+  if (s === "0") return 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  while (pos < s.length) {
+    re.lastIndex = pos;
+    const m = re.exec(s);
+    if (!m) return null;
+    total += Number(m[1]) * GO_DURATION_UNITS[m[2]];
+    pos = re.lastIndex;
+  }
+  return pos > 0 ? total : null;
+}
+
+function fixHint(name: string): string {
+  return `set it with: devpod provider set-options <provider> -o ${name}=...`;
+}
+
+function optionValue(env: Env, spec: OptionSpec): string {
+  const raw = env[spec.name];
+  return (raw === undefined || raw.trim() === "" ? spec.default ?? "" : raw).trim();
+}
+
+/** Each option as a zod schema over its (defaulted) string value; messages name the fix. */
+const parsers = {
+  DOKPLOY_SERVER_URL: z.string().min(1, "is required").transform((v, ctx) => {
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not a URL; use e.g. https://dokploy.example.com` });
+      return z.NEVER;
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+      ctx.addIssue({ code: "custom", message: `"${v}" must start with http:// or https://` });
+      return z.NEVER;
+    }
+    if (url.search || url.hash || url.username || url.password) {
+      ctx.addIssue({ code: "custom", message: "must not carry credentials, a query or a fragment" });
+      return z.NEVER;
+    }
+    // Users paste the dashboard URL or one ending in /api; both mean the base.
+    const path = url.pathname.replace(/\/+$/, "").replace(/\/api$/, "");
+    return `${url.origin}${path}`;
+  }),
+  DOKPLOY_API_TOKEN: z.string().min(1, "is required (create one in Dokploy: Settings > Profile > API/CLI)")
+    .refine((v) => !/\s/.test(v), "contains white space; paste the key alone"),
+  DOKPLOY_PROJECT_NAME: z.string().min(1, "must not be empty").max(100, "is longer than 100 characters"),
+  DOKPLOY_SERVER_ID: z.string().max(100).transform((v) => v === "" ? null : v),
+  MACHINE_TYPE: z.enum(Object.keys(MACHINE_TYPES) as [MachineType, ...MachineType[]], {
+    error: () => `must be one of ${Object.keys(MACHINE_TYPES).join(", ")}`,
+  }),
+  MACHINE_CPUS: z.string().transform((v, ctx) => {
+    if (v === "") return null;
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > 256) {
+      ctx.addIssue({ code: "custom", message: `"${v}" must be a number of CPUs between 0.1 and 256` });
+      return z.NEVER;
+    }
+    return n;
+  }),
+  MACHINE_MEMORY: z.string().transform((v, ctx) => {
+    if (v === "") return null;
+    const m = /^(\d+)([mMgG])$/.exec(v);
+    const mib = m ? Number(m[1]) * (m[2].toLowerCase() === "g" ? 1024 : 1) : NaN;
+    if (!m || mib < 256 || mib > 1024 * 1024) {
+      ctx.addIssue({ code: "custom", message: `"${v}" must be a size between 256m and 1024g, e.g. 6g` });
+      return z.NEVER;
+    }
+    return mib;
+  }),
+  MACHINE_IMAGE: z.string().min(1, "must not be empty").regex(
+    /^[a-z0-9][a-z0-9._\/:@-]*$/i,
+    "is not an image reference such as debian:bookworm-slim",
+  ),
+  DOCKER_MODE: z.enum(["dind", "none"], { error: () => "must be dind or none" }),
+  INACTIVITY_TIMEOUT: durationSchema({ maxMs: 30 * 86_400_000 }),
+  KEEP_VOLUMES: booleanSchema(),
+  SSH_HOST: z.string().regex(/^$|^[a-zA-Z0-9.:\[\]-]+$/, "must be a host name or IP address")
+    .transform((v) => v === "" ? null : v),
+  SSH_PORT_RANGE: z.string().transform((v, ctx) => {
+    const m = /^(\d{1,5})-(\d{1,5})$/.exec(v);
+    const from = m ? Number(m[1]) : NaN;
+    const to = m ? Number(m[2]) : NaN;
+    if (!m || from < 1024 || to > 65535 || from > to) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" must be FROM-TO with 1024 <= FROM <= TO <= 65535, e.g. 32200-32999`,
+      });
+      return z.NEVER;
+    }
+    return { from, to };
+  }),
+  DOKPLOY_NETWORK: booleanSchema(),
+  AGENT_PATH: z.string().regex(/^\/[^\s'"]+$/, "must be an absolute path without spaces or quotes"),
+  AGENT_URL: z.string().transform((v, ctx) => {
+    if (v === "") return null;
+    if (!/^https?:\/\/\S+$/.test(v)) {
+      ctx.addIssue({ code: "custom", message: `"${v}" must be an http(s) URL` });
+      return z.NEVER;
+    }
+    return v.replace(/\/+$/, "");
+  }),
+  READY_TIMEOUT: durationSchema({ minMs: 5_000, maxMs: 86_400_000 }),
+} satisfies Record<string, z.ZodType<unknown, string>>;
+
+type ParsedOptions = { [K in keyof typeof parsers]: z.output<(typeof parsers)[K]> };
+
+function durationSchema({ minMs = 0, maxMs }: { minMs?: number; maxMs: number }) {
+  return z.string().transform((v, ctx) => {
+    const ms = parseGoDuration(v);
+    if (ms === null || ms < 0) {
+      ctx.addIssue({ code: "custom", message: `"${v}" is not a duration such as 30m, 1h or 0` });
+      return z.NEVER;
+    }
+    if (ms !== 0 && (ms < minMs || ms > maxMs)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" is out of range (${minMs / 1000}s to ${maxMs / 3_600_000}h)`,
+      });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+function booleanSchema() {
+  return z.string().transform((v, ctx) => {
+    const lower = v.toLowerCase();
+    if (["true", "1", "yes"].includes(lower)) return true;
+    if (["false", "0", "no", ""].includes(lower)) return false;
+    ctx.addIssue({ code: "custom", message: `"${v}" must be true or false` });
+    return z.NEVER;
+  });
+}
+
+function parseOption<K extends keyof typeof parsers>(env: Env, name: K): ParsedOptions[K] {
+  const spec = OPTIONS.find((o) => o.name === name)!;
+  const value = optionValue(env, spec);
+  if (spec.required && value === "") {
+    throw new ConfigError(`${name} is required but empty; ${fixHint(name)}`);
+  }
+  const result = parsers[name].safeParse(value);
+  if (!result.success) {
+    const message = result.error.issues[0]?.message ?? "is invalid";
+    // Never echo a secret back, even a malformed one.
+    const shown = spec.password ? message.replace(value, "***") : message;
+    throw new ConfigError(`${name} ${shown}; ${fixHint(name)}`);
+  }
+  return result.data as ParsedOptions[K];
+}
+
+/** Reads and validates every option; throws ConfigError naming the first bad one. */
+export function loadConfig(env: Env): ProviderConfig {
+  const o = Object.fromEntries(
+    (Object.keys(parsers) as (keyof typeof parsers)[]).map((k) => [k, parseOption(env, k)]),
+  ) as ParsedOptions;
+  const preset = MACHINE_TYPES[o.MACHINE_TYPE];
+  if (o.READY_TIMEOUT === 0) {
+    throw new ConfigError(`READY_TIMEOUT must be above 0; ${fixHint("READY_TIMEOUT")}`);
+  }
+  return {
+    serverUrl: o.DOKPLOY_SERVER_URL,
+    token: o.DOKPLOY_API_TOKEN,
+    projectName: o.DOKPLOY_PROJECT_NAME,
+    serverId: o.DOKPLOY_SERVER_ID,
+    machineType: o.MACHINE_TYPE,
+    cpus: o.MACHINE_CPUS ?? preset.cpus,
+    memoryMiB: o.MACHINE_MEMORY ?? preset.memoryMiB,
+    image: o.MACHINE_IMAGE,
+    dockerMode: o.DOCKER_MODE,
+    inactivityTimeoutSec: Math.round(o.INACTIVITY_TIMEOUT / 1000),
+    keepVolumes: o.KEEP_VOLUMES,
+    sshHost: o.SSH_HOST,
+    sshPortRange: o.SSH_PORT_RANGE,
+    dokployNetwork: o.DOKPLOY_NETWORK,
+    agentPath: o.AGENT_PATH,
+    agentUrl: o.AGENT_URL,
+    readyTimeoutMs: o.READY_TIMEOUT,
+    debug: isDebug(env),
+  };
+}
+
+export function isDebug(env: Env): boolean {
+  return env.DEVPOD_DEBUG === "true" || env.DEVPOD_PROVIDER_DEBUG === "true";
+}
+
+/** MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. */
+export function loadMachineContext(env: Env): MachineContext {
+  const machineId = env.MACHINE_ID?.trim() ?? "";
+  const machineFolder = env.MACHINE_FOLDER?.trim() ?? "";
+  if (!machineId) {
+    throw new ConfigError(
+      "MACHINE_ID is not set; this command is run by DevPod (devpod machine/up), or set MACHINE_ID yourself",
+    );
+  }
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(machineId)) {
+    throw new ConfigError(
+      `MACHINE_ID "${machineId}" must be 1-63 letters, digits, '.', '_' or '-'; pick another machine name`,
+    );
+  }
+  if (!machineFolder) {
+    throw new ConfigError(
+      "MACHINE_FOLDER is not set; DevPod sets it to the machine's folder, or set it to a writable directory",
+    );
+  }
+  return { machineId, machineFolder };
+}

@@ -1,0 +1,219 @@
+/**
+ * Typed Dokploy procedures the provider uses (dokploy-api.md §4, §8). "Not found"
+ * becomes `null` here, so callers branch on a value instead of catching.
+ */
+import { z } from "zod";
+import { DokployError } from "../errors.ts";
+import { type DokployClient, isNotFound } from "./client.ts";
+
+const ComposeStatus = z.enum(["idle", "running", "done", "error"]);
+export type ComposeStatus = z.infer<typeof ComposeStatus>;
+
+const ComposeSummary = z.looseObject({
+  composeId: z.string(),
+  name: z.string(),
+  appName: z.string(),
+  description: z.string().nullish(),
+  composeStatus: ComposeStatus.catch("idle"),
+  serverId: z.string().nullish(),
+  createdAt: z.string().nullish(),
+});
+export type ComposeSummary = z.infer<typeof ComposeSummary>;
+
+const Compose = ComposeSummary.extend({
+  composeFile: z.string().nullish(),
+  env: z.string().nullish(),
+  environmentId: z.string().nullish(),
+});
+export type Compose = z.infer<typeof Compose>;
+
+const Environment = z.looseObject({
+  environmentId: z.string(),
+  name: z.string(),
+  isDefault: z.boolean().nullish(),
+  compose: z.array(ComposeSummary).nullish(),
+});
+export type Environment = z.infer<typeof Environment>;
+
+const Project = z.looseObject({
+  projectId: z.string(),
+  name: z.string(),
+  description: z.string().nullish(),
+  environments: z.array(Environment).nullish(),
+});
+export type Project = z.infer<typeof Project>;
+
+const Container = z.looseObject({
+  containerId: z.string(),
+  name: z.string(),
+  state: z.string(),
+  status: z.string().nullish(),
+});
+export type Container = z.infer<typeof Container>;
+
+const Deployment = z.looseObject({
+  deploymentId: z.string(),
+  status: z.string().nullish(),
+  title: z.string().nullish(),
+  errorMessage: z.string().nullish(),
+  createdAt: z.string().nullish(),
+});
+export type Deployment = z.infer<typeof Deployment>;
+
+const Server = z.looseObject({
+  serverId: z.string(),
+  name: z.string(),
+  ipAddress: z.string(),
+  serverStatus: z.string().nullish(),
+});
+export type Server = z.infer<typeof Server>;
+
+export interface CreateComposeInput {
+  name: string;
+  appName: string;
+  description: string;
+  environmentId: string;
+  composeFile: string;
+  serverId: string | null;
+}
+
+/** A synchronous docker compose call on the server can take a while. */
+const SLOW_CALL_MS = 180_000;
+
+export class DokployApi {
+  constructor(readonly client: DokployClient) {}
+
+  async version(): Promise<string> {
+    const v = await this.client.query<unknown>("settings.getDokployVersion");
+    return parse(z.string(), v, "settings.getDokployVersion");
+  }
+
+  async projects(): Promise<Project[]> {
+    return parse(z.array(Project), await this.client.query("project.all"), "project.all");
+  }
+
+  async project(projectId: string): Promise<Project | null> {
+    return await nullIfMissing(async () =>
+      parse(Project, await this.client.query("project.one", { projectId }), "project.one")
+    );
+  }
+
+  /** v0.25+: answers `{project, environment}` with the default environment. */
+  async createProject(name: string, description: string): Promise<Project> {
+    const res = await this.client.mutate<unknown>("project.create", { name, description });
+    const shape = z.object({ project: Project, environment: Environment });
+    const parsed = shape.safeParse(res);
+    if (!parsed.success) {
+      throw new DokployError(
+        "project.create answered without an environment; Dokploy v0.25.0 or newer is required",
+        "project.create",
+        200,
+      );
+    }
+    return { ...parsed.data.project, environments: [parsed.data.environment] };
+  }
+
+  async composeOne(composeId: string): Promise<Compose | null> {
+    return await nullIfMissing(async () =>
+      parse(Compose, await this.client.query("compose.one", { composeId }), "compose.one")
+    );
+  }
+
+  async createCompose(input: CreateComposeInput): Promise<Compose> {
+    const res = await this.client.mutate("compose.create", {
+      ...input,
+      composeType: "docker-compose",
+      sourceType: "raw",
+    });
+    return parse(Compose, res, "compose.create");
+  }
+
+  async updateCompose(
+    composeId: string,
+    patch: { composeFile?: string; env?: string; description?: string },
+  ): Promise<void> {
+    await this.client.mutate("compose.update", { composeId, ...patch }, { idempotent: true });
+  }
+
+  async deployCompose(composeId: string, title: string): Promise<void> {
+    await this.client.mutate("compose.deploy", { composeId, title });
+  }
+
+  async startCompose(composeId: string): Promise<void> {
+    await this.client.mutate("compose.start", { composeId }, {
+      idempotent: true,
+      timeoutMs: SLOW_CALL_MS,
+    });
+  }
+
+  async stopCompose(composeId: string): Promise<void> {
+    await this.client.mutate("compose.stop", { composeId }, {
+      idempotent: true,
+      timeoutMs: SLOW_CALL_MS,
+    });
+  }
+
+  /** Deletes the service; false when it was already gone. */
+  async deleteCompose(composeId: string, deleteVolumes: boolean): Promise<boolean> {
+    try {
+      await this.client.mutate("compose.delete", { composeId, deleteVolumes }, {
+        idempotent: true,
+        timeoutMs: SLOW_CALL_MS,
+      });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async containers(appName: string, serverId: string | null): Promise<Container[]> {
+    const res = await this.client.query<unknown>("docker.getContainersByAppNameMatch", {
+      appName,
+      appType: "docker-compose",
+      serverId: serverId ?? undefined,
+    });
+    // Dokploy answers [] (or nothing) when Docker fails: never proof of absence alone.
+    return res === undefined ? [] : parse(z.array(Container), res, "docker.getContainersByAppNameMatch");
+  }
+
+  async deployments(composeId: string): Promise<Deployment[]> {
+    const res = await this.client.query("deployment.allByCompose", { composeId });
+    return parse(z.array(Deployment), res ?? [], "deployment.allByCompose");
+  }
+
+  async deploymentLog(deploymentId: string, tail = 20): Promise<string> {
+    const res = await this.client.query<unknown>("deployment.readLogs", { deploymentId, tail });
+    return typeof res === "string" ? res : "";
+  }
+
+  async servers(): Promise<Server[]> {
+    return parse(z.array(Server), (await this.client.query("server.all")) ?? [], "server.all");
+  }
+
+  async server(serverId: string): Promise<Server | null> {
+    return await nullIfMissing(async () =>
+      parse(Server, await this.client.query("server.one", { serverId }), "server.one")
+    );
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, procedure: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0];
+  throw new DokployError(
+    `unexpected answer from Dokploy ${procedure} (${issue.path.join(".") || "body"}: ${issue.message}); is this a supported Dokploy version?`,
+    procedure,
+    200,
+  );
+}
+
+async function nullIfMissing<T>(fn: () => Promise<T>): Promise<T | null> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isNotFound(err)) return null;
+    throw err;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The machine as a docker-compose file (design §3): a typed model rendered with a
+ * YAML library. Secrets (the host private key) are not in the body: they go into
+ * the compose `env`, which Dokploy encrypts at rest and turns into `.env`.
+ */
+import YAML from "yaml";
+import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
+import type { DockerMode } from "../config.ts";
+
+export const SERVICE = "machine";
+export const SSH_USER = "devpod";
+export const HOME_DIR = "/home/devpod";
+
+export interface MachineSpec {
+  machineId: string;
+  image: string;
+  dockerMode: DockerMode;
+  cpus: number;
+  memoryMiB: number;
+  sshPort: number;
+  authorizedKey: string;
+  inactivityTimeoutSec: number;
+  dokployNetwork: boolean;
+  providerVersion: string;
+}
+
+/** The compose model we render; only the keys we use. */
+export interface ComposeModel {
+  services: Record<string, {
+    image: string;
+    entrypoint: string[];
+    hostname: string;
+    environment: Record<string, string>;
+    ports: string[];
+    volumes: string[];
+    privileged?: boolean;
+    restart: string;
+    cpus: string;
+    mem_limit: string;
+    stop_grace_period: string;
+    labels: Record<string, string>;
+    networks: string[];
+  }>;
+  volumes: Record<string, Record<string, never>>;
+  networks: Record<string, { external?: boolean }>;
+}
+
+/** compose treats `$` as interpolation; the bootstrap's own `$` must be doubled. */
+export function escapeForCompose(text: string): string {
+  // A function replacer: in a replacement *string*, "$$" would mean a single "$".
+  return text.replaceAll("$", () => "$$");
+}
+
+export function composeModel(spec: MachineSpec): ComposeModel {
+  const dind = spec.dockerMode === "dind";
+  const network = spec.dokployNetwork ? "dokploy-network" : "machine";
+  const volumes = [`home:${HOME_DIR}`];
+  if (dind) volumes.push("docker:/var/lib/docker");
+  return {
+    services: {
+      [SERVICE]: {
+        image: spec.image,
+        // The bootstrap travels in the file itself: the machine fetches none of our code.
+        entrypoint: ["/bin/sh", "-c", escapeForCompose(BOOTSTRAP), "devpod-bootstrap"],
+        hostname: `devpod-${spec.machineId}`.slice(0, 63).toLowerCase(),
+        environment: {
+          DEVPOD_HOST_KEY_B64: "${DEVPOD_HOST_KEY_B64}",
+          DEVPOD_AUTHORIZED_KEY: spec.authorizedKey,
+          DEVPOD_INACTIVITY_TIMEOUT: String(spec.inactivityTimeoutSec),
+          DEVPOD_DOCKER_MODE: spec.dockerMode,
+        },
+        ports: [`${spec.sshPort}:22`],
+        volumes,
+        ...(dind ? { privileged: true } : {}),
+        // An idle stop exits 0 and stays stopped; a crash comes back.
+        restart: "on-failure",
+        cpus: String(spec.cpus),
+        mem_limit: `${spec.memoryMiB}m`,
+        stop_grace_period: "30s",
+        labels: {
+          "dev.devpod.machine-id": spec.machineId,
+          "dev.devpod.provider": "devpod-provider-dokploy",
+          "dev.devpod.provider-version": spec.providerVersion,
+        },
+        networks: [network],
+      },
+    },
+    volumes: dind ? { home: {}, docker: {} } : { home: {} },
+    networks: spec.dokployNetwork ? { "dokploy-network": { external: true } } : { machine: {} },
+  };
+}
+
+export function renderComposeFile(spec: MachineSpec): string {
+  return YAML.stringify(composeModel(spec), { lineWidth: 0 });
+}
+
+/** The compose `env` (dotenv text): one line per secret, base64 so it stays one line. */
+export function renderComposeEnv(hostPrivateKey: string): string {
+  return `DEVPOD_HOST_KEY_B64=${btoa(hostPrivateKey)}\n`;
+}

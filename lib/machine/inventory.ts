@@ -1,0 +1,69 @@
+/**
+ * Every machine of this provider in the configured Dokploy project, found by its
+ * marker, with its container state — for `list` and `cleanup`.
+ */
+import YAML from "yaml";
+import type { ProviderConfig } from "../config.ts";
+import type { ComposeSummary, DokployApi } from "../dokploy/api.ts";
+import { parseMarker } from "./naming.ts";
+import { mapStatus } from "./status.ts";
+
+export interface MachineInfo {
+  machineId: string;
+  composeId: string;
+  appName: string;
+  state: string;
+  sshPort: number;
+  serverId: string | null;
+  createdAt: string | null;
+  owner: string | null;
+  cpus: string | null;
+  memory: string | null;
+}
+
+export async function listMachines(api: DokployApi, config: ProviderConfig): Promise<MachineInfo[]> {
+  const out: MachineInfo[] = [];
+  for (const p of await api.projects()) {
+    if (p.name !== config.projectName) continue;
+    const project = await api.project(p.projectId);
+    const composes = (project?.environments ?? []).flatMap((e) => e.compose ?? []);
+    const ours = composes.flatMap((c) => {
+      const marker = parseMarker(c.description);
+      return marker ? [{ c, marker }] : [];
+    });
+    out.push(...await Promise.all(ours.map(({ c, marker }) => describe(api, c, marker.machineId, marker.sshPort))));
+  }
+  return out.sort((a, b) => a.machineId.localeCompare(b.machineId));
+}
+
+async function describe(
+  api: DokployApi,
+  c: ComposeSummary,
+  machineId: string,
+  sshPort: number,
+): Promise<MachineInfo> {
+  const [full, containers] = await Promise.all([
+    api.composeOne(c.composeId),
+    api.containers(c.appName, c.serverId ?? null),
+  ]);
+  const verdict = mapStatus(c, containers);
+  let cpus: string | null = null;
+  let memory: string | null = null;
+  try {
+    const m = YAML.parse(full?.composeFile ?? "")?.services?.machine;
+    cpus = m?.cpus != null ? String(m.cpus) : null;
+    memory = m?.mem_limit != null ? String(m.mem_limit) : null;
+  } catch { /* a hand-edited file: size unknown */ }
+  return {
+    machineId,
+    composeId: c.composeId,
+    appName: c.appName,
+    state: "status" in verdict ? verdict.status : "Error",
+    sshPort,
+    serverId: c.serverId ?? null,
+    createdAt: c.createdAt ?? null,
+    owner: /owner ([^)\s]+)/.exec(c.description ?? "")?.[1] ?? null,
+    cpus,
+    memory,
+  };
+}

@@ -1,0 +1,34 @@
+/**
+ * How a DevPod machine is named and found in Dokploy. The description carries a
+ * marker with the machine id and its SSH port, so one `project.one` call finds every
+ * machine and every port this provider has published — never a global name search.
+ */
+
+/** Dokploy adds "-xxxxxx"; ≤48 keeps the result within Docker's 63-char limit. */
+export function appNamePrefix(machineId: string): string {
+  const safe = machineId.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "");
+  return `devpod-${safe}`.slice(0, 48).replace(/-+$/, "");
+}
+
+export function composeName(machineId: string): string {
+  return `devpod-${machineId}`;
+}
+
+export interface MachineMarker {
+  machineId: string;
+  sshPort: number;
+}
+
+const MARKER = /\[devpod-machine-id=([A-Za-z0-9._-]+);port=(\d+)\]/;
+
+export function describeMachine(
+  marker: MachineMarker,
+  meta: { providerVersion: string; owner: string },
+): string {
+  return `DevPod machine ${marker.machineId} (devpod-provider-dokploy ${meta.providerVersion}, owner ${meta.owner}) [devpod-machine-id=${marker.machineId};port=${marker.sshPort}]`;
+}
+
+export function parseMarker(description: string | null | undefined): MachineMarker | null {
+  const m = description ? MARKER.exec(description) : null;
+  return m ? { machineId: m[1], sshPort: Number(m[2]) } : null;
+}

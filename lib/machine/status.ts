@@ -1,0 +1,28 @@
+/**
+ * Maps Dokploy's view of a machine to DevPod's four states (devpod-protocol.md §3.8).
+ * `composeStatus` is the deploy pipeline; the container state is the truth about
+ * whether the machine runs. They are kept apart here on purpose.
+ */
+import type { ComposeSummary, Container } from "../dokploy/api.ts";
+
+export type MachineStatus = "Running" | "Busy" | "Stopped" | "NotFound";
+
+export type StatusVerdict =
+  | { status: MachineStatus }
+  | { deployFailed: true };
+
+export function mapStatus(
+  compose: Pick<ComposeSummary, "composeStatus"> | null,
+  containers: readonly Pick<Container, "state">[],
+): StatusVerdict {
+  if (!compose) return { status: "NotFound" };
+  if (compose.composeStatus === "running") return { status: "Busy" };
+  const states = containers.map((c) => c.state.toLowerCase());
+  if (states.includes("running")) return { status: "Running" };
+  if (states.some((s) => ["restarting", "created", "removing"].includes(s))) {
+    return { status: "Busy" };
+  }
+  if (compose.composeStatus === "error") return { deployFailed: true };
+  // Exited, paused, dead, or never deployed: `start` (re)creates it.
+  return { status: "Stopped" };
+}

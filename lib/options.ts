@@ -1,0 +1,213 @@
+/**
+ * The provider's options: one typed model that `lib/config.ts` validates against,
+ * `scripts/build.ts` renders into provider.yaml and the README's option table is
+ * checked against. Add an option here and nowhere else.
+ */
+
+/** DevPod option types (devpod-protocol.md §3.3). */
+export type OptionType = "string" | "number" | "boolean" | "duration" | "multiline";
+
+export interface OptionSpec {
+  /** DevPod option name, `[A-Z0-9_]+`. */
+  name: string;
+  description: string;
+  displayName?: string;
+  type?: OptionType;
+  default?: string;
+  required?: boolean;
+  /** Shown as `********` by DevPod. */
+  password?: boolean;
+  /** Resolved at provider level only, so rotation reaches every machine. */
+  global?: boolean;
+  /** Resolved per machine when it is created (stored in machine.json). */
+  local?: boolean;
+  /** May be edited after a machine exists. */
+  mutable?: boolean;
+  enum?: { value: string; displayName: string }[];
+  suggestions?: string[];
+  validationPattern?: string;
+  validationMessage?: string;
+  hidden?: boolean;
+  /** optionGroups name used by the DevPod Desktop UI. */
+  group: OptionGroupName;
+}
+
+export type OptionGroupName = "Dokploy" | "Machine" | "Access" | "Advanced";
+
+export const OPTION_GROUPS: { name: OptionGroupName; defaultVisible: boolean }[] = [
+  { name: "Dokploy", defaultVisible: true },
+  { name: "Machine", defaultVisible: true },
+  { name: "Access", defaultVisible: false },
+  { name: "Advanced", defaultVisible: false },
+];
+
+/** Sizing presets: what `MACHINE_TYPE` means in CPUs and memory. */
+export const MACHINE_TYPES = {
+  small: { cpus: 2, memoryMiB: 4096, displayName: "Small (2 CPU, 4 GiB)" },
+  medium: { cpus: 4, memoryMiB: 8192, displayName: "Medium (4 CPU, 8 GiB)" },
+  large: { cpus: 8, memoryMiB: 16384, displayName: "Large (8 CPU, 16 GiB)" },
+} as const;
+export type MachineType = keyof typeof MACHINE_TYPES;
+
+/** The image used when no prebuilt machine image is pinned by the release. */
+export const FALLBACK_MACHINE_IMAGE = "debian:bookworm-slim";
+export const DEFAULT_AGENT_PATH = "/home/devpod/.devpod/devpod";
+export const DEFAULT_SSH_PORT_RANGE = "32200-32999";
+
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "DOKPLOY_SERVER_URL",
+    group: "Dokploy",
+    displayName: "Dokploy server URL",
+    description: "Base URL of your Dokploy server, e.g. https://dokploy.example.com",
+    required: true,
+    global: true,
+    validationPattern: "^https?://[^\\s/]+.*$",
+    validationMessage: "must be an http(s) URL such as https://dokploy.example.com",
+  },
+  {
+    name: "DOKPLOY_API_TOKEN",
+    group: "Dokploy",
+    displayName: "Dokploy API key",
+    description:
+      "API key from Dokploy (Settings > Profile > API/CLI). Sent only as the x-api-key header to the Dokploy server, never to a machine.",
+    required: true,
+    password: true,
+    global: true,
+  },
+  {
+    name: "DOKPLOY_PROJECT_NAME",
+    group: "Dokploy",
+    displayName: "Dokploy project",
+    description: "Dokploy project that holds the machines (created when missing).",
+    default: "devpod-workspaces",
+  },
+  {
+    name: "DOKPLOY_SERVER_ID",
+    group: "Dokploy",
+    displayName: "Dokploy server id",
+    description:
+      "Id of a Dokploy remote server to run machines on; empty runs them on the Dokploy host itself.",
+    default: "",
+  },
+  {
+    name: "MACHINE_TYPE",
+    group: "Machine",
+    displayName: "Machine size",
+    description: "Size preset of the machine: CPU and memory limits.",
+    default: "small",
+    enum: Object.entries(MACHINE_TYPES).map(([value, t]) => ({
+      value,
+      displayName: t.displayName,
+    })),
+  },
+  {
+    name: "MACHINE_CPUS",
+    group: "Machine",
+    displayName: "CPUs (override)",
+    description: "CPU limit overriding the MACHINE_TYPE preset (e.g. 3 or 1.5); empty keeps it.",
+    default: "",
+    validationPattern: "^$|^[0-9]+(\\.[0-9]+)?$",
+    validationMessage: "must be a positive number of CPUs such as 2 or 1.5",
+  },
+  {
+    name: "MACHINE_MEMORY",
+    group: "Machine",
+    displayName: "Memory (override)",
+    description: "Memory limit overriding the MACHINE_TYPE preset (e.g. 6g, 3072m); empty keeps it.",
+    default: "",
+    validationPattern: "^$|^[0-9]+[mMgG]$",
+    validationMessage: "must be a size such as 6g or 3072m",
+  },
+  {
+    name: "MACHINE_IMAGE",
+    group: "Machine",
+    displayName: "Machine image",
+    description:
+      "Container image of the machine. The prebuilt image boots in seconds; any Debian/Ubuntu, Alpine or Fedora image works through the bootstrap, which installs what is missing.",
+    default: FALLBACK_MACHINE_IMAGE,
+  },
+  {
+    name: "DOCKER_MODE",
+    group: "Machine",
+    displayName: "Docker in the machine",
+    description:
+      "dind runs a private Docker engine in a privileged machine (needed for devcontainers); none runs unprivileged without Docker.",
+    default: "dind",
+    enum: [
+      { value: "dind", displayName: "Docker-in-Docker (privileged)" },
+      { value: "none", displayName: "No Docker (unprivileged)" },
+    ],
+  },
+  {
+    name: "INACTIVITY_TIMEOUT",
+    group: "Machine",
+    displayName: "Idle auto-stop",
+    description:
+      "Stop the machine after this long without any SSH session (e.g. 30m, 2h); 0 turns auto-stop off.",
+    type: "duration",
+    default: "30m",
+  },
+  {
+    name: "KEEP_VOLUMES",
+    group: "Machine",
+    displayName: "Keep volumes on delete",
+    description: "Keep the machine's volumes (home, Docker data) when it is deleted.",
+    type: "boolean",
+    default: "false",
+  },
+  {
+    name: "SSH_HOST",
+    group: "Access",
+    displayName: "SSH host",
+    description:
+      "Host name DevPod dials for SSH; empty uses the remote server's IP or the Dokploy URL's host.",
+    default: "",
+  },
+  {
+    name: "SSH_PORT_RANGE",
+    group: "Access",
+    displayName: "SSH port range",
+    description: "Host ports the provider may publish machines' SSH on (open them in your firewall).",
+    default: DEFAULT_SSH_PORT_RANGE,
+    validationPattern: "^[0-9]{1,5}-[0-9]{1,5}$",
+    validationMessage: "must look like 32200-32999",
+  },
+  {
+    name: "DOKPLOY_NETWORK",
+    group: "Advanced",
+    displayName: "Join dokploy-network",
+    description:
+      "Attach machines to dokploy-network so they reach other Dokploy services by name (off: each machine has its own network).",
+    type: "boolean",
+    default: "false",
+  },
+  {
+    name: "AGENT_PATH",
+    group: "Advanced",
+    displayName: "Agent path",
+    description: "Where the DevPod agent lives on the machine (on the home volume, so it survives restarts).",
+    default: DEFAULT_AGENT_PATH,
+  },
+  {
+    name: "AGENT_URL",
+    group: "Advanced",
+    displayName: "Agent download URL",
+    description: "Base URL the machine downloads the DevPod agent from; empty uses DevPod's default.",
+    default: "",
+  },
+  {
+    name: "READY_TIMEOUT",
+    group: "Advanced",
+    displayName: "Ready timeout",
+    description: "How long create/start wait for the machine to deploy and answer SSH.",
+    type: "duration",
+    default: "10m",
+  },
+];
+
+export function optionByName(name: string): OptionSpec {
+  const spec = OPTIONS.find((o) => o.name === name);
+  if (!spec) throw new Error(`unknown option ${name}`);
+  return spec;
+}

@@ -1,0 +1,90 @@
+/**
+ * Readiness: a machine is ready when an authenticated `ssh true` with the pinned host
+ * key succeeds. A cheap TCP probe runs first so we do not spawn ssh at a closed port.
+ */
+import { HostKeyMismatchError, InterruptedError, MachineNotReadyError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { childEnv } from "../process.ts";
+import { sshArgv, type SshTarget } from "./argv.ts";
+
+export interface WaitOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+  log: Logger;
+  /** Called between attempts (e.g. to check the deploy did not fail meanwhile). */
+  onWait?: () => Promise<void>;
+}
+
+const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/;
+
+export async function waitUntilReachable(t: SshTarget, opts: WaitOptions): Promise<number> {
+  const started = performance.now();
+  const deadline = started + opts.timeoutMs;
+  let delay = 100;
+  let lastError = "port closed";
+  let attempts = 0;
+  while (performance.now() < deadline) {
+    if (opts.signal?.aborted) throw new InterruptedError("interrupted while waiting for SSH");
+    attempts++;
+    if (await tcpOpen(t.host, t.port)) {
+      const r = await sshTrue(t, Math.max(1, Math.min(10, (deadline - performance.now()) / 1000)));
+      if (r.ok) {
+        const ms = Math.round(performance.now() - started);
+        opts.log.debug(`ssh ready after ${ms}ms (${attempts} probes)`);
+        return ms;
+      }
+      if (HOST_KEY_CHANGED.test(r.stderr)) {
+        throw new HostKeyMismatchError(
+          `the SSH server on ${t.host}:${t.port} presents a host key that is not this machine's pinned key; another service may hold that port (or someone is in the middle). Refusing to connect`,
+        );
+      }
+      lastError = r.stderr.trim().split("\n").pop() || "ssh failed";
+    }
+    await opts.onWait?.();
+    await sleep(delay, opts.signal);
+    delay = Math.min(1000, delay * 1.5);
+  }
+  throw new MachineNotReadyError(
+    `the machine did not answer SSH on ${t.host}:${t.port} within ${
+      Math.round(opts.timeoutMs / 1000)
+    }s (last: ${lastError}); check that the port is reachable from here (firewall, SSH_HOST, SSH_PORT_RANGE)`,
+  );
+}
+
+/** True when a TCP connect to host:port succeeds within 3 s. */
+export async function tcpOpen(host: string, port: number): Promise<boolean> {
+  try {
+    const conn = await Promise.race([
+      Deno.connect({ hostname: host.replace(/^\[|\]$/g, ""), port }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timeout")), 3000)),
+    ]);
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function sshTrue(t: SshTarget, timeoutSec: number): Promise<{ ok: boolean; stderr: string }> {
+  const out = await new Deno.Command("ssh", {
+    args: [...sshArgv(t, { connectTimeoutSec: Math.ceil(timeoutSec) }), "true"],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+    clearEnv: true,
+    env: childEnv(),
+  }).output();
+  return { ok: out.success, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+    signal?.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,421 @@
+#!/bin/sh
+# devpod-bootstrap: entrypoint (PID 1) of a DevPod machine on Dokploy.
+#
+# Full mode prepares any Debian/Ubuntu, Alpine or Fedora/RHEL image for DevPod (packages,
+# user `devpod`, pinned host key, hardened sshd, optional dockerd), then supervises sshd
+# and an idle watchdog. It is shipped inline in the compose file, so it is one POSIX sh
+# file (bash, dash, busybox ash) and fetches nothing of ours over the network.
+# Environment contract: machine/README.md.
+
+PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
+export PATH
+set -u
+
+log() { printf '[devpod-bootstrap] %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# Centiseconds since boot: /proc/uptime needs no `date +%N` (busybox lacks it).
+now_cs() {
+  read -r up _ </proc/uptime
+  up=${up%.*}${up#*.}
+  echo $((${up#"${up%%[!0]*}"} + 0))
+}
+since() {
+  t=$(($(now_cs) - $1))
+  printf '%d.%02ds' $((t / 100)) $((t % 100))
+}
+BOOT_START=$(now_cs)
+
+MODE=${DEVPOD_BOOTSTRAP_MODE:-}
+TIMEOUT=${DEVPOD_INACTIVITY_TIMEOUT:-1800}
+DOCKER_MODE=${DEVPOD_DOCKER_MODE:-none}
+SSHD_PORT=${DEVPOD_SSHD_PORT:-22}
+SSHD_LISTEN=${DEVPOD_SSHD_LISTEN:-0.0.0.0}
+SSH_PORT=${DEVPOD_SSH_PORT:-$SSHD_PORT}
+STATE_DIR=${DEVPOD_STATE_DIR:-/run/devpod}
+SSHD_CONFIG=${DEVPOD_SSHD_CONFIG:-/etc/ssh/devpod_sshd_config}
+HOST_KEY=/etc/ssh/devpod_host_ed25519_key
+USER_NAME=devpod
+USER_UID=1000
+USER_HOME=/home/devpod
+
+is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; esac }
+is_uint "$TIMEOUT" || die "DEVPOD_INACTIVITY_TIMEOUT must be whole seconds (0 = off), got '$TIMEOUT'"
+is_uint "$SSHD_PORT" || die "DEVPOD_SSHD_PORT must be a port number, got '$SSHD_PORT'"
+is_uint "$SSH_PORT" || die "DEVPOD_SSH_PORT must be a port number, got '$SSH_PORT'"
+case $DOCKER_MODE in dind | none) ;; *) die "DEVPOD_DOCKER_MODE must be dind or none, got '$DOCKER_MODE'" ;; esac
+case $MODE in '' | full | supervise) ;; *) die "DEVPOD_BOOTSTRAP_MODE must be empty or supervise, got '$MODE'" ;; esac
+
+# Writes stdin to $1 with mode $2 only when content or mode differ, so a second boot
+# changes nothing. Text files only (command substitution drops trailing newlines).
+put_file() {
+  new=$(cat)
+  if [ -f "$1" ] && [ ! -L "$1" ] && [ "$(cat "$1")" = "$new" ]; then
+    [ "$(stat -c %a "$1")" = "$2" ] || chmod "$2" "$1"
+    return 0
+  fi
+  rm -f "$1" # never write through a symlink planted in a user-writable directory
+  (umask 077 && printf '%s\n' "$new" >"$1") && chmod "$2" "$1"
+}
+
+# ---------------------------------------------------------------- packages
+
+pkg_family() {
+  if command -v apt-get >/dev/null 2>&1; then echo debian
+  elif command -v apk >/dev/null 2>&1; then echo alpine
+  elif command -v dnf >/dev/null 2>&1; then echo fedora
+  elif command -v yum >/dev/null 2>&1; then echo rhel
+  else echo unknown; fi
+}
+
+# Prints the packages this image lacks; prints nothing when all is present.
+missing_packages() {
+  command -v sshd >/dev/null 2>&1 || printf '%s\n' openssh-server
+  command -v sudo >/dev/null 2>&1 || printf '%s\n' sudo
+  # The DevPod agent is downloaded with curl or wget, over TLS.
+  command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || printf '%s\n' curl
+  [ -s /etc/ssl/certs/ca-certificates.crt ] || [ -s /etc/pki/tls/certs/ca-bundle.crt ] ||
+    printf '%s\n' ca-certificates
+  if [ "$DOCKER_MODE" = dind ] && ! command -v dockerd >/dev/null 2>&1; then
+    case $1 in
+      debian) printf '%s\n' docker.io ;;
+      alpine) printf '%s\n' docker ;;
+      fedora) printf '%s\n' moby-engine ;;
+      *) printf '%s\n' docker ;;
+    esac
+  fi
+}
+
+apt_install() {
+  # Keep maintainer scripts from starting daemons (sshd on port 22) during the install.
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
+  status=$?
+  [ -z "$policy" ] || rm -f "$policy"
+  rm -rf /var/lib/apt/lists/*
+  return "$status"
+}
+
+# pm_install FAMILY PACKAGE...
+pm_install() {
+  family=$1
+  shift
+  case $family in
+    debian) apt_install "$@" ;;
+    alpine) apk add --no-cache "$@" ;;
+    fedora) dnf install -y "$@" && dnf clean all ;;
+    rhel) yum install -y "$@" && yum clean all ;;
+    *) false ;;
+  esac
+}
+
+install_packages() {
+  t0=$(now_cs)
+  family=$(pkg_family)
+  pkgs=$(missing_packages "$family" | tr '\n' ' ')
+  if [ -z "$pkgs" ]; then
+    log "packages: nothing to install"
+    return 0
+  fi
+  log "packages: installing ${pkgs}with the $family package manager"
+  # Its output goes to a file (shown on failure), keeping the container log readable.
+  # shellcheck disable=SC2086 # $pkgs is a word list
+  if ! pm_install "$family" $pkgs >"$STATE_DIR/packages.log" 2>&1; then
+    tail -n 20 "$STATE_DIR/packages.log" >&2
+    command -v sshd >/dev/null 2>&1 || die "cannot install $pkgs(package manager: $family)"
+    log "warning: could not install $pkgs; going on without them"
+  fi
+  log "packages: done in $(since "$t0")"
+}
+
+# ---------------------------------------------------------------- user
+
+# Name of the passwd/group entry whose id (3rd field) is $2, from file $1.
+name_by_id() {
+  while IFS=: read -r n _ id _; do
+    [ "$id" = "$2" ] && printf '%s\n' "$n" && return 0
+  done <"$1"
+  return 1
+}
+has_entry() { grep -q "^$2:" "$1"; }
+
+ensure_user() {
+  t0=$(now_cs)
+  if ! has_entry /etc/passwd "$USER_NAME"; then
+    other=$(name_by_id /etc/passwd "$USER_UID") || other=
+    if [ -n "$other" ] && command -v usermod >/dev/null 2>&1; then
+      # E.g. ubuntu images' `ubuntu` (uid 1000): rename it so uid 1000 is devpod, as DevPod
+      # and devcontainer images expect. Its old home stays where it is, untouched.
+      log "user: renaming '$other' (uid $USER_UID) to $USER_NAME"
+      usermod -l "$USER_NAME" -d "$USER_HOME" "$other" || die "usermod failed"
+      if has_entry /etc/group "$other" && ! has_entry /etc/group "$USER_NAME"; then
+        groupmod -n "$USER_NAME" "$other" || die "groupmod failed"
+      fi
+    else
+      uid=$USER_UID
+      [ -z "$other" ] || uid= # taken and not renamable (busybox): let the tool choose
+      [ -n "$uid" ] || log "warning: uid $USER_UID is '$other'; $USER_NAME gets another uid"
+      shell=/bin/sh
+      [ -x /bin/bash ] && shell=/bin/bash
+      gid=$USER_UID
+      name_by_id /etc/group "$gid" >/dev/null && gid=
+      if command -v useradd >/dev/null 2>&1; then
+        has_entry /etc/group "$USER_NAME" || groupadd ${gid:+-g "$gid"} "$USER_NAME" ||
+          die "groupadd failed"
+        useradd ${uid:+-u "$uid"} -g "$USER_NAME" -M -d "$USER_HOME" -s "$shell" \
+          "$USER_NAME" || die "useradd failed"
+      else
+        has_entry /etc/group "$USER_NAME" || addgroup ${gid:+-g "$gid"} "$USER_NAME" ||
+          die "addgroup failed"
+        adduser -D -H ${uid:+-u "$uid"} -G "$USER_NAME" -h "$USER_HOME" -s "$shell" \
+          "$USER_NAME" || die "adduser failed"
+      fi
+      log "user: created $USER_NAME"
+    fi
+  fi
+  # `!` (locked, what useradd/adduser leave) is refused by sshd without PAM; `*` is not.
+  if [ -f /etc/shadow ] && grep -q "^$USER_NAME:!" /etc/shadow; then
+    sed -i "s/^$USER_NAME:![^:]*:/$USER_NAME:*:/" /etc/shadow
+  fi
+
+  # The home is a volume: keep its content, only fix what sshd's StrictModes checks.
+  ids="$(id -u "$USER_NAME"):$(id -g "$USER_NAME")"
+  mkdir -p "$USER_HOME"
+  [ "$(stat -c %u:%g "$USER_HOME")" = "$ids" ] || chown "$ids" "$USER_HOME"
+  case $(stat -c %a "$USER_HOME") in *[2367]? | *[2367]) chmod go-w "$USER_HOME" ;; esac
+
+  ssh_dir=$USER_HOME/.ssh
+  [ ! -L "$ssh_dir" ] || rm -f "$ssh_dir"
+  mkdir -p "$ssh_dir"
+  printf '%s\n' "$DEVPOD_AUTHORIZED_KEY" | put_file "$ssh_dir/authorized_keys" 600
+  [ "$(stat -c %a "$ssh_dir")" = 700 ] || chmod 700 "$ssh_dir"
+  for f in "$ssh_dir" "$ssh_dir/authorized_keys"; do
+    [ "$(stat -c %u:%g "$f")" = "$ids" ] || chown -h "$ids" "$f"
+  done
+
+  mkdir -p /etc/sudoers.d
+  echo "$USER_NAME ALL=(ALL) NOPASSWD:ALL" | put_file /etc/sudoers.d/$USER_NAME 440
+  if [ -f /etc/sudoers ] && ! grep -Eq '^[@#]includedir[[:space:]]+/etc/sudoers.d' /etc/sudoers; then
+    echo '@includedir /etc/sudoers.d' >>/etc/sudoers
+  fi
+
+  if [ "$DOCKER_MODE" = dind ] && has_entry /etc/group docker; then
+    case " $(id -nG "$USER_NAME") " in
+      *" docker "*) ;;
+      *) if command -v usermod >/dev/null 2>&1; then usermod -aG docker "$USER_NAME"
+        else addgroup "$USER_NAME" docker; fi ;;
+    esac
+  fi
+  log "user: $USER_NAME (uid $(id -u "$USER_NAME")) ready in $(since "$t0")"
+}
+
+# ---------------------------------------------------------------- sshd
+
+configure_sshd() {
+  t0=$(now_cs)
+  mkdir -p /etc/ssh /run/sshd # /run/sshd: privilege separation dir sshd insists on
+  printf '%s' "$DEVPOD_HOST_KEY_B64" | base64 -d 2>/dev/null | put_file "$HOST_KEY" 600
+  fingerprint=
+  if command -v ssh-keygen >/dev/null 2>&1; then # absent from some minimal images
+    pub=$(ssh-keygen -y -f "$HOST_KEY" 2>/dev/null) ||
+      die "DEVPOD_HOST_KEY_B64 is not a base64 OpenSSH private key"
+    printf '%s\n' "$pub" | put_file "$HOST_KEY.pub" 644
+    fingerprint=$(ssh-keygen -l -f "$HOST_KEY.pub" | cut -d' ' -f2)
+  fi
+  put_file "$SSHD_CONFIG" 644 <<EOF
+# Written by devpod-bootstrap on every start: edits here are overwritten.
+Port $SSHD_PORT
+ListenAddress $SSHD_LISTEN
+# Only the provider's key, so the host key DevPod pins is the one presented.
+HostKey $HOST_KEY
+PermitRootLogin no
+AllowUsers $USER_NAME
+PubkeyAuthentication yes
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AuthorizedKeysFile .ssh/authorized_keys
+UsePAM no
+# DevPod forwards ports and opens many parallel connections and sessions.
+AllowTcpForwarding yes
+AllowAgentForwarding yes
+X11Forwarding no
+MaxSessions 100
+MaxStartups 100:30:200
+ClientAliveInterval 30
+ClientAliveCountMax 4
+PrintMotd no
+PrintLastLog no
+Subsystem sftp internal-sftp
+EOF
+  out=$(sshd -t -f "$SSHD_CONFIG" 2>&1) || die "sshd -t rejected $SSHD_CONFIG: $out"
+  log "sshd: host key ${fingerprint:-(ssh-keygen missing)}, config ok in $(since "$t0")"
+}
+
+# ---------------------------------------------------------------- docker (dind)
+
+DOCKERD_PID=
+start_dockerd() {
+  t0=$(now_cs)
+  if docker info >/dev/null 2>&1; then
+    log "docker: already running"
+    return 0
+  fi
+  # Nested containers on cgroup v2: move ourselves out of the root cgroup so its
+  # controllers can be delegated (what moby's hack/dind does). Needs --privileged.
+  if [ -f /sys/fs/cgroup/cgroup.controllers ] && [ -w /sys/fs/cgroup ]; then
+    mkdir -p /sys/fs/cgroup/init 2>/dev/null &&
+      while read -r p; do echo "$p" >/sys/fs/cgroup/init/cgroup.procs; done \
+        </sys/fs/cgroup/cgroup.procs 2>/dev/null
+    sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers \
+      >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+  fi
+  # The container's /run survives a restart: a stale pid file would stop dockerd.
+  rm -f /var/run/docker.pid /run/docker.pid /var/run/docker/containerd/containerd.pid
+  dockerd >"$STATE_DIR/dockerd.log" 2>&1 &
+  DOCKERD_PID=$!
+  i=0
+  until docker info >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -gt 120 ] || ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+      # Stay reachable over ssh so the failure can be inspected; DevPod reports it too.
+      log "warning: dockerd not ready after $(since "$t0"); last lines of $STATE_DIR/dockerd.log:"
+      tail -n 20 "$STATE_DIR/dockerd.log" >&2
+      return 0
+    fi
+    sleep 0.5 2>/dev/null || sleep 1
+  done
+  log "docker: ready in $(since "$t0") (log: $STATE_DIR/dockerd.log)"
+}
+
+# ---------------------------------------------------------------- supervise
+
+# Whether /proc/net/tcp{,6} has a socket in state $2 (01 established, 0A listen) on
+# local port $1. Reading /proc needs no procps/ss and sees every tunnel, IDE and shell.
+tcp_socket() {
+  hex=$(printf '%04X' "$1")
+  for f in /proc/net/tcp /proc/net/tcp6; do
+    [ -r "$f" ] || continue
+    while read -r _ local _ st _; do
+      [ "$st" = "$2" ] && [ "${local##*:}" = "$hex" ] && return 0
+    done <"$f"
+  done
+  return 1
+}
+
+# Stops the machine (sshd, hence PID 1) after $TIMEOUT s without an SSH connection.
+# Token-free by design: the machine stops itself; no Dokploy credential lives here.
+watchdog() {
+  interval=$((TIMEOUT / 4))
+  [ "$interval" -ge 1 ] || interval=1
+  [ "$interval" -le 10 ] || interval=10
+  last_seen=$(now_cs)
+  while sleep "$interval"; do
+    if tcp_socket "$SSH_PORT" 01; then
+      last_seen=$(now_cs)
+    elif [ $(($(now_cs) - last_seen)) -ge $((TIMEOUT * 100)) ]; then
+      echo "$TIMEOUT" >"$STATE_DIR/idle-stop"
+      kill -TERM "$SSHD_PID" 2>/dev/null
+      return 0
+    fi
+  done
+}
+
+# Whether $1 runs (a zombie child does not: `kill -0` would say it does).
+alive() {
+  [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" && [ "$st" != Z ]
+}
+
+# Sends TERM to the pids given and reaps them; KILL after $1 s.
+stop_pids() {
+  grace=$1
+  shift
+  [ $# -gt 0 ] || return 0
+  for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+  (sleep "$grace" && kill -KILL "$@" 2>/dev/null) &
+  killer=$!
+  for p in "$@"; do wait "$p" 2>/dev/null; done
+  kill "$killer" 2>/dev/null
+}
+
+supervise() {
+  # sshd re-executes itself, so it must be started by absolute path.
+  sshd_bin=$(command -v sshd) || die "sshd not found"
+  [ -r "$SSHD_CONFIG" ] || die "sshd config $SSHD_CONFIG not readable"
+  mkdir -p "$STATE_DIR" || die "cannot create $STATE_DIR"
+  rm -f "$STATE_DIR/idle-stop"
+  # Secrets are on disk now; sshd, dockerd and sessions need not inherit them.
+  unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY
+
+  STOPPING=
+  trap 'STOPPING=1' TERM INT HUP
+  "$sshd_bin" -D -e -f "$SSHD_CONFIG" &
+  SSHD_PID=$!
+  WATCHDOG_PID=
+  if [ "$TIMEOUT" -gt 0 ]; then
+    watchdog &
+    WATCHDOG_PID=$!
+  fi
+
+  # "Ready" means sshd accepts connections, which is what boot time should measure.
+  i=0
+  while ! tcp_socket "$SSHD_PORT" 0A && alive "$SSHD_PID" && [ "$i" -lt 100 ]; do
+    i=$((i + 1))
+    sleep 0.1 2>/dev/null || sleep 1
+  done
+  idle=never
+  [ "$TIMEOUT" -eq 0 ] || idle="${TIMEOUT}s without SSH"
+  alive "$SSHD_PID" &&
+    log "ready in $(since "$BOOT_START"): sshd on $SSHD_LISTEN:$SSHD_PORT, idle stop: $idle"
+
+  # Returns when sshd exits, or early when a trapped signal (docker stop) arrives.
+  wait "$SSHD_PID"
+  status=$?
+
+  if [ -n "$STOPPING" ]; then
+    log "signal received: stopping"
+    stop_pids 10 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+    log "stopped"
+    exit 0
+  fi
+  stop_pids 10 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+  if [ -f "$STATE_DIR/idle-stop" ]; then
+    log "stopped after $(cat "$STATE_DIR/idle-stop")s without an SSH session (idle timeout)"
+    exit 0
+  fi
+  log "error: sshd exited by itself (status $status)"
+  [ "$status" -ne 0 ] || status=1
+  exit "$status"
+}
+
+# ---------------------------------------------------------------- main
+
+if [ "$MODE" = supervise ]; then
+  log "supervise mode: sshd config $SSHD_CONFIG"
+  supervise
+fi
+
+[ "$(id -u)" = 0 ] || die "full mode needs root (or set DEVPOD_BOOTSTRAP_MODE=supervise)"
+[ -n "${DEVPOD_HOST_KEY_B64:-}" ] || die "DEVPOD_HOST_KEY_B64 is empty"
+case ${DEVPOD_AUTHORIZED_KEY:-} in
+  '') die "DEVPOD_AUTHORIZED_KEY is empty" ;;
+  *"
+"*) die "DEVPOD_AUTHORIZED_KEY must be one line" ;;
+esac
+# Until supervise() takes over, a docker stop simply ends the boot.
+trap 'log "signal received during setup: stopping"; exit 0' TERM INT HUP
+log "starting (docker: $DOCKER_MODE)"
+mkdir -p "$STATE_DIR" || die "cannot create $STATE_DIR"
+install_packages
+ensure_user
+configure_sshd
+[ "$DOCKER_MODE" = dind ] && start_dockerd
+supervise

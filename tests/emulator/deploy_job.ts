@@ -1,0 +1,115 @@
+/**
+ * The compose deploy pipeline as Dokploy's queue worker runs it: a deployment row
+ * (running), the files written, `docker compose up -d`, then done or error, with a
+ * deployment log that reads like the real one.
+ */
+import { machineSpec } from "./compose_spec.ts";
+import type { Ctx } from "./context.ts";
+import type { ComposeRow, DeploymentRow } from "./store.ts";
+import { newId, now } from "./store.ts";
+
+export type DeployKind = "deploy" | "redeploy";
+
+export function queueDeploy(
+  ctx: Ctx,
+  compose: ComposeRow,
+  kind: DeployKind,
+  title?: string,
+  description?: string,
+): void {
+  const key = compose.serverId ?? "dokploy-host";
+  ctx.queues.enqueue(key, () => runDeploy(ctx, compose.composeId, kind, title, description));
+}
+
+async function runDeploy(
+  ctx: Ctx,
+  composeId: string,
+  kind: DeployKind,
+  title?: string,
+  description?: string,
+): Promise<void> {
+  const compose = ctx.store.composes.get(composeId);
+  if (!compose || ctx.shutdown.aborted) return;
+  const { appName } = compose;
+  const logDir = `${ctx.dataDir}/logs/${appName}`;
+  await Deno.mkdir(logDir, { recursive: true });
+  const deployment: DeploymentRow = {
+    deploymentId: newId(),
+    title: title ?? (kind === "deploy" ? "Manual deployment" : "Rebuild deployment"),
+    description: description ?? "",
+    status: "running",
+    logPath: `${logDir}/${appName}-${now().replace(/[:.]/g, "-")}.log`,
+    pid: null,
+    applicationId: null,
+    composeId,
+    serverId: compose.serverId,
+    isPreviewDeployment: false,
+    previewDeploymentId: null,
+    createdAt: now(),
+    startedAt: now(),
+    finishedAt: null,
+    errorMessage: null,
+    scheduleId: null,
+    backupId: null,
+    rollbackId: null,
+    volumeBackupId: null,
+  };
+  ctx.store.deployments.set(deployment.deploymentId, deployment);
+  compose.composeStatus = "running";
+  const log = (line: string) => Deno.writeTextFileSync(deployment.logPath, `${line}\n`, { append: true });
+
+  const command = `compose -p ${appName} -f docker-compose.yml up -d --build --remove-orphans`;
+  let ok = false;
+  try {
+    for (const line of banner(compose, command)) log(line);
+    // Dokploy writes docker-compose.yml and .env first; `compose.start` reuses them.
+    ctx.store.written.set(composeId, { composeFile: compose.composeFile, env: compose.env });
+    const parsed = machineSpec(compose.composeFile, compose.env, appName);
+    for (const w of parsed.warnings) log(`time="${now()}" level=warning msg="${w.replace(/"/g, '\\"')}"`);
+    if (!parsed.ok) throw new Error(parsed.error);
+    // Simulated pull / create time.
+    await abortableSleep(ctx.deployDelayMs, ctx.shutdown);
+    await ctx.runtime.pull(parsed.spec.image, log);
+    await ctx.runtime.up(parsed.spec, { serverId: compose.serverId, log });
+    log("Docker Compose Deployed: ✅");
+    ok = true;
+  } catch (e) {
+    log((e as Error).message);
+    log("Error: ❌ Docker command failed");
+  }
+  deployment.status = ok ? "done" : "error";
+  deployment.finishedAt = now();
+  compose.composeStatus = ok ? "done" : "error";
+}
+
+function banner(compose: ComposeRow, command: string): string[] {
+  const rows = [
+    `App Name: ${compose.appName}`,
+    "Build Compose 🐳",
+    "Detected: 0 mounts 📂",
+    `Command: docker ${command}`,
+    `Source Type: docker ${compose.sourceType} ✅`,
+    `Compose Type: ${compose.composeType} ✅`,
+  ];
+  const width = 78;
+  return [
+    `╔${"═".repeat(width)}╗`,
+    ...rows.map((r) => `║ ${r.padEnd(width - 2)} ║`),
+    `╚${"═".repeat(width)}╝`,
+  ];
+}
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Error("Cannot connect to the Docker daemon"));
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new Error("Cannot connect to the Docker daemon"));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}

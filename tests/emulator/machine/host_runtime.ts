@@ -1,0 +1,433 @@
+/**
+ * The "host" machine runtime: each machine is a process tree in its own mount + PID
+ * namespace on this host, running a real sshd on 127.0.0.1:<published port> as user
+ * `devpod`, with its home volume bind-mounted onto /home/devpod.
+ */
+import type { MachineSpec } from "../compose_spec.ts";
+import { ensureHost, type HostUser, MACHINE_ETC, MACHINE_HOME, MACHINE_USER } from "./host_setup.ts";
+import { childPids, signal } from "./process.ts";
+import {
+  type ContainerInfo,
+  MachineError,
+  type MachineRuntime,
+  type UpOptions,
+} from "./runtime.ts";
+import { renderSshdConfig } from "./sshd_config.ts";
+
+export interface HostRuntimeOptions {
+  dataDir: string;
+  /** Grace period of `stop` before SIGKILL (docker's default: 10 s). */
+  stopGraceMs?: number;
+}
+
+interface Container {
+  info: ContainerInfo;
+  spec: MachineSpec;
+  /** Identity of the spec: a changed spec means docker compose recreates the container. */
+  specKey: string;
+  proc: Deno.ChildProcess | null;
+  /** Settles when the current process has exited and its exit was recorded. */
+  exited: Promise<void>;
+  /** Set by stop/remove/close so the restart policy leaves the machine alone. */
+  stopping: boolean;
+  restarts: number;
+  restartTimer?: ReturnType<typeof setTimeout>;
+}
+
+const MAX_RESTARTS = 5;
+const RESTART_DELAY_MS = 1000;
+const CLOSE_GRACE_MS = 2000;
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Runs as the process Deno spawns: send all output to the container log, become unshare.
+const LOG_WRAPPER = 'exec >>"$1" 2>&1; shift; exec "$@"';
+// PID 1 of the machine namespace until it execs the entrypoint: mount home and config.
+const NS_INIT = 'mount --bind "$1" ' + MACHINE_HOME + ' && mount --bind "$2" ' + MACHINE_ETC +
+  " || exit 125; shift 2; exec \"$@\"";
+
+export class HostRuntime implements MachineRuntime {
+  #dataDir: string;
+  #stopGraceMs: number;
+  #containers = new Map<string, Container>();
+  #locks = new Map<string, Promise<unknown>>();
+  #closed = false;
+
+  constructor(opts: HostRuntimeOptions) {
+    this.#dataDir = opts.dataDir;
+    this.#stopGraceMs = opts.stopGraceMs ?? 10_000;
+  }
+
+  pull(image: string, log: (line: string) => void): Promise<void> {
+    log(" machine Pulling");
+    if (image.includes("does-not-exist")) {
+      const repo = image.split(":")[0];
+      const msg = `pull access denied for ${repo}, repository does not exist or may require ` +
+        "'docker login': denied: requested access to the resource is denied";
+      log(` machine Error ${msg}`);
+      return Promise.reject(new MachineError(`Error response from daemon: ${msg}`));
+    }
+    log(" machine Pulled");
+    return Promise.resolve();
+  }
+
+  up(spec: MachineSpec, opts: UpOptions): Promise<void> {
+    return this.#withLock(spec.appName, async () => {
+      if (this.#closed) throw new MachineError("Cannot connect to the Docker daemon");
+      const user = await ensureHost();
+      const specKey = JSON.stringify(spec);
+      const name = containerName(spec.appName);
+      let c = this.#containers.get(spec.appName);
+      if (c?.specKey === specKey && c.info.state === "running") {
+        opts.log(` Container ${name}  Running`);
+        return;
+      }
+      for (const v of spec.volumes) {
+        const dir = this.#volumeDir(spec.appName, v.source);
+        if (!exists(dir)) {
+          opts.log(` Volume "${spec.appName}_${v.source}"  Creating`);
+          await Deno.mkdir(dir, { recursive: true });
+          opts.log(` Volume "${spec.appName}_${v.source}"  Created`);
+        }
+      }
+      if (c && c.specKey !== specKey) {
+        opts.log(` Container ${name}  Recreate`);
+        await this.#terminate(c, this.#stopGraceMs);
+        this.#containers.delete(spec.appName);
+        c = undefined;
+        await this.#create(spec, opts.serverId);
+        opts.log(` Container ${name}  Recreated`);
+      } else if (!c) {
+        opts.log(` Container ${name}  Creating`);
+        await this.#create(spec, opts.serverId);
+        opts.log(` Container ${name}  Created`);
+      }
+      c = this.#containers.get(spec.appName)!;
+      opts.log(` Container ${name}  Starting`);
+      this.#checkPort(c);
+      c.restarts = 0;
+      await this.#start(c, user);
+      opts.log(` Container ${name}  Started`);
+    });
+  }
+
+  stop(appName: string): Promise<void> {
+    return this.#withLock(appName, async () => {
+      const c = this.#containers.get(appName);
+      if (c) await this.#terminate(c, this.#stopGraceMs);
+    });
+  }
+
+  remove(appName: string, opts: { volumes: boolean }): Promise<void> {
+    return this.#withLock(appName, async () => {
+      const c = this.#containers.get(appName);
+      if (c) await this.#terminate(c, this.#stopGraceMs);
+      this.#containers.delete(appName);
+      await removeDir(this.#machineDir(appName));
+      if (opts.volumes) {
+        for (const v of this.volumesOf(appName)) await removeDir(this.#volumesRoot() + "/" + v);
+      }
+    });
+  }
+
+  container(appName: string): ContainerInfo | undefined {
+    const c = this.#containers.get(appName);
+    return c && { ...c.info };
+  }
+
+  containers(): ContainerInfo[] {
+    return [...this.#containers.values()].map((c) => ({ ...c.info }));
+  }
+
+  volumesOf(appName: string): string[] {
+    return listDirs(this.#volumesRoot()).filter((n) => n.startsWith(`${appName}_`));
+  }
+
+  volumeDirs(): string[] {
+    return listDirs(this.#volumesRoot()).map((n) => `${this.#volumesRoot()}/${n}`);
+  }
+
+  liveProcesses(): number {
+    return [...this.#containers.values()].filter((c) => c.proc).length;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.allSettled([...this.#locks.values()]);
+    await Promise.all([...this.#containers.values()].map((c) => this.#terminate(c, CLOSE_GRACE_MS)));
+  }
+
+  // ---- internals ----
+
+  #volumesRoot() {
+    return `${this.#dataDir}/volumes`;
+  }
+
+  #volumeDir(appName: string, volume: string) {
+    return `${this.#volumesRoot()}/${appName}_${volume}`;
+  }
+
+  #machineDir(appName: string) {
+    return `${this.#dataDir}/machines/${appName}`;
+  }
+
+  /** Serialises operations on one machine (deploy vs start vs stop vs restart). */
+  #withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#locks.get(key) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    const tail = next.catch(() => {});
+    this.#locks.set(key, tail);
+    tail.then(() => {
+      if (this.#locks.get(key) === tail) this.#locks.delete(key);
+    });
+    return next;
+  }
+
+  /** A new container: fresh id, fresh container file system, sshd files written. */
+  async #create(spec: MachineSpec, serverId: string | null): Promise<void> {
+    const dir = this.#machineDir(spec.appName);
+    await removeDir(`${dir}/rootfs`);
+    await Deno.mkdir(`${dir}/rootfs/home`, { recursive: true });
+    await writeSshFiles(`${dir}/etc`, spec);
+    const containerId = Array.from(crypto.getRandomValues(new Uint8Array(32)))
+      .map((b) => b.toString(16).padStart(2, "0")).join("");
+    this.#containers.set(spec.appName, {
+      info: {
+        containerId,
+        name: containerName(spec.appName),
+        appName: spec.appName,
+        serverId,
+        state: "created",
+        exitCode: null,
+        startedAt: null,
+        finishedAt: null,
+        publishedPort: spec.publishedPort,
+      },
+      spec,
+      specKey: JSON.stringify(spec),
+      proc: null,
+      exited: Promise.resolve(),
+      stopping: false,
+      restarts: 0,
+    });
+  }
+
+  #checkPort(c: Container) {
+    const port = c.spec.publishedPort;
+    const taken = [...this.#containers.values()].some((o) =>
+      o !== c && o.spec.publishedPort === port && (o.proc || o.restartTimer !== undefined)
+    ) || !canBind(port);
+    if (taken) {
+      throw new MachineError(
+        `Error response from daemon: driver failed programming external connectivity on ` +
+          `endpoint ${c.info.name} (${c.info.containerId}): Bind for 0.0.0.0:${port} failed: ` +
+          "port is already allocated",
+      );
+    }
+  }
+
+  async #start(c: Container, user: HostUser): Promise<void> {
+    const appName = c.spec.appName;
+    const dir = this.#machineDir(appName);
+    const homeVolume = c.spec.volumes.find((v) => v.target === MACHINE_HOME);
+    const home = homeVolume ? this.#volumeDir(appName, homeVolume.source) : `${dir}/rootfs/home`;
+    await Deno.chown(home, user.uid, user.gid);
+    await Deno.chmod(home, 0o755);
+
+    const config = `${MACHINE_ETC}/sshd_config`;
+    const entry = entrypointArgv(c.spec, config);
+    const logPath = `${dir}/container.log`;
+    await Deno.writeTextFile(
+      logPath,
+      `[emulator] ${new Date().toISOString()} starting ${c.info.name} (${entry.mode})\n`,
+      { append: true },
+    );
+    const proc = new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        LOG_WRAPPER,
+        "devpod-machine",
+        logPath,
+        "unshare",
+        "--mount",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "/bin/sh",
+        "-c",
+        NS_INIT,
+        "devpod-machine-init",
+        home,
+        `${dir}/etc`,
+        ...entry.argv,
+      ],
+      clearEnv: true,
+      env: {
+        PATH,
+        HOME: "/root",
+        HOSTNAME: c.info.containerId.slice(0, 12),
+        ...c.spec.environment,
+        DEVPOD_BOOTSTRAP_MODE: "supervise",
+        DEVPOD_SSHD_CONFIG: config,
+        DEVPOD_SSH_PORT: String(c.spec.publishedPort),
+      },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+      detached: true, // own process group, so stop can signal the whole tree
+    }).spawn();
+    c.proc = proc;
+    c.stopping = false;
+    Object.assign(c.info, {
+      state: "running",
+      exitCode: null,
+      startedAt: Date.now(),
+      finishedAt: null,
+    });
+    c.exited = proc.status.then((st) => this.#onExit(c, proc, st.code));
+  }
+
+  #onExit(c: Container, proc: Deno.ChildProcess, code: number) {
+    if (c.proc !== proc) return;
+    c.proc = null;
+    Object.assign(c.info, { state: "exited", exitCode: code, finishedAt: Date.now() });
+    if (c.stopping || this.#closed || !restartWanted(c.spec.restart, code)) return;
+    if (c.restarts >= MAX_RESTARTS) return;
+    c.restartTimer = setTimeout(() => {
+      c.restartTimer = undefined;
+      this.#withLock(c.spec.appName, async () => {
+        const current = this.#containers.get(c.spec.appName) === c;
+        if (!current || c.stopping || this.#closed || c.proc) return;
+        c.restarts++;
+        await this.#start(c, await ensureHost());
+      }).catch(() => {});
+    }, RESTART_DELAY_MS);
+  }
+
+  /** docker stop: SIGTERM to the machine's PID 1, then SIGKILL to the whole group. */
+  async #terminate(c: Container, graceMs: number): Promise<void> {
+    c.stopping = true;
+    clearTimeout(c.restartTimer);
+    c.restartTimer = undefined;
+    const proc = c.proc;
+    if (!proc) return;
+    // The spawned pid is unshare; its only child is PID 1 of the machine namespace.
+    const init = childPids(proc.pid)[0];
+    signal(init ?? -proc.pid, "SIGTERM");
+    if (!(await settlesWithin(c.exited, graceMs))) {
+      signal(-proc.pid, "SIGKILL");
+      if (init) signal(init, "SIGKILL");
+      await c.exited;
+    }
+  }
+}
+
+function containerName(appName: string) {
+  return `${appName}-machine-1`;
+}
+
+/**
+ * What runs as the machine's PID 1. A bootstrap that knows supervise mode (it reads
+ * DEVPOD_BOOTSTRAP_MODE / DEVPOD_SSHD_CONFIG) runs as the real machine would run it;
+ * anything else is replaced by a plain sshd with the emulator's config.
+ */
+function entrypointArgv(spec: MachineSpec, config: string): { argv: string[]; mode: string } {
+  const argv = [...(spec.entrypoint ?? []), ...(spec.command ?? [])];
+  const shell = argv[0]?.split("/").pop() ?? "";
+  const isBootstrap = ["sh", "bash", "dash", "ash"].includes(shell) && argv[1] === "-c" &&
+    /DEVPOD_(BOOTSTRAP_MODE|SSHD_CONFIG)/.test(argv[2] ?? "");
+  if (isBootstrap) {
+    const path = argv[0].startsWith("/") && exists(argv[0]) ? argv[0] : "/bin/sh";
+    return { argv: [path, "-c", argv[2], ...argv.slice(3)], mode: "bootstrap, supervise mode" };
+  }
+  return { argv: ["/usr/sbin/sshd", "-D", "-e", "-f", config], mode: "plain sshd fallback" };
+}
+
+function restartWanted(policy: string, code: number): boolean {
+  if (policy === "always" || policy === "unless-stopped") return true;
+  return policy.startsWith("on-failure") && code !== 0;
+}
+
+/** Host key, authorized key and sshd_config, in a root-owned 0755 dir. */
+async function writeSshFiles(etc: string, spec: MachineSpec): Promise<void> {
+  await Deno.mkdir(etc, { recursive: true });
+  await Deno.chmod(etc, 0o755);
+  const hostKey = `${etc}/ssh_host_ed25519_key`;
+  await Deno.remove(hostKey).catch(() => {});
+  const pem = decodeHostKey(spec.environment.DEVPOD_HOST_KEY_B64);
+  if (pem) {
+    await Deno.writeTextFile(hostKey, pem, { mode: 0o600 });
+  } else {
+    // No usable key supplied: make one, as a bootstrap would on first boot.
+    const out = await new Deno.Command("ssh-keygen", {
+      args: ["-q", "-t", "ed25519", "-N", "", "-f", hostKey],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new MachineError(new TextDecoder().decode(out.stderr));
+  }
+  await Deno.chmod(hostKey, 0o600);
+  const authorized = `${etc}/authorized_keys`;
+  await Deno.writeTextFile(authorized, `${spec.environment.DEVPOD_AUTHORIZED_KEY ?? ""}\n`);
+  await Deno.chmod(authorized, 0o644);
+  await Deno.writeTextFile(
+    `${etc}/sshd_config`,
+    renderSshdConfig({
+      port: spec.publishedPort,
+      hostKeyPath: `${MACHINE_ETC}/ssh_host_ed25519_key`,
+      authorizedKeysPath: `${MACHINE_ETC}/authorized_keys`,
+      user: MACHINE_USER,
+    }),
+  );
+}
+
+function decodeHostKey(b64: string | undefined): string | null {
+  if (!b64) return null;
+  try {
+    const text = atob(b64.replace(/\s+/g, ""));
+    if (!text.includes("PRIVATE KEY-----")) return null;
+    return text.endsWith("\n") ? text : `${text}\n`;
+  } catch {
+    return null;
+  }
+}
+
+function canBind(port: number): boolean {
+  try {
+    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function listDirs(path: string): string[] {
+  try {
+    return [...Deno.readDirSync(path)].filter((e) => e.isDirectory).map((e) => e.name).sort();
+  } catch {
+    return [];
+  }
+}
+
+async function removeDir(path: string) {
+  await Deno.remove(path, { recursive: true }).catch(() => {});
+}

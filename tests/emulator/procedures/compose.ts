@@ -1,0 +1,219 @@
+/** compose.*: the machine's Dokploy service (dokploy-api.md §8). */
+import { machineSpec } from "../compose_spec.ts";
+import type { Ctx, Input, Procedures } from "../context.ts";
+import { queueDeploy } from "../deploy_job.ts";
+import { ApiError, notFound } from "../errors.ts";
+import type { ComposeRow } from "../store.ts";
+import { newId, now, randomSuffix } from "../store.ts";
+import { findEnvironment, findProject } from "./projects.ts";
+
+export function findCompose(ctx: Ctx, composeId: unknown): ComposeRow {
+  const c = ctx.store.composes.get(String(composeId));
+  if (!c) throw notFound("Compose");
+  return c;
+}
+
+/** Dokploy's buildAppName: "<slug>-<6 random [a-z0-9]>". */
+function buildAppName(prefix: string, appName?: string): string {
+  const base = appName === undefined
+    ? `${prefix}-${randomSuffix(5)}-${randomSuffix(7)}`
+    : appName.trim().replace(/ /g, "-").toLowerCase();
+  return `${base}-${randomSuffix(6)}`;
+}
+
+/** Columns the API may change through compose.update (appName and serverId are fixed). */
+const UPDATABLE = new Set([
+  "name",
+  "description",
+  "env",
+  "composeFile",
+  "refreshToken",
+  "sourceType",
+  "composeType",
+  "repository",
+  "owner",
+  "branch",
+  "autoDeploy",
+  "customGitUrl",
+  "customGitBranch",
+  "command",
+  "enableSubmodules",
+  "composePath",
+  "suffix",
+  "randomize",
+  "isolatedDeployment",
+  "triggerType",
+  "watchPaths",
+  "createEnvFile",
+]);
+
+function dockerFailure(command: string, message: string): never {
+  throw new ApiError("INTERNAL_SERVER_ERROR", `Command failed: docker ${command}\n${message}`);
+}
+
+export const composeProcedures: Procedures = {
+  "compose.create": (ctx, input: Input) => {
+    let environmentId: string | null = null;
+    let projectId: string | undefined;
+    if (ctx.profile.environments) {
+      environmentId = findEnvironment(ctx, input.environmentId).environmentId;
+    } else {
+      projectId = findProject(ctx, input.projectId).projectId;
+    }
+    const serverId = (input.serverId as string | null | undefined) ?? null;
+    if (serverId !== null && !ctx.store.servers.has(serverId)) throw notFound("Server");
+    const appName = buildAppName("compose", input.appName as string | undefined);
+    if (ctx.store.appNameTaken(appName)) {
+      throw new ApiError("CONFLICT", "Service with this 'AppName' already exists");
+    }
+    const row: ComposeRow = {
+      composeId: newId(),
+      name: String(input.name),
+      appName,
+      description: (input.description as string | null | undefined) ?? null,
+      env: null,
+      composeFile: (input.composeFile as string | undefined) ?? "",
+      refreshToken: newId(),
+      sourceType: (input.sourceType as string | undefined) ?? "github",
+      composeType: (input.composeType as string | undefined) ?? "docker-compose",
+      repository: null,
+      owner: null,
+      branch: null,
+      autoDeploy: true,
+      customGitUrl: null,
+      customGitBranch: null,
+      command: "",
+      enableSubmodules: false,
+      composePath: "./docker-compose.yml",
+      suffix: "",
+      randomize: false,
+      isolatedDeployment: false,
+      triggerType: "push",
+      composeStatus: "idle",
+      environmentId,
+      ...(projectId ? { projectId } : {}),
+      createdAt: now(),
+      watchPaths: [],
+      githubId: null,
+      gitlabId: null,
+      bitbucketId: null,
+      giteaId: null,
+      serverId,
+      createEnvFile: true,
+    };
+    ctx.store.composes.set(row.composeId, row);
+    return row;
+  },
+
+  "compose.one": (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    const env = c.environmentId ? ctx.store.environments.get(c.environmentId) : undefined;
+    const project = ctx.store.projects.get(env?.projectId ?? c.projectId ?? "");
+    return {
+      ...c,
+      ...(ctx.profile.environments ? { environment: env ? { ...env, project } : null } : { project }),
+      deployments: ctx.store.deploymentsOf(c.composeId),
+      mounts: [],
+      domains: [],
+      server: c.serverId ? ctx.store.servers.get(c.serverId) ?? null : null,
+    };
+  },
+
+  "compose.update": (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    for (const [key, value] of Object.entries(input)) {
+      if (UPDATABLE.has(key)) (c as unknown as Record<string, unknown>)[key] = value;
+    }
+    return c;
+  },
+
+  "compose.deploy": (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    queueDeploy(ctx, c, "deploy", input.title as string | undefined, input.description as string);
+    return { success: true, message: "Deployment queued", composeId: c.composeId };
+  },
+
+  "compose.redeploy": (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    queueDeploy(ctx, c, "redeploy", input.title as string | undefined, input.description as string);
+    return { success: true, message: "Redeployment queued", composeId: c.composeId };
+  },
+
+  // Synchronous `docker compose up -d` on the files of the last deploy.
+  "compose.start": async (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    const command = `compose -p ${c.appName} -f docker-compose.yml up -d`;
+    const written = ctx.store.written.get(c.composeId);
+    try {
+      if (!written) {
+        throw new Error(
+          `open /etc/dokploy/compose/${c.appName}/code/docker-compose.yml: no such file or directory`,
+        );
+      }
+      const parsed = machineSpec(written.composeFile, written.env, c.appName);
+      if (!parsed.ok) throw new Error(parsed.error);
+      const discard = () => {};
+      await ctx.runtime.pull(parsed.spec.image, discard);
+      await ctx.runtime.up(parsed.spec, { serverId: c.serverId, log: discard });
+    } catch (e) {
+      c.composeStatus = "idle";
+      dockerFailure(command, (e as Error).message);
+    }
+    c.composeStatus = "done";
+    return true;
+  },
+
+  "compose.stop": async (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    if (!ctx.store.written.has(c.composeId)) {
+      // Never deployed: the compose directory does not exist, so the shell cannot start.
+      c.composeStatus = "error";
+      throw new ApiError("INTERNAL_SERVER_ERROR", "spawn /bin/sh ENOENT");
+    }
+    await ctx.runtime.stop(c.appName);
+    c.composeStatus = "idle";
+    return true;
+  },
+
+  "compose.delete": async (ctx, input: Input) => {
+    const c = findCompose(ctx, input.composeId);
+    // Clean-up errors are swallowed by Dokploy; the row goes regardless.
+    await ctx.runtime.remove(c.appName, { volumes: input.deleteVolumes === true }).catch(() => {});
+    await Deno.remove(`${ctx.dataDir}/logs/${c.appName}`, { recursive: true }).catch(() => {});
+    ctx.store.composes.delete(c.composeId);
+    ctx.store.written.delete(c.composeId);
+    for (const d of ctx.store.deploymentsOf(c.composeId)) ctx.store.deployments.delete(d.deploymentId);
+    return c;
+  },
+
+  // v0.29+: ILIKE '%x%' on each given field, q on name/appName/description.
+  "compose.search": (ctx, input: Input) => {
+    const like = (value: string | null, needle: unknown) =>
+      needle === undefined || (value ?? "").toLowerCase().includes(String(needle).toLowerCase());
+    const projectOf = (c: ComposeRow) =>
+      c.environmentId ? ctx.store.environments.get(c.environmentId)?.projectId : c.projectId;
+    const q = input.q as string | undefined;
+    const matches = [...ctx.store.composes.values()].reverse().filter((c) =>
+      like(c.name, input.name) && like(c.appName, input.appName) &&
+      like(c.description, input.description) &&
+      (q === undefined || like(c.name, q) || like(c.appName, q) || like(c.description, q)) &&
+      (input.projectId === undefined || projectOf(c) === input.projectId) &&
+      (input.environmentId === undefined || c.environmentId === input.environmentId)
+    );
+    const offset = Number(input.offset ?? 0);
+    const limit = Number(input.limit ?? 20);
+    return {
+      items: matches.slice(offset, offset + limit).map((c) => ({
+        composeId: c.composeId,
+        name: c.name,
+        appName: c.appName,
+        description: c.description,
+        environmentId: c.environmentId,
+        composeStatus: c.composeStatus,
+        sourceType: c.sourceType,
+        createdAt: c.createdAt,
+      })),
+      total: matches.length,
+    };
+  },
+};

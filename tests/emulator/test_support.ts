@@ -1,0 +1,198 @@
+/** Helpers shared by the emulator's own tests: a tiny API client, keys, ssh, polling. */
+import type { Emulator } from "./mod.ts";
+
+export interface ApiResponse {
+  status: number;
+  /** Parsed JSON, or the raw text when the body is not JSON. */
+  body: unknown;
+}
+
+/** Calls a procedure the way a Dokploy client does: GET + query or POST + JSON. */
+export async function call(
+  emu: Pick<Emulator, "url" | "token">,
+  method: "GET" | "POST",
+  procedure: string,
+  input?: Record<string, unknown>,
+  headers: Record<string, string> = { "x-api-key": emu.token },
+): Promise<ApiResponse> {
+  let url = `${emu.url}/api/${procedure}`;
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (method === "GET" && input) {
+    url += "?" + new URLSearchParams(Object.entries(input).map(([k, v]) => [k, String(v)]));
+  } else if (method === "POST") {
+    init.headers = { ...headers, "content-type": "application/json" };
+    init.body = JSON.stringify(input ?? {});
+  }
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // plain text body
+  }
+  return { status: res.status, body };
+}
+
+/** Like `call`, but asserts a 200 and returns the body. */
+export async function ok<T = Record<string, unknown>>(
+  emu: Pick<Emulator, "url" | "token">,
+  method: "GET" | "POST",
+  procedure: string,
+  input?: Record<string, unknown>,
+): Promise<T> {
+  const res = await call(emu, method, procedure, input);
+  if (res.status !== 200) {
+    throw new Error(`${procedure} → ${res.status}: ${JSON.stringify(res.body)}`);
+  }
+  return res.body as T;
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  timeoutMs = 10_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** A port nobody listens on right now. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+export interface KeyPair {
+  privatePath: string;
+  publicKey: string;
+  /** The private key file, base64 on one line (what the provider puts in the compose env). */
+  privateB64: string;
+}
+
+export async function ed25519(dir: string, name: string): Promise<KeyPair> {
+  const privatePath = `${dir}/${name}`;
+  const out = await new Deno.Command("ssh-keygen", {
+    args: ["-q", "-t", "ed25519", "-N", "", "-C", "devpod", "-f", privatePath],
+  }).output();
+  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
+  const privateText = await Deno.readTextFile(privatePath);
+  return {
+    privatePath,
+    publicKey: (await Deno.readTextFile(`${privatePath}.pub`)).trim(),
+    privateB64: btoa(privateText),
+  };
+}
+
+/**
+ * A compose file of the provider's shape whose entrypoint is a stand-in bootstrap:
+ * in supervise mode the real one runs exactly this sshd (plus a watchdog). `$$` keeps
+ * compose from interpolating the shell's own variables.
+ */
+export function machineCompose(opts: {
+  port: number;
+  authorizedKey: string;
+  script?: string;
+  restart?: string;
+  image?: string;
+}): string {
+  const script = opts.script ?? 'exec /usr/sbin/sshd -D -e -f "$$DEVPOD_SSHD_CONFIG"';
+  return [
+    "services:",
+    "  machine:",
+    `    image: ${opts.image ?? "debian:bookworm-slim"}`,
+    `    entrypoint: ["/bin/sh", "-c", ${JSON.stringify(script)}, "devpod-bootstrap"]`,
+    "    environment:",
+    "      DEVPOD_HOST_KEY_B64: ${DEVPOD_HOST_KEY_B64}",
+    `      DEVPOD_AUTHORIZED_KEY: ${JSON.stringify(opts.authorizedKey)}`,
+    '      DEVPOD_INACTIVITY_TIMEOUT: "1800"',
+    "      DEVPOD_DOCKER_MODE: dind",
+    "    ports:",
+    `      - ${opts.port}:22`,
+    "    volumes:",
+    "      - home:/home/devpod",
+    "      - docker:/var/lib/docker",
+    "    privileged: true",
+    `    restart: ${opts.restart ?? "on-failure"}`,
+    "    labels:",
+    "      devpod.machine: test",
+    "volumes:",
+    "  home: {}",
+    "  docker: {}",
+    "",
+  ].join("\n");
+}
+
+export interface SshResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command as devpod@127.0.0.1:port with a pinned host key. */
+export async function ssh(
+  port: number,
+  clientKey: string,
+  knownHosts: string,
+  command: string,
+): Promise<SshResult> {
+  const out = await new Deno.Command("ssh", {
+    args: [
+      "-i",
+      clientKey,
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=5",
+      "-o",
+      "IdentitiesOnly=yes",
+      "-F",
+      "/dev/null",
+      "-p",
+      String(port),
+      "devpod@127.0.0.1",
+      command,
+    ],
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Pids of live processes whose environment contains `needle` (e.g. "DEVPOD_SSH_PORT=123"). */
+export function processesWithEnv(needle: string): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const env = Deno.readTextFileSync(`/proc/${e.name}/environ`).split("\0");
+      if (env.includes(needle)) pids.push(Number(e.name));
+    } catch {
+      // gone or not readable
+    }
+  }
+  return pids;
+}
+
+/** True when the TCP port accepts a connection on 127.0.0.1. */
+export async function listening(port: number): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
