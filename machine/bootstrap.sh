@@ -214,7 +214,7 @@ ensure_user() {
         else addgroup "$USER_NAME" docker; fi ;;
     esac
   fi
-  log "user: $USER_NAME (uid $(id -u "$USER_NAME")) ready in $(since "$t0")"
+  log "user: $USER_NAME (uid $(id -u "$USER_NAME")) done in $(since "$t0")"
 }
 
 # ---------------------------------------------------------------- sshd

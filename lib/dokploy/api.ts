@@ -43,6 +43,14 @@ const Project = z.looseObject({
 });
 export type Project = z.infer<typeof Project>;
 
+/** project.all nests services without appName/description: read only the project. */
+const ProjectSummary = z.looseObject({
+  projectId: z.string(),
+  name: z.string(),
+  createdAt: z.string().nullish(),
+});
+export type ProjectSummary = z.infer<typeof ProjectSummary>;
+
 const Container = z.looseObject({
   containerId: z.string(),
   name: z.string(),
@@ -88,8 +96,9 @@ export class DokployApi {
     return parse(z.string(), v, "settings.getDokployVersion");
   }
 
-  async projects(): Promise<Project[]> {
-    return parse(z.array(Project), await this.client.query("project.all"), "project.all");
+  async projects(): Promise<ProjectSummary[]> {
+    const all = await this.client.query("project.all");
+    return parse(z.array(ProjectSummary), all, "project.all");
   }
 
   async project(projectId: string): Promise<Project | null> {

@@ -49,7 +49,7 @@ export async function startWorld(
   const root = await Deno.makeTempDir({ prefix: "devpod-e2e-" });
   const range = nextRange();
   const folder = (id: string) => join(root, "machines", id);
-  const env = (machineId: string, extra: Record<string, string> = {}) => ({
+  const env = (machineId: string, extra: Record<string, string> = {}): Record<string, string> => ({
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? root,
     DEVPOD: "/usr/local/bin/devpod",

@@ -35,7 +35,7 @@ Deno.test("compose lifecycle: deploy → ssh → stop → start keeps home → d
     const created = await ok(emu, "POST", "compose.create", {
       name: "machine one",
       environmentId: environment.environmentId,
-      appName: "DevPod M1",
+      appName: "DevPod-M1",
       composeType: "docker-compose",
       sourceType: "raw",
       composeFile: machineCompose({ port, authorizedKey: client.publicKey }),

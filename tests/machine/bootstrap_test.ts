@@ -22,6 +22,7 @@ import {
 } from "./harness.ts";
 import { ensureRootfs } from "./rootfs.ts";
 
+const READY = /\[devpod-bootstrap\] ready in/;
 const skip = await skipReason(["unshare", "chroot", "debootstrap", "sshd", "ssh", "ssh-keygen"]);
 
 Deno.test({
@@ -40,7 +41,9 @@ Deno.test({
       await Deno.writeTextFile(knownHosts, `[127.0.0.1]:${port} ${host.pub}\n`);
       const hostKeyB64 = btoa(await Deno.readTextFile(host.path));
 
-      const boot = (opts: { shell: string; timeout: number }) => {
+      const boot = async (opts: { shell: string; timeout: number; before?: string }) => {
+        // One machine at a time on this root fs and port, even after a failed step.
+        for (const old of machines) await old.dispose();
         const m = spawnInNamespace(
           [
             "set -e",
@@ -51,6 +54,7 @@ Deno.test({
             `mkdir -p '${layer.root}/root/.ssh'`,
             `printf '%s\\n' "$ROOT_KEY" > '${layer.root}/root/.ssh/authorized_keys'`,
             "unset ROOT_KEY",
+            opts.before ?? ":",
             execBootstrap(opts.shell, layer.root),
           ].join("\n"),
           {
@@ -86,8 +90,8 @@ Deno.test({
       const bootTimes: string[] = [];
 
       await t.step("first boot: apt installs sshd and sudo; devpod logs in", async () => {
-        const m = boot({ shell: "/bin/sh", timeout: 0 });
-        await m.waitForLog(/ready in/, 300_000);
+        const m = await boot({ shell: "/bin/sh", timeout: 0 });
+        await m.waitForLog(READY, 300_000);
         assert.match(m.log, /packages: installing .*openssh-server.*sudo/);
         bootTimes.push(`first boot (apt install): ${readyTime(m.log)} s`);
 
@@ -98,7 +102,7 @@ Deno.test({
           "sudo -n stat -c '%a %U' /etc/sudoers.d/devpod /etc/ssh/devpod_host_ed25519_key",
           "sudo -n grep ^devpod: /etc/shadow | cut -d: -f2",
         ].join("; "));
-        assert.equal(out.code, 0, out.stderr);
+        assert.equal(out.code, 0, `${out.stderr}\n${m.log}`);
         assert.deepEqual(out.stdout.trim().split("\n"), [
           "1000",
           "devpod",
@@ -134,8 +138,8 @@ Deno.test({
       await t.step("second boot (bash): installs nothing, changes nothing, ssh works", async () => {
         const skip = ["run", "proc", "dev", "root/.ssh", "var/log"]; // the test's or logins'
         const before = await snapshot(layer.changes, skip);
-        const m = boot({ shell: "/bin/bash", timeout: 0 });
-        await m.waitForLog(/ready in/, 30_000);
+        const m = await boot({ shell: "/bin/bash", timeout: 0 });
+        await m.waitForLog(READY, 30_000);
         assert.deepEqual(await snapshot(layer.changes, skip), before, "the root fs changed");
         assert.match(m.log, /packages: nothing to install/);
         assert.doesNotMatch(m.log, /installing|created/);
@@ -149,8 +153,8 @@ Deno.test({
       });
 
       await t.step("idle for 3 s with no session: PID 1 exits 0 by itself", async () => {
-        const m = boot({ shell: "/bin/sh", timeout: 3 });
-        await m.waitForLog(/ready in/, 30_000);
+        const m = await boot({ shell: "/bin/sh", timeout: 3 });
+        await m.waitForLog(READY, 30_000);
         const ready = Date.now();
         const status = await m.status(15_000);
         assert.equal(status.code, 0, m.log);
@@ -159,8 +163,8 @@ Deno.test({
       });
 
       await t.step("an open ssh session keeps it running past the timeout", async () => {
-        const m = boot({ shell: "/bin/sh", timeout: 3 });
-        await m.waitForLog(/ready in/, 30_000);
+        const m = await boot({ shell: "/bin/sh", timeout: 3 });
+        await m.waitForLog(READY, 30_000);
         const session = ssh("sleep 8");
         await sleep(6_000);
         assert.equal(m.exited, false, `stopped during a session:\n${m.log}`);
@@ -170,6 +174,25 @@ Deno.test({
         assert.equal(status.code, 0, m.log);
         assert.match(m.log, /without an SSH session/);
       });
+
+      await t.step(
+        "an image whose uid 1000 is another user (ubuntu): renamed to devpod",
+        async () => {
+          // Turn the root fs into what ubuntu images look like: uid 1000 is `ubuntu`.
+          const r = `chroot '${layer.root}'`;
+          const m = await boot({
+            shell: "/bin/sh",
+            timeout: 0,
+            before: `${r} userdel devpod && ${r} useradd -u 1000 -U -m -s /bin/bash ubuntu`,
+          });
+          await m.waitForLog(READY, 30_000);
+          assert.match(m.log, /renaming 'ubuntu' \(uid 1000\) to devpod/);
+          const out = await ssh("id -u; id -un; id -gn; echo $HOME; sudo -n true && echo sudo-ok");
+          assert.equal(out.code, 0, `${out.stderr}\n${m.log}`);
+          assert.equal(out.stdout, "1000\ndevpod\ndevpod\n/home/devpod\nsudo-ok\n");
+          await stop(m);
+        },
+      );
     } finally {
       for (const m of machines) await m.dispose();
       await Deno.remove(dir, { recursive: true });

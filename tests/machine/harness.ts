@@ -222,7 +222,7 @@ export function sshArgs(opts: {
 
 /** The boot time the bootstrap logged (`ready in 1.23s`), in seconds. */
 export function readyTime(log: string): number {
-  const match = log.match(/ready in (\d+\.\d+)s/);
+  const match = log.match(/\[devpod-bootstrap\] ready in (\d+\.\d+)s/);
   if (!match) throw new Error(`no "ready in" line in log:\n${log}`);
   return Number(match[1]);
 }

@@ -14,6 +14,7 @@ import {
   spawnInNamespace,
 } from "./harness.ts";
 
+const READY = /\[devpod-bootstrap\] ready in/;
 const skip = await skipReason(["unshare", "sshd", "ssh-keygen"]);
 const SHELLS = ["dash", "bash", "busybox"];
 const missing = new Set<string>();
@@ -101,7 +102,7 @@ for (const shell of SHELLS) {
       try {
         await t.step("idle for 2 s: PID 1 exits 0 by itself", async () => {
           const m = start(2);
-          await m.waitForLog(/ready in/, 10_000);
+          await m.waitForLog(READY, 10_000);
           const ready = Date.now();
           const status = await m.status(10_000);
           const took = (Date.now() - ready) / 1000;
@@ -114,7 +115,7 @@ for (const shell of SHELLS) {
 
         await t.step("a held TCP connection keeps it running past the timeout", async () => {
           const m = start(2);
-          await m.waitForLog(/ready in/, 10_000);
+          await m.waitForLog(READY, 10_000);
           const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.port });
           try {
             await sleep(4_500);
@@ -128,7 +129,7 @@ for (const shell of SHELLS) {
 
         await t.step("SIGTERM (docker stop): exit 0", async () => {
           const m = start(0);
-          await m.waitForLog(/ready in .*idle stop: never/, 10_000);
+          await m.waitForLog(/\] ready in .*idle stop: never/, 10_000);
           await m.signal("SIGTERM");
           const status = await m.status(5_000);
           assert.equal(status.code, 0, m.log);
@@ -138,7 +139,7 @@ for (const shell of SHELLS) {
 
         await t.step("sshd dies by itself: exit non-zero (restart: on-failure)", async () => {
           const m = start(60);
-          await m.waitForLog(/ready in/, 10_000);
+          await m.waitForLog(READY, 10_000);
           Deno.kill(await sshdPid(m), "SIGKILL");
           const status = await m.status(5_000);
           assert.notEqual(status.code, 0, m.log);

@@ -42,8 +42,10 @@ const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 // Runs as the process Deno spawns: send all output to the container log, become unshare.
 const LOG_WRAPPER = 'exec >>"$1" 2>&1; shift; exec "$@"';
 // PID 1 of the machine namespace until it execs the entrypoint: mount home and config.
-const NS_INIT = 'mount --bind "$1" ' + MACHINE_HOME + ' && mount --bind "$2" ' + MACHINE_ETC +
-  " || exit 125; shift 2; exec \"$@\"";
+// PID 1 ignores signals it has no handler for, hence the trap for an early stop.
+const NS_INIT = "trap 'exit 143' TERM; " +
+  `mount --bind "$1" ${MACHINE_HOME} && mount --bind "$2" ${MACHINE_ETC} || exit 125; ` +
+  'shift 2; exec "$@"';
 
 export class HostRuntime implements MachineRuntime {
   #dataDir: string;
@@ -312,11 +314,17 @@ export class HostRuntime implements MachineRuntime {
     const proc = c.proc;
     if (!proc) return;
     // The spawned pid is unshare; its only child is PID 1 of the machine namespace.
-    const init = childPids(proc.pid)[0];
-    signal(init ?? -proc.pid, "SIGTERM");
-    if (!(await settlesWithin(c.exited, graceMs))) {
-      signal(-proc.pid, "SIGKILL");
-      if (init) signal(init, "SIGKILL");
+    // SIGTERM is repeated because one sent while PID 1 is between exec and installing
+    // its handler is lost (a just-started machine); a PID 1 that ignores it waits out
+    // the grace period, as with docker.
+    const deadline = Date.now() + graceMs;
+    let exited = false;
+    while (!exited && Date.now() < deadline) {
+      signal(childPids(proc.pid)[0] ?? -proc.pid, "SIGTERM");
+      exited = await settlesWithin(c.exited, Math.min(250, deadline - Date.now()));
+    }
+    if (!exited) {
+      signal(-proc.pid, "SIGKILL"); // unshare and PID 1: the kernel then kills the namespace
       await c.exited;
     }
   }
