@@ -270,8 +270,10 @@ start_dockerd() {
     return 0
   fi
   # Nested containers on cgroup v2: move ourselves out of the root cgroup so its
-  # controllers can be delegated (what moby's hack/dind does). Needs --privileged.
-  if [ -f /sys/fs/cgroup/cgroup.controllers ] && [ -w /sys/fs/cgroup ]; then
+  # controllers can be delegated (what moby's hack/dind does). Needs --privileged, and
+  # only ever in our own cgroup namespace ("0::/"), never in a host's hierarchy.
+  if [ -f /sys/fs/cgroup/cgroup.controllers ] && [ -w /sys/fs/cgroup ] &&
+    [ "$(cat /proc/self/cgroup)" = "0::/" ]; then
     mkdir -p /sys/fs/cgroup/init 2>/dev/null &&
       while read -r p; do echo "$p" >/sys/fs/cgroup/init/cgroup.procs; done \
         </sys/fs/cgroup/cgroup.procs 2>/dev/null
@@ -405,6 +407,7 @@ fi
 
 [ "$(id -u)" = 0 ] || die "full mode needs root (or set DEVPOD_BOOTSTRAP_MODE=supervise)"
 [ -n "${DEVPOD_HOST_KEY_B64:-}" ] || die "DEVPOD_HOST_KEY_B64 is empty"
+DEVPOD_AUTHORIZED_KEY=$(printf '%s' "${DEVPOD_AUTHORIZED_KEY:-}") # drops trailing newlines
 case ${DEVPOD_AUTHORIZED_KEY:-} in
   '') die "DEVPOD_AUTHORIZED_KEY is empty" ;;
   *"

@@ -21,6 +21,8 @@ export interface RunOptions {
   command?: string;
   env?: Record<string, string>;
   timeoutMs?: number;
+  /** The program to run instead of mod.ts (e.g. a bundled copy outside the repo). */
+  entry?: string;
 }
 
 export interface World {
@@ -43,7 +45,7 @@ function nextRange(): string {
 }
 
 export async function startWorld(
-  opts: EmulatorOptions & { options?: Record<string, string> } = {},
+  opts: EmulatorOptions & { options?: Record<string, string>; entry?: string } = {},
 ): Promise<World> {
   const emu = await startEmulator({ deployDelayMs: 50, ...opts });
   const root = await Deno.makeTempDir({ prefix: "devpod-e2e-" });
@@ -80,7 +82,7 @@ export async function startWorld(
       const e = env(machineId, o.env);
       if (o.command !== undefined) e.COMMAND = o.command;
       await Deno.mkdir(folder(machineId), { recursive: true });
-      return await runProvider([verb], e, o);
+      return await runProvider([verb], e, { entry: opts.entry, ...o });
     },
     async close() {
       await emu.close();
@@ -96,7 +98,7 @@ export async function runProvider(
   o: RunOptions = {},
 ): Promise<RunResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MOD, ...args],
+    args: ["run", "--allow-all", "--quiet", o.entry ?? MOD, ...args],
     env,
     clearEnv: true,
     stdin: o.stdin ? "piped" : "null",

@@ -158,10 +158,14 @@ function interpolateTree(
       );
     }
   }
-  if (Array.isArray(node)) return node.map((v) => interpolateTree(v, vars, `${path}.[]`, onMissing));
+  if (Array.isArray(node)) {
+    return node.map((v) => interpolateTree(v, vars, `${path}.[]`, onMissing));
+  }
   if (node && typeof node === "object") {
     return Object.fromEntries(
-      Object.entries(node).map(([k, v]) => [k, interpolateTree(v, vars, `${path}.${k}`, onMissing)]),
+      Object.entries(node).map((
+        [k, v],
+      ) => [k, interpolateTree(v, vars, `${path}.${k}`, onMissing)]),
     );
   }
   return node;
@@ -200,7 +204,7 @@ export function machineSpec(
   const root = doc as Record<string, unknown>;
   const services = root.services;
   if (!isMap(services) || !isMap(services.machine)) {
-    return fail('no such service: machine (the compose file must define services.machine)');
+    return fail("no such service: machine (the compose file must define services.machine)");
   }
   const svc = services.machine as Record<string, unknown>;
   if (typeof svc.image !== "string" || !svc.image) {
@@ -214,13 +218,17 @@ export function machineSpec(
     const mount = parseVolume(v);
     if (!mount) continue; // bind mounts and tmpfs do not matter to the emulator
     if (!declaredVolumes.includes(mount.source)) {
-      return fail(`service "machine" refers to undefined volume ${mount.source}: invalid compose project`);
+      return fail(
+        `service "machine" refers to undefined volume ${mount.source}: invalid compose project`,
+      );
     }
     volumes.push(mount);
   }
   const port = asList(svc.ports).map(parsePort).find((p) => p !== null);
   if (port === undefined) {
-    return fail('emulator: service "machine" must publish container port 22 (ports: ["<host>:22"])');
+    return fail(
+      'emulator: service "machine" must publish container port 22 (ports: ["<host>:22"])',
+    );
   }
   return {
     ok: true,

@@ -56,7 +56,8 @@ async function runDeploy(
   };
   ctx.store.deployments.set(deployment.deploymentId, deployment);
   compose.composeStatus = "running";
-  const log = (line: string) => Deno.writeTextFileSync(deployment.logPath, `${line}\n`, { append: true });
+  const log = (line: string) =>
+    Deno.writeTextFileSync(deployment.logPath, `${line}\n`, { append: true });
 
   const command = `compose -p ${appName} -f docker-compose.yml up -d --build --remove-orphans`;
   let ok = false;
@@ -65,7 +66,9 @@ async function runDeploy(
     // Dokploy writes docker-compose.yml and .env first; `compose.start` reuses them.
     ctx.store.written.set(composeId, { composeFile: compose.composeFile, env: compose.env });
     const parsed = machineSpec(compose.composeFile, compose.env, appName);
-    for (const w of parsed.warnings) log(`time="${now()}" level=warning msg="${w.replace(/"/g, '\\"')}"`);
+    for (const w of parsed.warnings) {
+      log(`time="${now()}" level=warning msg="${w.replace(/"/g, '\\"')}"`);
+    }
     if (!parsed.ok) throw new Error(parsed.error);
     // Simulated pull / create time.
     await abortableSleep(ctx.deployDelayMs, ctx.shutdown);

@@ -61,7 +61,10 @@ Deno.test("queue: deploys on one server run one at a time", opts, async () => {
     });
     // b waits in the queue: not started, no deployment row yet.
     assert.equal(emu.snapshot().composes[1].composeStatus, "idle");
-    assert.deepEqual(await ok(emu, "GET", "deployment.allByCompose", { composeId: b.composeId }), []);
+    assert.deepEqual(
+      await ok(emu, "GET", "deployment.allByCompose", { composeId: b.composeId }),
+      [],
+    );
     await emu.waitIdle(10_000);
     const da = await lastDeployment(emu, a.composeId);
     const db = await lastDeployment(emu, b.composeId);
@@ -73,6 +76,56 @@ Deno.test("queue: deploys on one server run one at a time", opts, async () => {
     await emu.close();
   }
 });
+
+Deno.test(
+  "queue: each remote server has its own queue; docker.* needs its serverId",
+  opts,
+  async () => {
+    const emu = await startEmulator({
+      deployDelayMs: 400,
+      servers: [{ serverId: "srv-1", name: "remote", ipAddress: "127.0.0.1" }],
+    });
+    try {
+      const env = await setup(emu);
+      const local = await createMachine(emu, env, machineCompose({ port: freePort(), ...env }));
+      const remote = await ok<{ composeId: string; appName: string; serverId: string }>(
+        emu,
+        "POST",
+        "compose.create",
+        {
+          name: "r",
+          environmentId: env.environmentId,
+          serverId: "srv-1",
+          composeFile: machineCompose({ port: freePort(), ...env }),
+        },
+      );
+      assert.equal(remote.serverId, "srv-1");
+      await ok(emu, "POST", "compose.deploy", { composeId: local.composeId });
+      await ok(emu, "POST", "compose.deploy", { composeId: remote.composeId });
+      await waitFor(
+        "both deploying",
+        () => emu.snapshot().composes.every((c) => c.composeStatus === "running"),
+      );
+      await emu.waitIdle();
+      const match = (serverId?: string) =>
+        ok<unknown[]>(emu, "GET", "docker.getContainersByAppNameMatch", {
+          appName: remote.appName,
+          appType: "docker-compose",
+          ...(serverId ? { serverId } : {}),
+        });
+      assert.equal((await match()).length, 0, "not on the Dokploy host");
+      assert.equal((await match("srv-1")).length, 1);
+      const bad = await call(emu, "POST", "compose.create", {
+        name: "x",
+        environmentId: env.environmentId,
+        serverId: "nope",
+      });
+      assert.equal(bad.status, 404);
+    } finally {
+      await emu.close();
+    }
+  },
+);
 
 Deno.test("deploy errors: taken port, missing image, missing service", opts, async () => {
   const emu = await startEmulator({ deployDelayMs: 0 });
@@ -168,7 +221,8 @@ Deno.test("restart policy: on-failure restarts, exit 0 stays exited", opts, asyn
     const env = await setup(emu);
     const port = freePort();
     // Fails on its first boot only (marker in the persistent home), then serves ssh.
-    const flaky = "if [ ! -e /home/devpod/.booted ]; then touch /home/devpod/.booted; exit 3; fi; " +
+    const flaky =
+      "if [ ! -e /home/devpod/.booted ]; then touch /home/devpod/.booted; exit 3; fi; " +
       'exec /usr/sbin/sshd -D -e -f "$$DEVPOD_SSHD_CONFIG"';
     const m = await createMachine(emu, env, machineCompose({ port, script: flaky, ...env }));
     await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
@@ -187,8 +241,10 @@ Deno.test("restart policy: on-failure restarts, exit 0 stays exited", opts, asyn
     );
     await ok(emu, "POST", "compose.deploy", { composeId: idle.composeId });
     await emu.waitIdle();
-    await waitFor("idle machine exited", () =>
-      emu.snapshot().composes[1].container.state === "exited");
+    await waitFor(
+      "idle machine exited",
+      () => emu.snapshot().composes[1].container.state === "exited",
+    );
     await new Promise((r) => setTimeout(r, 1300));
     const after = emu.snapshot().composes[1];
     assert.deepEqual(after.container, { state: "exited", exitCode: 0 });
@@ -206,37 +262,41 @@ Deno.test("restart policy: on-failure restarts, exit 0 stays exited", opts, asyn
   }
 });
 
-Deno.test("redeploy keeps an unchanged running machine and recreates a changed one", opts, async () => {
-  const emu = await startEmulator({ deployDelayMs: 0 });
-  try {
-    const env = await setup(emu);
-    const m = await createMachine(emu, env, machineCompose({ port: freePort(), ...env }));
-    const containerId = async () =>
-      (await ok<{ containerId: string }[]>(emu, "GET", "docker.getContainersByAppNameMatch", {
-        appName: m.appName,
-      }))[0].containerId;
-    await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
-    await emu.waitIdle();
-    const id1 = await containerId();
-    const again = await ok(emu, "POST", "compose.redeploy", { composeId: m.composeId });
-    assert.equal(again.message, "Redeployment queued");
-    await emu.waitIdle();
-    assert.equal(await containerId(), id1);
-    const d = await lastDeployment(emu, m.composeId);
-    assert.equal(d.count, 2);
-    assert.match(d.log, /Container .* {2}Running/);
+Deno.test(
+  "redeploy keeps an unchanged running machine and recreates a changed one",
+  opts,
+  async () => {
+    const emu = await startEmulator({ deployDelayMs: 0 });
+    try {
+      const env = await setup(emu);
+      const m = await createMachine(emu, env, machineCompose({ port: freePort(), ...env }));
+      const containerId = async () =>
+        (await ok<{ containerId: string }[]>(emu, "GET", "docker.getContainersByAppNameMatch", {
+          appName: m.appName,
+        }))[0].containerId;
+      await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
+      await emu.waitIdle();
+      const id1 = await containerId();
+      const again = await ok(emu, "POST", "compose.redeploy", { composeId: m.composeId });
+      assert.equal(again.message, "Redeployment queued");
+      await emu.waitIdle();
+      assert.equal(await containerId(), id1);
+      const d = await lastDeployment(emu, m.composeId);
+      assert.equal(d.count, 2);
+      assert.match(d.log, /Container .* {2}Running/);
 
-    const port = freePort();
-    await ok(emu, "POST", "compose.update", {
-      composeId: m.composeId,
-      composeFile: machineCompose({ port, ...env }),
-    });
-    await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
-    await emu.waitIdle();
-    assert.notEqual(await containerId(), id1);
-    assert.equal(emu.snapshot().composes[0].publishedPort, port);
-    assert.equal(emu.snapshot().machineProcesses, 1);
-  } finally {
-    await emu.close();
-  }
-});
+      const port = freePort();
+      await ok(emu, "POST", "compose.update", {
+        composeId: m.composeId,
+        composeFile: machineCompose({ port, ...env }),
+      });
+      await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
+      await emu.waitIdle();
+      assert.notEqual(await containerId(), id1);
+      assert.equal(emu.snapshot().composes[0].publishedPort, port);
+      assert.equal(emu.snapshot().machineProcesses, 1);
+    } finally {
+      await emu.close();
+    }
+  },
+);

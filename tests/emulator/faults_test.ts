@@ -5,29 +5,41 @@ import { call, ok } from "./test_support.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false };
 
-Deno.test("faults: status injection applies `times` calls, then normal handling", opts, async () => {
-  const emu = await startEmulator();
-  try {
-    emu.faults.add({ procedure: "settings.getDokployVersion", status: 503, times: 2 });
-    const first = await call(emu, "GET", "settings.getDokployVersion");
-    assert.equal(first.status, 503);
-    assert.equal((await call(emu, "GET", "settings.getDokployVersion")).status, 503);
-    assert.equal(await ok(emu, "GET", "settings.getDokployVersion"), "v0.30.2");
+Deno.test(
+  "faults: status injection applies `times` calls, then normal handling",
+  opts,
+  async () => {
+    const emu = await startEmulator();
+    try {
+      emu.faults.add({ procedure: "settings.getDokployVersion", status: 503, times: 2 });
+      const first = await call(emu, "GET", "settings.getDokployVersion");
+      assert.equal(first.status, 503);
+      assert.equal((await call(emu, "GET", "settings.getDokployVersion")).status, 503);
+      assert.equal(await ok(emu, "GET", "settings.getDokployVersion"), "v0.30.2");
 
-    emu.faults.add({ procedure: "*", status: 401 });
-    const unauthorized = await call(emu, "GET", "project.all");
-    assert.deepEqual(unauthorized, { status: 401, body: { message: "Unauthorized" } });
+      emu.faults.add({ procedure: "*", status: 401 });
+      const unauthorized = await call(emu, "GET", "project.all");
+      assert.deepEqual(unauthorized, { status: 401, body: { message: "Unauthorized" } });
 
-    emu.faults.add({ procedure: "project.all", status: 500, body: { message: "boom" }, times: Infinity });
-    for (let i = 0; i < 3; i++) {
-      assert.deepEqual(await call(emu, "GET", "project.all"), { status: 500, body: { message: "boom" } });
+      emu.faults.add({
+        procedure: "project.all",
+        status: 500,
+        body: { message: "boom" },
+        times: Infinity,
+      });
+      for (let i = 0; i < 3; i++) {
+        assert.deepEqual(await call(emu, "GET", "project.all"), {
+          status: 500,
+          body: { message: "boom" },
+        });
+      }
+      emu.faults.clear();
+      assert.equal((await call(emu, "GET", "project.all")).status, 200);
+    } finally {
+      await emu.close();
     }
-    emu.faults.clear();
-    assert.equal((await call(emu, "GET", "project.all")).status, 200);
-  } finally {
-    await emu.close();
-  }
-});
+  },
+);
 
 Deno.test("faults: delay slows the answer; latencyMs delays every response", opts, async () => {
   const emu = await startEmulator({ latencyMs: 50 });

@@ -127,7 +127,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const requests: RecordedRequest[] = [];
   const server = serveHttp(
     { hostname: "127.0.0.1", port: opts.port ?? 0 },
-    createApiHandler({ ctx, token, faults, requests, latencyMs: opts.latencyMs ?? 0, log: opts.log }),
+    createApiHandler({
+      ctx,
+      token,
+      faults,
+      requests,
+      latencyMs: opts.latencyMs ?? 0,
+      log: opts.log,
+    }),
   );
 
   let closing: Promise<void> | undefined;

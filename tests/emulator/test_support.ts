@@ -103,6 +103,7 @@ export function machineCompose(opts: {
   script?: string;
   restart?: string;
   image?: string;
+  inactivityTimeout?: number;
 }): string {
   const script = opts.script ?? 'exec /usr/sbin/sshd -D -e -f "$$DEVPOD_SSHD_CONFIG"';
   return [
@@ -113,7 +114,7 @@ export function machineCompose(opts: {
     "    environment:",
     "      DEVPOD_HOST_KEY_B64: ${DEVPOD_HOST_KEY_B64}",
     `      DEVPOD_AUTHORIZED_KEY: ${JSON.stringify(opts.authorizedKey)}`,
-    '      DEVPOD_INACTIVITY_TIMEOUT: "1800"',
+    `      DEVPOD_INACTIVITY_TIMEOUT: "${opts.inactivityTimeout ?? 1800}"`,
     "      DEVPOD_DOCKER_MODE: dind",
     "    ports:",
     `      - ${opts.port}:22`,

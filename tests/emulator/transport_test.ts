@@ -48,20 +48,24 @@ Deno.test("auth: v0.18.4 accepts only Authorization: Bearer", opts, async () => 
   });
 });
 
-Deno.test("routing: 404 for unknown procedure or wrong method, case-insensitive match", opts, async () => {
-  await withEmulator("v0.30.2", async (emu) => {
-    const unknown = await call(emu, "GET", "compose.nope");
-    assert.equal(unknown.status, 404);
-    assert.deepEqual(unknown.body, { message: "Not found" });
-    assert.equal((await call(emu, "GET", "compose.create")).status, 404);
-    assert.equal((await call(emu, "POST", "project.all")).status, 404);
-    assert.equal((await call(emu, "GET", "SETTINGS.getdokployversion")).status, 200);
-    // Known to the OpenAPI but not emulated: a clear 500, not a silent success.
-    const missing = await call(emu, "GET", "application.one", { applicationId: "x" });
-    assert.equal(missing.status, 500);
-    assert.match(String((missing.body as { message: string }).message), /not implemented/);
-  });
-});
+Deno.test(
+  "routing: 404 for unknown procedure or wrong method, case-insensitive match",
+  opts,
+  async () => {
+    await withEmulator("v0.30.2", async (emu) => {
+      const unknown = await call(emu, "GET", "compose.nope");
+      assert.equal(unknown.status, 404);
+      assert.deepEqual(unknown.body, { message: "Not found" });
+      assert.equal((await call(emu, "GET", "compose.create")).status, 404);
+      assert.equal((await call(emu, "POST", "project.all")).status, 404);
+      assert.equal((await call(emu, "GET", "SETTINGS.getdokployversion")).status, 200);
+      // Known to the OpenAPI but not emulated: a clear 500, not a silent success.
+      const missing = await call(emu, "GET", "application.one", { applicationId: "x" });
+      assert.equal(missing.status, 500);
+      assert.match(String((missing.body as { message: string }).message), /not implemented/);
+    });
+  },
+);
 
 Deno.test("POST needs application/json (415); bad JSON is a plain-text 400", opts, async () => {
   await withEmulator("v0.30.2", async (emu) => {
@@ -82,113 +86,128 @@ Deno.test("POST needs application/json (415); bad JSON is a plain-text 400", opt
   });
 });
 
-Deno.test("input validation: zod-4 issues per field, defaults and query coercion", opts, async () => {
-  await withEmulator("v0.30.2", async (emu) => {
-    const res = await call(emu, "POST", "compose.create", { name: "", appName: "bad/name" });
-    assert.equal(res.status, 400);
-    const body = res.body as { message: string; code: string; issues: Record<string, unknown>[] };
-    assert.equal(body.message, "Input validation failed");
-    assert.equal(body.code, "BAD_REQUEST");
-    assert.deepEqual(body.issues.map((i) => [i.code, i.path]), [
-      ["too_small", ["name"]],
-      ["invalid_type", ["environmentId"]],
-      ["invalid_format", ["appName"]],
-    ]);
-    assert.equal(
-      body.issues[1].message,
-      "Invalid input: expected string, received undefined",
-    );
-    // Query numbers are coerced, then range-checked.
-    const limit = await call(emu, "GET", "compose.search", { limit: "0" });
-    assert.equal(limit.status, 400);
-    assert.equal((limit.body as { issues: { code: string }[] }).issues[0].code, "too_small");
-    assert.deepEqual(await ok(emu, "GET", "compose.search", { limit: "5" }), { items: [], total: 0 });
-    const missing = await call(emu, "POST", "compose.delete", { composeId: "x" });
-    assert.equal(missing.status, 400, "deleteVolumes is required");
-  });
-});
-
-Deno.test("projects and compose rows (v0.30.2): environments, appName, 404s, search", opts, async () => {
-  await withEmulator("v0.30.2", async (emu) => {
-    const created = await ok<{
-      project: { projectId: string; name: string };
-      environment: { environmentId: string; name: string; isDefault: boolean };
-    }>(emu, "POST", "project.create", { name: "devpod", unknownKey: 1 });
-    assert.equal(created.project.name, "devpod");
-    assert.equal(created.environment.name, "production");
-    assert.equal(created.environment.isDefault, true);
-    assert.match(created.project.projectId, /^[\w-]{21}$/);
-
-    const row = await ok(emu, "POST", "compose.create", {
-      name: "m",
-      environmentId: created.environment.environmentId,
-      appName: "My-Machine",
-      description: "devpod machine m-1",
-      composeType: "docker-compose",
-      sourceType: "raw",
-      composeFile: "services: {}",
+Deno.test(
+  "input validation: zod-4 issues per field, defaults and query coercion",
+  opts,
+  async () => {
+    await withEmulator("v0.30.2", async (emu) => {
+      const res = await call(emu, "POST", "compose.create", { name: "", appName: "bad/name" });
+      assert.equal(res.status, 400);
+      const body = res.body as { message: string; code: string; issues: Record<string, unknown>[] };
+      assert.equal(body.message, "Input validation failed");
+      assert.equal(body.code, "BAD_REQUEST");
+      assert.deepEqual(body.issues.map((i) => [i.code, i.path]), [
+        ["too_small", ["name"]],
+        ["invalid_type", ["environmentId"]],
+        ["invalid_format", ["appName"]],
+      ]);
+      assert.equal(
+        body.issues[1].message,
+        "Invalid input: expected string, received undefined",
+      );
+      // Query numbers are coerced, then range-checked.
+      const limit = await call(emu, "GET", "compose.search", { limit: "0" });
+      assert.equal(limit.status, 400);
+      assert.equal((limit.body as { issues: { code: string }[] }).issues[0].code, "too_small");
+      assert.deepEqual(await ok(emu, "GET", "compose.search", { limit: "5" }), {
+        items: [],
+        total: 0,
+      });
+      const missing = await call(emu, "POST", "compose.delete", { composeId: "x" });
+      assert.equal(missing.status, 400, "deleteVolumes is required");
     });
-    assert.match(String(row.appName), /^my-machine-[a-z0-9]{6}$/);
-    assert.equal(row.composeStatus, "idle");
-    assert.equal(row.serverId, null);
-    assert.equal(row.composeFile, "services: {}");
-    assert.ok(!Number.isNaN(Date.parse(String(row.createdAt))));
+  },
+);
 
-    const one = await ok<{ environments: { compose: { composeId: string; appName: string }[] }[] }>(
-      emu,
-      "GET",
-      "project.one",
-      { projectId: created.project.projectId },
-    );
-    assert.equal(one.environments[0].compose[0].composeId, row.composeId);
-    assert.equal(one.environments[0].compose[0].appName, row.appName);
-    const all = await ok<unknown[]>(emu, "GET", "project.all");
-    assert.equal(all.length, 1);
-    const envs = await ok<unknown[]>(emu, "GET", "environment.byProjectId", {
-      projectId: created.project.projectId,
+Deno.test(
+  "projects and compose rows (v0.30.2): environments, appName, 404s, search",
+  opts,
+  async () => {
+    await withEmulator("v0.30.2", async (emu) => {
+      const created = await ok<{
+        project: { projectId: string; name: string };
+        environment: { environmentId: string; name: string; isDefault: boolean };
+      }>(emu, "POST", "project.create", { name: "devpod", unknownKey: 1 });
+      assert.equal(created.project.name, "devpod");
+      assert.equal(created.environment.name, "production");
+      assert.equal(created.environment.isDefault, true);
+      assert.match(created.project.projectId, /^[\w-]{21}$/);
+
+      const row = await ok(emu, "POST", "compose.create", {
+        name: "m",
+        environmentId: created.environment.environmentId,
+        appName: "My-Machine",
+        description: "devpod machine m-1",
+        composeType: "docker-compose",
+        sourceType: "raw",
+        composeFile: "services: {}",
+      });
+      assert.match(String(row.appName), /^my-machine-[a-z0-9]{6}$/);
+      assert.equal(row.composeStatus, "idle");
+      assert.equal(row.serverId, null);
+      assert.equal(row.composeFile, "services: {}");
+      assert.ok(!Number.isNaN(Date.parse(String(row.createdAt))));
+
+      const one = await ok<
+        { environments: { compose: { composeId: string; appName: string }[] }[] }
+      >(
+        emu,
+        "GET",
+        "project.one",
+        { projectId: created.project.projectId },
+      );
+      assert.equal(one.environments[0].compose[0].composeId, row.composeId);
+      assert.equal(one.environments[0].compose[0].appName, row.appName);
+      const all = await ok<unknown[]>(emu, "GET", "project.all");
+      assert.equal(all.length, 1);
+      const envs = await ok<unknown[]>(emu, "GET", "environment.byProjectId", {
+        projectId: created.project.projectId,
+      });
+      assert.equal(envs.length, 1);
+      const prod = await call(emu, "POST", "environment.create", {
+        name: "production",
+        projectId: created.project.projectId,
+      });
+      assert.equal(prod.status, 400);
+
+      const found = await ok<{ items: { composeId: string }[]; total: number }>(
+        emu,
+        "GET",
+        "compose.search",
+        { description: "MACHINE M-1" },
+      );
+      assert.equal(found.total, 1);
+      assert.equal(found.items[0].composeId, row.composeId);
+      assert.equal(
+        (await ok<{ total: number }>(emu, "GET", "compose.search", { q: "nothing" })).total,
+        0,
+      );
+
+      const notFound = await call(emu, "GET", "project.one", { projectId: "missing" });
+      assert.equal(notFound.status, 404);
+      assert.equal((notFound.body as { message: string }).message, "Project not found");
+      const deploy = await call(emu, "POST", "compose.deploy", { composeId: "missing" });
+      assert.equal(deploy.status, 404);
+      assert.equal((deploy.body as { message: string }).message, "Compose not found");
+      // start before any deploy: the compose files do not exist yet → 500.
+      const start = await call(emu, "POST", "compose.start", { composeId: row.composeId });
+      assert.equal(start.status, 500);
+
+      assert.deepEqual(await ok(emu, "GET", "server.all"), []);
+      assert.equal(await ok(emu, "GET", "server.publicIp"), null);
+      assert.deepEqual(emu.snapshot().projects, [{
+        projectId: created.project.projectId,
+        name: "devpod",
+        environments: [{ environmentId: created.environment.environmentId, name: "production" }],
+      }]);
+      const removed = await ok(emu, "POST", "project.remove", {
+        projectId: created.project.projectId,
+      });
+      assert.equal(removed.projectId, created.project.projectId);
+      assert.deepEqual(emu.snapshot().composes, []);
     });
-    assert.equal(envs.length, 1);
-    const prod = await call(emu, "POST", "environment.create", {
-      name: "production",
-      projectId: created.project.projectId,
-    });
-    assert.equal(prod.status, 400);
-
-    const found = await ok<{ items: { composeId: string }[]; total: number }>(
-      emu,
-      "GET",
-      "compose.search",
-      { description: "MACHINE M-1" },
-    );
-    assert.equal(found.total, 1);
-    assert.equal(found.items[0].composeId, row.composeId);
-    assert.equal(
-      (await ok<{ total: number }>(emu, "GET", "compose.search", { q: "nothing" })).total,
-      0,
-    );
-
-    const notFound = await call(emu, "GET", "project.one", { projectId: "missing" });
-    assert.equal(notFound.status, 404);
-    assert.equal((notFound.body as { message: string }).message, "Project not found");
-    const deploy = await call(emu, "POST", "compose.deploy", { composeId: "missing" });
-    assert.equal(deploy.status, 404);
-    assert.equal((deploy.body as { message: string }).message, "Compose not found");
-    // start before any deploy: the compose files do not exist yet → 500.
-    const start = await call(emu, "POST", "compose.start", { composeId: row.composeId });
-    assert.equal(start.status, 500);
-
-    assert.deepEqual(await ok(emu, "GET", "server.all"), []);
-    assert.equal(await ok(emu, "GET", "server.publicIp"), null);
-    assert.deepEqual(emu.snapshot().projects, [{
-      projectId: created.project.projectId,
-      name: "devpod",
-      environments: [{ environmentId: created.environment.environmentId, name: "production" }],
-    }]);
-    const removed = await ok(emu, "POST", "project.remove", { projectId: created.project.projectId });
-    assert.equal(removed.projectId, created.project.projectId);
-    assert.deepEqual(emu.snapshot().composes, []);
-  });
-});
+  },
+);
 
 Deno.test("v0.25.0: environments but no compose.search", opts, async () => {
   await withEmulator("v0.25.0", async (emu) => {
@@ -203,23 +222,32 @@ Deno.test("v0.25.0: environments but no compose.search", opts, async () => {
   });
 });
 
-Deno.test("v0.24.0: bare project, no environment router, compose.create by projectId", opts, async () => {
-  await withEmulator("v0.24.0", async (emu) => {
-    const project = await ok(emu, "POST", "project.create", { name: "p" });
-    assert.ok(project.projectId);
-    assert.equal("environment" in project, false);
-    const env = await call(emu, "GET", "environment.byProjectId", { projectId: project.projectId });
-    assert.equal(env.status, 404);
-    const byEnv = await call(emu, "POST", "compose.create", { name: "m", environmentId: "e" });
-    assert.equal(byEnv.status, 400);
-    const row = await ok(emu, "POST", "compose.create", { name: "m", projectId: project.projectId });
-    assert.equal(row.projectId, project.projectId);
-    const one = await ok<{ compose: { composeId: string }[] }>(emu, "GET", "project.one", {
-      projectId: project.projectId,
+Deno.test(
+  "v0.24.0: bare project, no environment router, compose.create by projectId",
+  opts,
+  async () => {
+    await withEmulator("v0.24.0", async (emu) => {
+      const project = await ok(emu, "POST", "project.create", { name: "p" });
+      assert.ok(project.projectId);
+      assert.equal("environment" in project, false);
+      const env = await call(emu, "GET", "environment.byProjectId", {
+        projectId: project.projectId,
+      });
+      assert.equal(env.status, 404);
+      const byEnv = await call(emu, "POST", "compose.create", { name: "m", environmentId: "e" });
+      assert.equal(byEnv.status, 400);
+      const row = await ok(emu, "POST", "compose.create", {
+        name: "m",
+        projectId: project.projectId,
+      });
+      assert.equal(row.projectId, project.projectId);
+      const one = await ok<{ compose: { composeId: string }[] }>(emu, "GET", "project.one", {
+        projectId: project.projectId,
+      });
+      assert.equal(one.compose[0].composeId, row.composeId);
     });
-    assert.equal(one.compose[0].composeId, row.composeId);
-  });
-});
+  },
+);
 
 Deno.test("servers option and request recording", opts, async () => {
   const emu = await startEmulator({

@@ -26,7 +26,7 @@ const READY = /\[devpod-bootstrap\] ready in/;
 const skip = await skipReason(["unshare", "chroot", "debootstrap", "sshd", "ssh", "ssh-keygen"]);
 
 Deno.test({
-  name: "bootstrap in a Debian root fs: first boot, second boot, ssh, stop, idle watchdog",
+  name: "bootstrap as PID 1 in a Debian root fs: boots, ssh, stop, idle watchdog, dind, uid 1000",
   ignore: skip !== undefined,
   async fn(t) {
     const lower = await ensureRootfs();
@@ -41,7 +41,9 @@ Deno.test({
       await Deno.writeTextFile(knownHosts, `[127.0.0.1]:${port} ${host.pub}\n`);
       const hostKeyB64 = btoa(await Deno.readTextFile(host.path));
 
-      const boot = async (opts: { shell: string; timeout: number; before?: string }) => {
+      const boot = async (
+        opts: { shell: string; timeout: number; before?: string; docker?: "dind" },
+      ) => {
         // One machine at a time on this root fs and port, even after a failed step.
         for (const old of machines) await old.dispose();
         const m = spawnInNamespace(
@@ -62,7 +64,7 @@ Deno.test({
             DEVPOD_HOST_KEY_B64: hostKeyB64,
             DEVPOD_AUTHORIZED_KEY: client.pub,
             DEVPOD_INACTIVITY_TIMEOUT: String(opts.timeout),
-            DEVPOD_DOCKER_MODE: "none",
+            DEVPOD_DOCKER_MODE: opts.docker ?? "none",
             DEVPOD_SSHD_PORT: String(port),
             DEVPOD_SSHD_LISTEN: "127.0.0.1",
           },
@@ -174,6 +176,35 @@ Deno.test({
         assert.equal(status.code, 0, m.log);
         assert.match(m.log, /without an SSH session/);
       });
+
+      await t.step(
+        "dind mode with a stand-in dockerd: waited for, docker group, stopped",
+        async () => {
+          // A real dockerd needs a privileged container; this checks the bootstrap's part.
+          const bin = `${layer.root}/usr/local/bin`;
+          const m = await boot({
+            shell: "/bin/sh",
+            timeout: 0,
+            docker: "dind",
+            before: [
+              `chroot '${layer.root}' groupadd -f docker`,
+              `printf '%s\n' '#!/bin/sh' 'trap "echo dockerd-stopped; rm -f /run/up; exit 0" TERM' \
+              'sleep 1; touch /run/up; echo dockerd-up' 'sleep 600 & wait' > '${bin}/dockerd'`,
+              `printf '%s\n' '#!/bin/sh' 'test -e /run/up' > '${bin}/docker'`,
+              `chmod 755 '${bin}/dockerd' '${bin}/docker'`,
+            ].join("\n"),
+          });
+          await m.waitForLog(READY, 30_000);
+          assert.match(m.log, /packages: nothing to install/);
+          assert.match(m.log, /docker: ready in/);
+          const out = await ssh("id -nG");
+          assert.equal(out.code, 0, `${out.stderr}\n${m.log}`);
+          assert.ok(out.stdout.split(/\s+/).includes("docker"), out.stdout);
+          await stop(m);
+          const dockerdLog = await Deno.readTextFile(`${layer.changes}/run/devpod/dockerd.log`);
+          assert.equal(dockerdLog, "dockerd-up\ndockerd-stopped\n");
+        },
+      );
 
       await t.step(
         "an image whose uid 1000 is another user (ubuntu): renamed to devpod",

@@ -159,7 +159,7 @@ export class Machine {
       }
     }
     await within(10_000, "namespace teardown", this.#status).catch(() => {});
-    await Promise.race([Promise.all(this.#pumps), sleep(1_000)]);
+    await within(1_000, "log pipes", Promise.all(this.#pumps)).catch(() => {});
   }
 }
 

@@ -4,8 +4,14 @@
  * `devpod`, with its home volume bind-mounted onto /home/devpod.
  */
 import type { MachineSpec } from "../compose_spec.ts";
-import { ensureHost, type HostUser, MACHINE_ETC, MACHINE_HOME, MACHINE_USER } from "./host_setup.ts";
-import { childPids, signal } from "./process.ts";
+import {
+  ensureHost,
+  type HostUser,
+  MACHINE_ETC,
+  MACHINE_HOME,
+  MACHINE_USER,
+} from "./host_setup.ts";
+import { namespaceInit, signal } from "./process.ts";
 import {
   type ContainerInfo,
   MachineError,
@@ -39,8 +45,12 @@ const RESTART_DELAY_MS = 1000;
 const CLOSE_GRACE_MS = 2000;
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-// Runs as the process Deno spawns: send all output to the container log, become unshare.
-const LOG_WRAPPER = 'exec >>"$1" 2>&1; shift; exec "$@"';
+// Runs as the process Deno spawns: send all output to the container log, start a guard
+// that kills this process group if the emulator dies without close(), become unshare.
+// The guard is double-forked so that unshare's only child stays the machine's PID 1.
+const LOG_WRAPPER = 'exec >>"$1" 2>&1; emulator=$2; shift 2; ' +
+  '( (while kill -0 "$emulator" && kill -0 $$; do sleep 1; done 2>/dev/null; kill -KILL 0) & ); ' +
+  'exec "$@"';
 // PID 1 of the machine namespace until it execs the entrypoint: mount home and config.
 // PID 1 ignores signals it has no handler for, hence the trap for an early stop.
 const NS_INIT = "trap 'exit 143' TERM; " +
@@ -99,6 +109,8 @@ export class HostRuntime implements MachineRuntime {
         await this.#create(spec, opts.serverId);
         opts.log(` Container ${name}  Recreated`);
       } else if (!c) {
+        opts.log(` Network ${spec.appName}_default  Creating`);
+        opts.log(` Network ${spec.appName}_default  Created`);
         opts.log(` Container ${name}  Creating`);
         await this.#create(spec, opts.serverId);
         opts.log(` Container ${name}  Created`);
@@ -155,7 +167,9 @@ export class HostRuntime implements MachineRuntime {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#locks.values()]);
-    await Promise.all([...this.#containers.values()].map((c) => this.#terminate(c, CLOSE_GRACE_MS)));
+    await Promise.all(
+      [...this.#containers.values()].map((c) => this.#terminate(c, CLOSE_GRACE_MS)),
+    );
   }
 
   // ---- internals ----
@@ -215,9 +229,10 @@ export class HostRuntime implements MachineRuntime {
 
   #checkPort(c: Container) {
     const port = c.spec.publishedPort;
-    const taken = [...this.#containers.values()].some((o) =>
-      o !== c && o.spec.publishedPort === port && (o.proc || o.restartTimer !== undefined)
-    ) || !canBind(port);
+    const taken =
+      [...this.#containers.values()].some((o) =>
+        o !== c && o.spec.publishedPort === port && (o.proc || o.restartTimer !== undefined)
+      ) || !canBind(port);
     if (taken) {
       throw new MachineError(
         `Error response from daemon: driver failed programming external connectivity on ` +
@@ -249,6 +264,7 @@ export class HostRuntime implements MachineRuntime {
         LOG_WRAPPER,
         "devpod-machine",
         logPath,
+        String(Deno.pid),
         "unshare",
         "--mount",
         "--pid",
@@ -269,9 +285,14 @@ export class HostRuntime implements MachineRuntime {
         HOME: "/root",
         HOSTNAME: c.info.containerId.slice(0, 12),
         ...c.spec.environment,
+        // Supervise mode of machine/bootstrap.sh (see machine/README.md): no system
+        // setup, sshd listens on the published port itself, state stays per machine.
         DEVPOD_BOOTSTRAP_MODE: "supervise",
         DEVPOD_SSHD_CONFIG: config,
         DEVPOD_SSH_PORT: String(c.spec.publishedPort),
+        DEVPOD_SSHD_PORT: String(c.spec.publishedPort),
+        DEVPOD_SSHD_LISTEN: "127.0.0.1",
+        DEVPOD_STATE_DIR: `${dir}/rootfs/run/devpod`,
       },
       stdin: "null",
       stdout: "null",
@@ -292,6 +313,7 @@ export class HostRuntime implements MachineRuntime {
   #onExit(c: Container, proc: Deno.ChildProcess, code: number) {
     if (c.proc !== proc) return;
     c.proc = null;
+    signal(-proc.pid, "SIGKILL"); // leftovers of the group, e.g. the guard
     Object.assign(c.info, { state: "exited", exitCode: code, finishedAt: Date.now() });
     if (c.stopping || this.#closed || !restartWanted(c.spec.restart, code)) return;
     if (c.restarts >= MAX_RESTARTS) return;
@@ -313,14 +335,14 @@ export class HostRuntime implements MachineRuntime {
     c.restartTimer = undefined;
     const proc = c.proc;
     if (!proc) return;
-    // The spawned pid is unshare; its only child is PID 1 of the machine namespace.
+    // The spawned pid is unshare; its child is PID 1 of the machine namespace.
     // SIGTERM is repeated because one sent while PID 1 is between exec and installing
     // its handler is lost (a just-started machine); a PID 1 that ignores it waits out
     // the grace period, as with docker.
     const deadline = Date.now() + graceMs;
     let exited = false;
     while (!exited && Date.now() < deadline) {
-      signal(childPids(proc.pid)[0] ?? -proc.pid, "SIGTERM");
+      signal(namespaceInit(proc.pid) ?? -proc.pid, "SIGTERM");
       exited = await settlesWithin(c.exited, Math.min(250, deadline - Date.now()));
     }
     if (!exited) {

@@ -17,6 +17,19 @@ export function childPids(ppid: number): number[] {
   return out;
 }
 
+/** The child of `ppid` that is PID 1 of its own PID namespace (what unshare --fork made). */
+export function namespaceInit(ppid: number): number | undefined {
+  return childPids(ppid).find((pid) => {
+    try {
+      const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+      const nspid = /^NSpid:\s+(.*)$/m.exec(status)?.[1].trim().split(/\s+/) ?? [];
+      return nspid.length > 1 && nspid[nspid.length - 1] === "1";
+    } catch {
+      return false;
+    }
+  });
+}
+
 /** Sends a signal, ignoring "no such process". */
 export function signal(pid: number, sig: Deno.Signal): void {
   try {

@@ -111,7 +111,9 @@ export const composeProcedures: Procedures = {
     const project = ctx.store.projects.get(env?.projectId ?? c.projectId ?? "");
     return {
       ...c,
-      ...(ctx.profile.environments ? { environment: env ? { ...env, project } : null } : { project }),
+      ...(ctx.profile.environments
+        ? { environment: env ? { ...env, project } : null }
+        : { project }),
       deployments: ctx.store.deploymentsOf(c.composeId),
       mounts: [],
       domains: [],
@@ -182,7 +184,9 @@ export const composeProcedures: Procedures = {
     await Deno.remove(`${ctx.dataDir}/logs/${c.appName}`, { recursive: true }).catch(() => {});
     ctx.store.composes.delete(c.composeId);
     ctx.store.written.delete(c.composeId);
-    for (const d of ctx.store.deploymentsOf(c.composeId)) ctx.store.deployments.delete(d.deploymentId);
+    for (const d of ctx.store.deploymentsOf(c.composeId)) {
+      ctx.store.deployments.delete(d.deploymentId);
+    }
     return c;
   },
 

@@ -37,7 +37,11 @@ function environmentView(ctx: Ctx, e: EnvironmentRow) {
 
 function projectView(ctx: Ctx, p: ProjectRow) {
   if (!ctx.profile.environments) {
-    return { ...p, ...EMPTY_SERVICES, compose: ctx.store.composesOfProject(p.projectId).map(composeSummary) };
+    return {
+      ...p,
+      ...EMPTY_SERVICES,
+      compose: ctx.store.composesOfProject(p.projectId).map(composeSummary),
+    };
   }
   return {
     ...p,
@@ -58,7 +62,12 @@ export function findEnvironment(ctx: Ctx, environmentId: unknown): EnvironmentRo
   return e;
 }
 
-function newEnvironment(projectId: string, name: string, description: string | null, isDefault: boolean) {
+function newEnvironment(
+  projectId: string,
+  name: string,
+  description: string | null,
+  isDefault: boolean,
+) {
   const env: EnvironmentRow = {
     environmentId: newId(),
     name,
@@ -116,7 +125,9 @@ export const projectProcedures: Procedures = {
     const project = findProject(ctx, input.projectId);
     for (const c of ctx.store.composesOfProject(project.projectId)) {
       ctx.store.composes.delete(c.composeId);
-      for (const d of ctx.store.deploymentsOf(c.composeId)) ctx.store.deployments.delete(d.deploymentId);
+      for (const d of ctx.store.deploymentsOf(c.composeId)) {
+        ctx.store.deployments.delete(d.deploymentId);
+      }
     }
     for (const e of ctx.store.environmentsOf(project.projectId)) {
       ctx.store.environments.delete(e.environmentId);
