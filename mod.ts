@@ -4,7 +4,6 @@
  * every error to one line on stderr and an exit code. Nothing here prints a stack
  * trace unless DEVPOD_DEBUG=true.
  */
-import { Command, CommanderError } from "commander";
 import { type CommandContext, defaultContext } from "./lib/context.ts";
 import { ProviderError } from "./lib/errors.ts";
 import { redact } from "./lib/log.ts";
@@ -13,18 +12,69 @@ import { PROVIDER_VERSION } from "./lib/version.ts";
 type Runner = (ctx: CommandContext, opts: Record<string, unknown>) => Promise<number>;
 
 /** Lazy imports keep start-up small: `status` loads only what it uses. */
-const VERBS: { name: string; summary: string; load: () => Promise<{ run: Runner }>; options?: [string, string][] }[] = [
-  { name: "init", summary: "validate options and the Dokploy connection (run by DevPod)", load: () => import("./commands/init.ts") },
-  { name: "create", summary: "create the machine and wait until SSH works (run by DevPod)", load: () => import("./commands/create.ts") },
-  { name: "start", summary: "start a stopped machine and wait until SSH works (run by DevPod)", load: () => import("./commands/start.ts") },
-  { name: "stop", summary: "stop the machine; volumes are kept (run by DevPod)", load: () => import("./commands/stop.ts") },
-  { name: "delete", summary: "delete the machine and its volumes (run by DevPod)", load: () => import("./commands/delete.ts") },
-  { name: "status", summary: "print Running, Busy, Stopped or NotFound (run by DevPod)", load: () => import("./commands/status.ts") },
-  { name: "command", summary: "run $COMMAND on the machine over SSH as a stdio tunnel (run by DevPod)", load: () => import("./commands/command.ts") },
-  { name: "doctor", summary: "check options, server, API key, version, SSH", load: () => import("./commands/doctor.ts") },
-  { name: "list", summary: "list this provider's machines on the Dokploy server", load: () => import("./commands/list.ts"), options: [["--json", "print JSON"]] },
-  { name: "cleanup", summary: "find (and with --yes delete) machines whose DevPod folder is gone", load: () => import("./commands/cleanup.ts"), options: [["-y, --yes", "delete the orphans (default: dry run)"]] },
-  { name: "version", summary: "print the provider version", load: () => import("./commands/version.ts") },
+const VERBS: {
+  name: string;
+  summary: string;
+  load: () => Promise<{ run: Runner }>;
+  options?: [string, string][];
+}[] = [
+  {
+    name: "init",
+    summary: "validate options and the Dokploy connection (run by DevPod)",
+    load: () => import("./commands/init.ts"),
+  },
+  {
+    name: "create",
+    summary: "create the machine and wait until SSH works (run by DevPod)",
+    load: () => import("./commands/create.ts"),
+  },
+  {
+    name: "start",
+    summary: "start a stopped machine and wait until SSH works (run by DevPod)",
+    load: () => import("./commands/start.ts"),
+  },
+  {
+    name: "stop",
+    summary: "stop the machine; volumes are kept (run by DevPod)",
+    load: () => import("./commands/stop.ts"),
+  },
+  {
+    name: "delete",
+    summary: "delete the machine and its volumes (run by DevPod)",
+    load: () => import("./commands/delete.ts"),
+  },
+  {
+    name: "status",
+    summary: "print Running, Busy, Stopped or NotFound (run by DevPod)",
+    load: () => import("./commands/status.ts"),
+  },
+  {
+    name: "command",
+    summary: "run $COMMAND on the machine over SSH as a stdio tunnel (run by DevPod)",
+    load: () => import("./commands/command.ts"),
+  },
+  {
+    name: "doctor",
+    summary: "check options, server, API key, version, SSH",
+    load: () => import("./commands/doctor.ts"),
+  },
+  {
+    name: "list",
+    summary: "list this provider's machines on the Dokploy server",
+    load: () => import("./commands/list.ts"),
+    options: [["--json", "print JSON"]],
+  },
+  {
+    name: "cleanup",
+    summary: "find (and with --yes delete) machines whose DevPod folder is gone",
+    load: () => import("./commands/cleanup.ts"),
+    options: [["-y, --yes", "delete the orphans (default: dry run)"]],
+  },
+  {
+    name: "version",
+    summary: "print the provider version",
+    load: () => import("./commands/version.ts"),
+  },
 ];
 
 export async function main(argv: string[]): Promise<number> {
@@ -39,6 +89,22 @@ export async function main(argv: string[]): Promise<number> {
   for (const s of installed) Deno.addSignalListener(s, onSignal);
 
   const ctx = defaultContext(controller.signal);
+  try {
+    // DevPod calls `<binary> <verb>` many times per workspace: skip the argument
+    // parser for that exact shape, it is start-up time on every tunnel.
+    const direct = argv.length === 1 ? VERBS.find((v) => v.name === argv[0]) : undefined;
+    if (direct) return await (await direct.load()).run(ctx, {});
+    return await parseAndRun(argv, ctx);
+  } catch (err) {
+    return reportError(err, ctx.log.debugEnabled);
+  } finally {
+    for (const s of installed) Deno.removeSignalListener(s, onSignal);
+  }
+}
+
+/** Human use: help, flags, suggestions for typos. */
+async function parseAndRun(argv: string[], ctx: CommandContext): Promise<number> {
+  const { Command, CommanderError } = await import("commander");
   let exitCode = 0;
   const program = new Command()
     .name("devpod-provider-dokploy")
@@ -51,25 +117,20 @@ export async function main(argv: string[]): Promise<number> {
     const cmd = program.command(verb.name).description(verb.summary);
     for (const [flags, description] of verb.options ?? []) cmd.option(flags, description);
     cmd.action(async (opts: Record<string, unknown>) => {
-      const { run } = await verb.load();
-      exitCode = await run(ctx, opts);
+      exitCode = await (await verb.load()).run(ctx, opts);
     });
   }
   try {
     await program.parseAsync(argv, { from: "user" });
   } catch (err) {
-    exitCode = reportError(err, ctx.log.debugEnabled);
-  } finally {
-    for (const s of installed) Deno.removeSignalListener(s, onSignal);
+    // commander already printed its one-line message (unknown command, bad flag).
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    throw err;
   }
   return exitCode;
 }
 
 function reportError(err: unknown, debug: boolean): number {
-  if (err instanceof CommanderError) {
-    // commander already printed its one-line message (unknown command, bad flag).
-    return err.exitCode === 0 ? 0 : 2;
-  }
   const write = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(redact(s)));
   if (err instanceof ProviderError) {
     write(`devpod-provider-dokploy: ${err.message}\n`);
@@ -78,7 +139,9 @@ function reportError(err: unknown, debug: boolean): number {
   }
   const message = err instanceof Error ? err.message : String(err);
   write(
-    `devpod-provider-dokploy: unexpected error: ${message.split("\n")[0]} (set DEVPOD_DEBUG=true for details)\n`,
+    `devpod-provider-dokploy: unexpected error: ${
+      message.split("\n")[0]
+    } (set DEVPOD_DEBUG=true for details)\n`,
   );
   if (debug && err instanceof Error && err.stack) write(`${err.stack}\n`);
   return 1;

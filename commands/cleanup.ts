@@ -26,7 +26,9 @@ export async function run(ctx: CommandContext, opts: { yes?: boolean }): Promise
     }
   }
   if (!opts.yes) {
-    await ctx.stdout(`${orphans.length} orphan(s); run again with --yes to delete them and their volumes\n`);
+    await ctx.stdout(
+      `${orphans.length} orphan(s); run again with --yes to delete them and their volumes\n`,
+    );
   }
   return 0;
 }

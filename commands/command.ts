@@ -4,19 +4,22 @@
  * and stdin EOF reaches the remote. We print nothing to stdout and exit with the
  * remote command's exit code. Needs no Dokploy call: the state file has the address.
  */
-import { loadMachineContext } from "../lib/config.ts";
+import { loadMachineContext, reuseConnections } from "../lib/machine_context.ts";
 import type { CommandContext } from "../lib/context.ts";
 import { ConfigError, StateError } from "../lib/errors.ts";
-import { sshTarget } from "../lib/machine/lifecycle.ts";
+import { sshTarget } from "../lib/machine/ssh_target.ts";
 import { readState } from "../lib/machine/state.ts";
 import { childEnv } from "../lib/process.ts";
 import { sshArgv } from "../lib/ssh/argv.ts";
+import { muxOptions } from "../lib/ssh/mux.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
   const machine = loadMachineContext(ctx.env);
   const remoteCommand = ctx.env.COMMAND;
   if (!remoteCommand) {
-    throw new ConfigError("COMMAND is not set; DevPod sets it to the command to run on the machine");
+    throw new ConfigError(
+      "COMMAND is not set; DevPod sets it to the command to run on the machine",
+    );
   }
   const state = await readState(machine.machineFolder);
   if (!state) {
@@ -25,7 +28,11 @@ export async function run(ctx: CommandContext): Promise<number> {
     );
   }
   const child = new Deno.Command("ssh", {
-    args: [...sshArgv(sshTarget(machine, state)), remoteCommand],
+    args: [
+      ...await muxOptions(machine.machineFolder, reuseConnections(ctx.env)),
+      ...sshArgv(sshTarget(machine, state)),
+      remoteCommand,
+    ],
     stdin: "inherit",
     stdout: "inherit",
     stderr: "inherit",

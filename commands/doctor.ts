@@ -39,27 +39,50 @@ export async function run(ctx: CommandContext): Promise<number> {
     return 1;
   }
   const api = new DokployApi(
-    new DokployClient({ baseUrl: config.serverUrl, token: config.token, attempts: 1, timeoutMs: 10_000 }),
+    new DokployClient({
+      baseUrl: config.serverUrl,
+      token: config.token,
+      attempts: 1,
+      timeoutMs: 10_000,
+    }),
   );
   const reachable = await attempt("server reachable", async () => {
-    const res = await fetch(`${config.serverUrl}/api/health`, { signal: AbortSignal.timeout(10_000) });
+    const res = await fetch(`${config.serverUrl}/api/health`, {
+      signal: AbortSignal.timeout(10_000),
+    });
     await res.body?.cancel();
     return `${config.serverUrl} answers (HTTP ${res.status})`;
   });
-  if (reachable && await attempt("API key + version", async () => `Dokploy ${await detectVersion(api)}, key accepted`)) {
+  if (
+    reachable &&
+    await attempt(
+      "API key + version",
+      async () => `Dokploy ${await detectVersion(api)}, key accepted`,
+    )
+  ) {
     await attempt("project", async () => {
       const found = (await api.projects()).filter((p) => p.name === config.projectName);
       return found.length
-        ? `"${config.projectName}" exists${found.length > 1 ? ` (${found.length} with that name; the oldest is used)` : ""}`
+        ? `"${config.projectName}" exists${
+          found.length > 1 ? ` (${found.length} with that name; the oldest is used)` : ""
+        }`
         : `"${config.projectName}" will be created with the first machine`;
     });
     await attempt("target server", async () => {
       if (!config.serverId) {
         const servers = await api.servers();
-        return `the Dokploy host${servers.length ? ` (remote servers: ${servers.map((s) => `${s.name}=${s.serverId}`).join(", ")})` : ""}`;
+        return `the Dokploy host${
+          servers.length
+            ? ` (remote servers: ${servers.map((s) => `${s.name}=${s.serverId}`).join(", ")})`
+            : ""
+        }`;
       }
       const s = await api.server(config.serverId);
-      if (!s) throw new Error(`DOKPLOY_SERVER_ID "${config.serverId}" does not exist; leave it empty or pick an id from this list`);
+      if (!s) {
+        throw new Error(
+          `DOKPLOY_SERVER_ID "${config.serverId}" does not exist; leave it empty or pick an id from this list`,
+        );
+      }
       return `${s.name} (${s.ipAddress})`;
     });
     await attempt("machine SSH ports", async () => {
@@ -69,15 +92,27 @@ export async function run(ctx: CommandContext): Promise<number> {
       const closed = [];
       for (const m of running) if (!(await tcpOpen(host, m.sshPort))) closed.push(m.sshPort);
       if (closed.length) {
-        throw new Error(`ports ${closed.join(", ")} on ${host} are not reachable from here; open SSH_PORT_RANGE ${config.sshPortRange.from}-${config.sshPortRange.to} in the firewall or set SSH_HOST`);
+        throw new Error(
+          `ports ${
+            closed.join(", ")
+          } on ${host} are not reachable from here; open SSH_PORT_RANGE ${config.sshPortRange.from}-${config.sshPortRange.to} in the firewall or set SSH_HOST`,
+        );
       }
       return `${running.length} running machine(s) reachable on ${host}`;
     });
   }
   await attempt("local OpenSSH", async () => {
-    const out = await new Deno.Command("ssh", { args: ["-V"], stderr: "piped", stdout: "null", clearEnv: true, env: childEnv() })
+    const out = await new Deno.Command("ssh", {
+      args: ["-V"],
+      stderr: "piped",
+      stdout: "null",
+      clearEnv: true,
+      env: childEnv(),
+    })
       .output().catch(() => {
-        throw new Error("ssh is not installed; install OpenSSH (apt install openssh-client / brew install openssh)");
+        throw new Error(
+          "ssh is not installed; install OpenSSH (apt install openssh-client / brew install openssh)",
+        );
       });
     return new TextDecoder().decode(out.stderr).trim();
   });

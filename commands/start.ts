@@ -6,6 +6,10 @@ import { withMachineLock } from "../lib/machine/lock.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
   const deps = machineDeps(ctx);
-  await withMachineLock(deps.machine.machineFolder, deps.config.readyTimeoutMs, () => startMachine(deps));
+  await withMachineLock(
+    deps.machine.machineFolder,
+    deps.config.readyTimeoutMs,
+    () => startMachine(deps),
+  );
   return 0;
 }

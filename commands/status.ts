@@ -5,7 +5,7 @@
  */
 import type { CommandContext } from "../lib/context.ts";
 import { machineDeps } from "../lib/context.ts";
-import { machineStatus } from "../lib/machine/lifecycle.ts";
+import { machineStatus } from "../lib/machine/query.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
   const status = await machineStatus(machineDeps(ctx));

@@ -4,9 +4,10 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import type { Env } from "./machine_context.ts";
+export { type Env, loadMachineContext, type MachineContext } from "./machine_context.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
 
-export type Env = Readonly<Record<string, string | undefined>>;
 export type DockerMode = "dind" | "none";
 
 export interface PortRange {
@@ -30,16 +31,11 @@ export interface ProviderConfig {
   sshHost: string | null;
   sshPortRange: PortRange;
   dokployNetwork: boolean;
+  sshReuseConnections: boolean;
   agentPath: string;
   agentUrl: string | null;
   readyTimeoutMs: number;
   debug: boolean;
-}
-
-/** The per-machine variables DevPod sets for machine commands. */
-export interface MachineContext {
-  machineId: string;
-  machineFolder: string;
 }
 
 const GO_DURATION_UNITS: Record<string, number> = {
@@ -85,7 +81,10 @@ const parsers = {
     try {
       url = new URL(v);
     } catch {
-      ctx.addIssue({ code: "custom", message: `"${v}" is not a URL; use e.g. https://dokploy.example.com` });
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" is not a URL; use e.g. https://dokploy.example.com`,
+      });
       return z.NEVER;
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -93,16 +92,25 @@ const parsers = {
       return z.NEVER;
     }
     if (url.search || url.hash || url.username || url.password) {
-      ctx.addIssue({ code: "custom", message: "must not carry credentials, a query or a fragment" });
+      ctx.addIssue({
+        code: "custom",
+        message: "must not carry credentials, a query or a fragment",
+      });
       return z.NEVER;
     }
     // Users paste the dashboard URL or one ending in /api; both mean the base.
     const path = url.pathname.replace(/\/+$/, "").replace(/\/api$/, "");
     return `${url.origin}${path}`;
   }),
-  DOKPLOY_API_TOKEN: z.string().min(1, "is required (create one in Dokploy: Settings > Profile > API/CLI)")
+  DOKPLOY_API_TOKEN: z.string().min(
+    1,
+    "is required (create one in Dokploy: Settings > Profile > API/CLI)",
+  )
     .refine((v) => !/\s/.test(v), "contains white space; paste the key alone"),
-  DOKPLOY_PROJECT_NAME: z.string().min(1, "must not be empty").max(100, "is longer than 100 characters"),
+  DOKPLOY_PROJECT_NAME: z.string().min(1, "must not be empty").max(
+    100,
+    "is longer than 100 characters",
+  ),
   DOKPLOY_SERVER_ID: z.string().max(100).transform((v) => v === "" ? null : v),
   MACHINE_TYPE: z.enum(Object.keys(MACHINE_TYPES) as [MachineType, ...MachineType[]], {
     error: () => `must be one of ${Object.keys(MACHINE_TYPES).join(", ")}`,
@@ -111,7 +119,10 @@ const parsers = {
     if (v === "") return null;
     const n = Number(v);
     if (!/^\d+(\.\d+)?$/.test(v) || !(n > 0) || n > 256) {
-      ctx.addIssue({ code: "custom", message: `"${v}" must be a number of CPUs between 0.1 and 256` });
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" must be a number of CPUs between 0.1 and 256`,
+      });
       return z.NEVER;
     }
     return n;
@@ -121,7 +132,10 @@ const parsers = {
     const m = /^(\d+)([mMgG])$/.exec(v);
     const mib = m ? Number(m[1]) * (m[2].toLowerCase() === "g" ? 1024 : 1) : NaN;
     if (!m || mib < 256 || mib > 1024 * 1024) {
-      ctx.addIssue({ code: "custom", message: `"${v}" must be a size between 256m and 1024g, e.g. 6g` });
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" must be a size between 256m and 1024g, e.g. 6g`,
+      });
       return z.NEVER;
     }
     return mib;
@@ -148,6 +162,7 @@ const parsers = {
     }
     return { from, to };
   }),
+  SSH_REUSE_CONNECTIONS: booleanSchema(),
   DOKPLOY_NETWORK: booleanSchema(),
   AGENT_PATH: z.string().regex(/^\/[^\s'"]+$/, "must be an absolute path without spaces or quotes"),
   AGENT_URL: z.string().transform((v, ctx) => {
@@ -231,6 +246,7 @@ export function loadConfig(env: Env): ProviderConfig {
     sshHost: o.SSH_HOST,
     sshPortRange: o.SSH_PORT_RANGE,
     dokployNetwork: o.DOKPLOY_NETWORK,
+    sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,
     readyTimeoutMs: o.READY_TIMEOUT,
@@ -240,26 +256,4 @@ export function loadConfig(env: Env): ProviderConfig {
 
 export function isDebug(env: Env): boolean {
   return env.DEVPOD_DEBUG === "true" || env.DEVPOD_PROVIDER_DEBUG === "true";
-}
-
-/** MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. */
-export function loadMachineContext(env: Env): MachineContext {
-  const machineId = env.MACHINE_ID?.trim() ?? "";
-  const machineFolder = env.MACHINE_FOLDER?.trim() ?? "";
-  if (!machineId) {
-    throw new ConfigError(
-      "MACHINE_ID is not set; this command is run by DevPod (devpod machine/up), or set MACHINE_ID yourself",
-    );
-  }
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(machineId)) {
-    throw new ConfigError(
-      `MACHINE_ID "${machineId}" must be 1-63 letters, digits, '.', '_' or '-'; pick another machine name`,
-    );
-  }
-  if (!machineFolder) {
-    throw new ConfigError(
-      "MACHINE_FOLDER is not set; DevPod sets it to the machine's folder, or set it to a writable directory",
-    );
-  }
-  return { machineId, machineFolder };
 }

@@ -7,7 +7,7 @@ import { type Env, isDebug, loadConfig, loadMachineContext } from "./config.ts";
 import { DokployApi } from "./dokploy/api.ts";
 import { DokployClient } from "./dokploy/client.ts";
 import { createLogger, type Logger } from "./log.ts";
-import type { MachineDeps } from "./machine/lifecycle.ts";
+import type { MachineDeps } from "./machine/deps.ts";
 import { PROVIDER_VERSION } from "./version.ts";
 
 export interface CommandContext {
@@ -35,7 +35,11 @@ export function defaultContext(signal: AbortSignal): CommandContext {
 /** Config + client for commands that talk to Dokploy. */
 export function dokployFromContext(ctx: CommandContext) {
   const config = loadConfig(ctx.env);
-  const client = new DokployClient({ baseUrl: config.serverUrl, token: config.token, log: ctx.log });
+  const client = new DokployClient({
+    baseUrl: config.serverUrl,
+    token: config.token,
+    log: ctx.log,
+  });
   return { config, api: new DokployApi(client) };
 }
 

@@ -114,7 +114,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     name: "MACHINE_MEMORY",
     group: "Machine",
     displayName: "Memory (override)",
-    description: "Memory limit overriding the MACHINE_TYPE preset (e.g. 6g, 3072m); empty keeps it.",
+    description:
+      "Memory limit overriding the MACHINE_TYPE preset (e.g. 6g, 3072m); empty keeps it.",
     default: "",
     validationPattern: "^$|^[0-9]+[mMgG]$",
     validationMessage: "must be a size such as 6g or 3072m",
@@ -168,10 +169,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     name: "SSH_PORT_RANGE",
     group: "Access",
     displayName: "SSH port range",
-    description: "Host ports the provider may publish machines' SSH on (open them in your firewall).",
+    description:
+      "Host ports the provider may publish machines' SSH on (open them in your firewall).",
     default: DEFAULT_SSH_PORT_RANGE,
     validationPattern: "^[0-9]{1,5}-[0-9]{1,5}$",
     validationMessage: "must look like 32200-32999",
+  },
+  {
+    name: "SSH_REUSE_CONNECTIONS",
+    group: "Access",
+    displayName: "Reuse SSH connections",
+    description:
+      "Share one SSH connection between DevPod's tunnels to a machine (OpenSSH ControlMaster; not on Windows). Much faster; kept open 15 s after the last tunnel.",
+    type: "boolean",
+    default: "true",
   },
   {
     name: "DOKPLOY_NETWORK",
@@ -186,14 +197,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     name: "AGENT_PATH",
     group: "Advanced",
     displayName: "Agent path",
-    description: "Where the DevPod agent lives on the machine (on the home volume, so it survives restarts).",
+    description:
+      "Where the DevPod agent lives on the machine (on the home volume, so it survives restarts).",
     default: DEFAULT_AGENT_PATH,
   },
   {
     name: "AGENT_URL",
     group: "Advanced",
     displayName: "Agent download URL",
-    description: "Base URL the machine downloads the DevPod agent from; empty uses DevPod's default.",
+    description:
+      "Base URL the machine downloads the DevPod agent from; empty uses DevPod's default.",
     default: "",
   },
   {

@@ -140,7 +140,7 @@ install_packages() {
 
 # Name of the passwd/group entry whose id (3rd field) is $2, from file $1.
 name_by_id() {
-  while IFS=: read -r n _ id _; do
+  while IFS=: read -r n _ id _ || [ -n "$n" ]; do # || : a last line without newline
     [ "$id" = "$2" ] && printf '%s\n' "$n" && return 0
   done <"$1"
   return 1
@@ -287,7 +287,7 @@ start_dockerd() {
   i=0
   until docker info >/dev/null 2>&1; do
     i=$((i + 1))
-    if [ "$i" -gt 120 ] || ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+    if [ "$i" -gt 120 ] || ! alive "$DOCKERD_PID"; then
       # Stay reachable over ssh so the failure can be inspected; DevPod reports it too.
       log "warning: dockerd not ready after $(since "$t0"); last lines of $STATE_DIR/dockerd.log:"
       tail -n 20 "$STATE_DIR/dockerd.log" >&2
@@ -336,7 +336,8 @@ alive() {
   [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" && [ "$st" != Z ]
 }
 
-# Sends TERM to the pids given and reaps them; KILL after $1 s.
+# Sends TERM to the pids given and reaps them; KILL after $1 s (dockerd stops its
+# containers first: give the compose service a stop_grace_period above this).
 stop_pids() {
   grace=$1
   shift
@@ -358,7 +359,10 @@ supervise() {
   unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY
 
   STOPPING=
-  trap 'STOPPING=1' TERM INT HUP
+  SSHD_PID=
+  # Stopping sshd in the trap makes the `wait` below return even if the signal came
+  # before it started.
+  trap 'STOPPING=1; [ -z "$SSHD_PID" ] || kill -TERM "$SSHD_PID" 2>/dev/null' TERM INT HUP
   "$sshd_bin" -D -e -f "$SSHD_CONFIG" &
   SSHD_PID=$!
   WATCHDOG_PID=
@@ -384,11 +388,11 @@ supervise() {
 
   if [ -n "$STOPPING" ]; then
     log "signal received: stopping"
-    stop_pids 10 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+    stop_pids 20 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
     log "stopped"
     exit 0
   fi
-  stop_pids 10 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+  stop_pids 20 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
   if [ -f "$STATE_DIR/idle-stop" ]; then
     log "stopped after $(cat "$STATE_DIR/idle-stop")s without an SSH session (idle timeout)"
     exit 0

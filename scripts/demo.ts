@@ -12,7 +12,9 @@ const dim = (s: string) => `\x1b[2m${s}\x1b[0m`;
 const rows: [string, string, string][] = [];
 
 async function main(): Promise<number> {
-  console.log(bold("devpod-provider-dokploy demo") + dim(" — emulated Dokploy v0.30.2 + real sshd"));
+  console.log(
+    bold("devpod-provider-dokploy demo") + dim(" — emulated Dokploy v0.30.2 + real sshd"),
+  );
   const emu = await startEmulator({ deployDelayMs: 300 });
   const root = await Deno.makeTempDir({ prefix: "devpod-demo-" });
   const machineId = "demo-ws-1f2e3";
@@ -30,7 +32,12 @@ async function main(): Promise<number> {
   await Deno.mkdir(env.MACHINE_FOLDER, { recursive: true });
   let failed = false;
 
-  async function step(title: string, verb: string, extra: Record<string, string> = {}, expect?: (out: string) => boolean) {
+  async function step(
+    title: string,
+    verb: string,
+    extra: Record<string, string> = {},
+    expect?: (out: string) => boolean,
+  ) {
     const started = performance.now();
     const r = await runProvider([verb], { ...env, ...extra }, { timeoutMs: 180_000 });
     const ms = performance.now() - started;
@@ -38,7 +45,9 @@ async function main(): Promise<number> {
     const ok = r.code === 0 && (expect ? expect(out) : true);
     failed ||= !ok;
     const shown = out ? ` → ${out.split("\n").slice(-3).join(" ⏎ ")}` : "";
-    console.log(`${ok ? "✔" : "✘"} ${title.padEnd(44)} ${dim(`${(ms / 1000).toFixed(2)}s`)}${shown}`);
+    console.log(
+      `${ok ? "✔" : "✘"} ${title.padEnd(44)} ${dim(`${(ms / 1000).toFixed(2)}s`)}${shown}`,
+    );
     if (!ok) console.log(dim(r.stderr.trim().split("\n").map((l) => `    ${l}`).join("\n")));
     rows.push([title, ok ? "ok" : "FAILED", `${(ms / 1000).toFixed(2)}s`]);
     return out;
@@ -49,16 +58,25 @@ async function main(): Promise<number> {
     await step("init: check URL, token, Dokploy version", "init");
     await step("create: deploy + wait for pinned-key SSH", "create");
     await step("status", "status", {}, (o) => o === "Running");
-    await step("command: whoami on the machine", "command", { COMMAND: "echo \"$(id -un)@$(hostname)\"" }, (o) => o.startsWith("devpod@"));
-    await step("command: write a file in the home volume", "command", { COMMAND: "echo 'hello from before the stop' > ~/note.txt && cat ~/note.txt" });
+    await step("command: whoami on the machine", "command", {
+      COMMAND: 'echo "$(id -un)@$(hostname)"',
+    }, (o) => o.startsWith("devpod@"));
+    await step("command: write a file in the home volume", "command", {
+      COMMAND: "echo 'hello from before the stop' > ~/note.txt && cat ~/note.txt",
+    });
     await step("stop", "stop");
     await step("status", "status", {}, (o) => o === "Stopped");
     await step("start", "start");
-    await step("command: file survived stop/start", "command", { COMMAND: "cat ~/note.txt" }, (o) => o === "hello from before the stop");
+    await step(
+      "command: file survived stop/start",
+      "command",
+      { COMMAND: "cat ~/note.txt" },
+      (o) => o === "hello from before the stop",
+    );
     console.log(dim("   waiting for the idle watchdog (INACTIVITY_TIMEOUT=6s, no SSH session)…"));
     const idleStarted = performance.now();
     let idle = "";
-    while (performance.now() - idleStarted < 30_000) {
+    while (performance.now() - idleStarted < 60_000) {
       await new Promise((r) => setTimeout(r, 1000));
       const r = await runProvider(["status"], env);
       idle = r.stdoutText.trim();
@@ -66,16 +84,33 @@ async function main(): Promise<number> {
     }
     const idleOk = idle === "Stopped";
     failed ||= !idleOk;
-    console.log(`${idleOk ? "✔" : "✘"} ${"idle auto-stop: machine stopped itself".padEnd(44)} ${dim(`${((performance.now() - idleStarted) / 1000).toFixed(2)}s`)} → ${idle}`);
-    rows.push(["idle auto-stop", idleOk ? "ok" : "FAILED", `${((performance.now() - idleStarted) / 1000).toFixed(2)}s`]);
+    console.log(
+      `${idleOk ? "✔" : "✘"} ${"idle auto-stop: machine stopped itself".padEnd(44)} ${
+        dim(`${((performance.now() - idleStarted) / 1000).toFixed(2)}s`)
+      } → ${idle}`,
+    );
+    rows.push([
+      "idle auto-stop",
+      idleOk ? "ok" : "FAILED",
+      `${((performance.now() - idleStarted) / 1000).toFixed(2)}s`,
+    ]);
     await step("start after idle stop", "start");
-    await step("command: data still there", "command", { COMMAND: "cat ~/note.txt" }, (o) => o === "hello from before the stop");
+    await step(
+      "command: data still there",
+      "command",
+      { COMMAND: "cat ~/note.txt" },
+      (o) => o === "hello from before the stop",
+    );
     await step("delete", "delete");
     await step("status", "status", {}, (o) => o === "NotFound");
     const snap = emu.snapshot();
     const leftovers = snap.composes.length + snap.volumeDirs.length + snap.machineProcesses;
     failed ||= leftovers !== 0;
-    console.log(`${leftovers === 0 ? "✔" : "✘"} nothing left on the emulated Dokploy (services, volumes, processes: ${leftovers})`);
+    console.log(
+      `${
+        leftovers === 0 ? "✔" : "✘"
+      } nothing left on the emulated Dokploy (services, volumes, processes: ${leftovers})`,
+    );
   } finally {
     await emu.close();
     await Deno.remove(root, { recursive: true }).catch(() => {});

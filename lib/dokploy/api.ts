@@ -183,7 +183,9 @@ export class DokployApi {
       serverId: serverId ?? undefined,
     });
     // Dokploy answers [] (or nothing) when Docker fails: never proof of absence alone.
-    return res === undefined ? [] : parse(z.array(Container), res, "docker.getContainersByAppNameMatch");
+    return res === undefined
+      ? []
+      : parse(z.array(Container), res, "docker.getContainersByAppNameMatch");
   }
 
   async deployments(composeId: string): Promise<Deployment[]> {
@@ -212,7 +214,9 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, procedure: string): T {
   if (r.success) return r.data;
   const issue = r.error.issues[0];
   throw new DokployError(
-    `unexpected answer from Dokploy ${procedure} (${issue.path.join(".") || "body"}: ${issue.message}); is this a supported Dokploy version?`,
+    `unexpected answer from Dokploy ${procedure} (${
+      issue.path.join(".") || "body"
+    }: ${issue.message}); is this a supported Dokploy version?`,
     procedure,
     200,
   );

@@ -202,7 +202,9 @@ export function httpError(procedure: string, status: number, text: string): Dokp
         : `${procedure}: ${serverMessage || "not found"} (404)`;
       break;
     default:
-      message = `Dokploy failed on ${procedure} (${status}${serverMessage ? `: ${serverMessage}` : ""})`;
+      message = `Dokploy failed on ${procedure} (${status}${
+        serverMessage ? `: ${serverMessage}` : ""
+      })`;
   }
   return new DokployError(message, procedure, status);
 }

@@ -25,7 +25,6 @@ export async function deployAndWait(
   await api.deployCompose(composeId, title);
   const started = Date.now();
   let announced = "";
-  let delay = 200;
   while (Date.now() < deadline) {
     if (signal?.aborted) throw new InterruptedError("interrupted while Dokploy was deploying");
     const mine = (await api.deployments(composeId)).find((d) => !before.has(d.deploymentId));
@@ -43,15 +42,18 @@ export async function deployAndWait(
       const tail = await api.deploymentLog(mine.deploymentId, 15).catch(() => "");
       throw new DeployFailedError(deployFailureMessage(mine.errorMessage, tail));
     }
-    await sleep(delay, signal);
-    delay = Math.min(1000, delay * 1.5);
+    // Poll briskly while a short deploy is likely to finish, then back off.
+    await sleep(Date.now() - started < 10_000 ? 250 : 1000, signal);
   }
   throw new MachineNotReadyError(
     `Dokploy did not finish deploying the machine in time (last phase: ${announced}); raise READY_TIMEOUT or check the deploy queue in Dokploy`,
   );
 }
 
-export function deployFailureMessage(errorMessage: string | null | undefined, logTail: string): string {
+export function deployFailureMessage(
+  errorMessage: string | null | undefined,
+  logTail: string,
+): string {
   const lines = logTail.split("\n").map((l) => l.trim()).filter(Boolean).slice(-6);
   const detail = lines.length ? lines.join(" | ") : errorMessage ?? "no log";
   return `Dokploy failed to deploy the machine: ${detail}`;
@@ -59,5 +61,6 @@ export function deployFailureMessage(errorMessage: string | null | undefined, lo
 
 /** The deploy failed because the published SSH port is held by something else. */
 export function isPortTaken(err: unknown): boolean {
-  return err instanceof DeployFailedError && /port is already allocated|address already in use/i.test(err.message);
+  return err instanceof DeployFailedError &&
+    /port is already allocated|address already in use/i.test(err.message);
 }

@@ -21,7 +21,10 @@ export interface MachineInfo {
   memory: string | null;
 }
 
-export async function listMachines(api: DokployApi, config: ProviderConfig): Promise<MachineInfo[]> {
+export async function listMachines(
+  api: DokployApi,
+  config: ProviderConfig,
+): Promise<MachineInfo[]> {
   const out: MachineInfo[] = [];
   for (const p of await api.projects()) {
     if (p.name !== config.projectName) continue;
@@ -31,7 +34,11 @@ export async function listMachines(api: DokployApi, config: ProviderConfig): Pro
       const marker = parseMarker(c.description);
       return marker ? [{ c, marker }] : [];
     });
-    out.push(...await Promise.all(ours.map(({ c, marker }) => describe(api, c, marker.machineId, marker.sshPort))));
+    out.push(
+      ...await Promise.all(
+        ours.map(({ c, marker }) => describe(api, c, marker.machineId, marker.sshPort)),
+      ),
+    );
   }
   return out.sort((a, b) => a.machineId.localeCompare(b.machineId));
 }

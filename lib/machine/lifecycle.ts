@@ -3,12 +3,9 @@
  * is idempotent, bounded in time, and leaves nothing behind when it fails.
  */
 import { join } from "node:path";
-import type { MachineContext, ProviderConfig } from "../config.ts";
-import type { Compose, DokployApi, Project } from "../dokploy/api.ts";
-import { DeployFailedError, InterruptedError, ProviderError, StateError } from "../errors.ts";
+import type { Compose } from "../dokploy/api.ts";
+import { InterruptedError, ProviderError, StateError } from "../errors.ts";
 import { removeIfExists } from "../fs.ts";
-import type { Logger } from "../log.ts";
-import type { SshTarget } from "../ssh/argv.ts";
 import {
   CLIENT_KEY,
   ensureKeyPair,
@@ -17,53 +14,19 @@ import {
   KNOWN_HOSTS,
   writeKnownHosts,
 } from "../ssh/keys.ts";
+import { sshArgv } from "../ssh/argv.ts";
+import { closeMux } from "../ssh/mux.ts";
 import { waitUntilReachable } from "../ssh/ready.ts";
 import { renderComposeEnv, renderComposeFile, SSH_USER } from "./compose.ts";
 import { deployAndWait, isPortTaken } from "./deploy.ts";
 import { appNamePrefix, composeName, describeMachine, parseMarker } from "./naming.ts";
 import { chooseSshPort, mustYieldPort } from "./ports.ts";
-import { type MachineState, readState, STATE_FILE, writeState } from "./state.ts";
-import { mapStatus, type MachineStatus } from "./status.ts";
-
-export interface MachineDeps {
-  api: DokployApi;
-  config: ProviderConfig;
-  machine: MachineContext;
-  log: Logger;
-  signal: AbortSignal;
-  providerVersion: string;
-}
-
-/** Where a machine stands: local state and/or its Dokploy service. */
-interface Located {
-  state: MachineState | null;
-  compose: Compose | null;
-}
+import type { MachineDeps } from "./deps.ts";
+import { composesOf, locateMachine } from "./locate.ts";
+import { sshTarget } from "./ssh_target.ts";
+import { type MachineState, STATE_FILE, writeState } from "./state.ts";
 
 const PORT_ATTEMPTS = 4;
-
-export async function locateMachine(d: MachineDeps): Promise<Located> {
-  const state = await readState(d.machine.machineFolder);
-  if (state) return { state, compose: await d.api.composeOne(state.composeId) };
-  const found = await findByMarker(d);
-  return { state: null, compose: found ? await d.api.composeOne(found.composeId) : null };
-}
-
-/** Finds the machine by the id marker in our project only. */
-async function findByMarker(d: MachineDeps): Promise<{ composeId: string } | null> {
-  for (const p of await d.api.projects()) {
-    if (p.name !== d.config.projectName) continue;
-    const full = await d.api.project(p.projectId);
-    for (const c of composesOf(full)) {
-      if (parseMarker(c.description)?.machineId === d.machine.machineId) return c;
-    }
-  }
-  return null;
-}
-
-function composesOf(project: Project | null) {
-  return (project?.environments ?? []).flatMap((e) => e.compose ?? []);
-}
 
 function checkAborted(signal: AbortSignal) {
   if (signal.aborted) throw new InterruptedError("interrupted; rolled back what this run created");
@@ -147,7 +110,9 @@ async function rollbackCreate(d: MachineDeps, composeId: string): Promise<void> 
     await d.api.deleteCompose(composeId, true);
   } catch (err) {
     d.log.warn(
-      `could not remove Dokploy service ${composeId} (${(err as Error).message}); run 'devpod-provider-dokploy cleanup --yes'`,
+      `could not remove Dokploy service ${composeId} (${
+        (err as Error).message
+      }); run 'devpod-provider-dokploy cleanup --yes'`,
     );
   }
   await removeIfExists(join(d.machine.machineFolder, STATE_FILE));
@@ -162,7 +127,11 @@ async function settlePortRace(
 ): Promise<number> {
   for (let i = 0; i < PORT_ATTEMPTS; i++) {
     const { claims } = await portClaims(d, compose.environmentId ?? null);
-    const mine = { composeId: compose.composeId, createdAt: compose.createdAt ?? "", sshPort: port };
+    const mine = {
+      composeId: compose.composeId,
+      createdAt: compose.createdAt ?? "",
+      sshPort: port,
+    };
     if (!mustYieldPort(mine, claims)) return port;
     const used = new Set(claims.map((c) => c.sshPort));
     port = chooseSshPort(d.config.sshPortRange, used);
@@ -199,7 +168,12 @@ async function deployWithFreePort(
         description: describe(d, state.sshPort),
       });
       await writeState(d.machine.machineFolder, state);
-      await writeKnownHosts(d.machine.machineFolder, state.sshHost, state.sshPort, state.hostPublicKey);
+      await writeKnownHosts(
+        d.machine.machineFolder,
+        state.sshHost,
+        state.sshPort,
+        state.hostPublicKey,
+      );
     }
   }
 }
@@ -211,7 +185,11 @@ async function portClaims(d: MachineDeps, _environmentId: string | null) {
     for (const c of composesOf(await d.api.project(p.projectId))) {
       const marker = parseMarker(c.description);
       if (marker && (c.serverId ?? null) === d.config.serverId) {
-        claims.push({ composeId: c.composeId, createdAt: c.createdAt ?? "", sshPort: marker.sshPort });
+        claims.push({
+          composeId: c.composeId,
+          createdAt: c.createdAt ?? "",
+          sshPort: marker.sshPort,
+        });
       }
     }
   }
@@ -247,7 +225,9 @@ async function ensureProject(
     }
   }
   const project = await d.api.project(candidates[0]?.projectId ?? "");
-  if (!project) throw new StateError(`Dokploy project "${d.config.projectName}" vanished; run again`);
+  if (!project) {
+    throw new StateError(`Dokploy project "${d.config.projectName}" vanished; run again`);
+  }
   const envs = project.environments ?? [];
   const env = envs.find((e) => e.isDefault) ?? envs.find((e) => e.name === "production") ?? envs[0];
   if (!env) {
@@ -284,7 +264,9 @@ async function resolveSshHost(d: MachineDeps): Promise<string> {
 async function readopt(d: MachineDeps, compose: Compose): Promise<MachineState> {
   const folder = d.machine.machineFolder;
   const marker = parseMarker(compose.description);
-  if (!marker) throw new StateError(`Dokploy service ${compose.composeId} carries no machine marker`);
+  if (!marker) {
+    throw new StateError(`Dokploy service ${compose.composeId} carries no machine marker`);
+  }
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
   const sshHost = await resolveSshHost(d);
@@ -348,7 +330,9 @@ async function ensureUp(
   }
   if (!deployed || compose.composeFile !== expected) {
     if (compose.composeFile !== expected) {
-      d.log.info("machine spec changed (new provider version or options); redeploying, volumes kept");
+      d.log.info(
+        "machine spec changed (new provider version or options); redeploying, volumes kept",
+      );
       await d.api.updateCompose(compose.composeId, { composeFile: expected });
     }
     await deployAndWait({ ...d, deadline }, compose.composeId, "devpod: start machine");
@@ -394,11 +378,15 @@ export async function stopMachine(d: MachineDeps): Promise<void> {
     await waitDeployIdle(d, compose.composeId, Date.now() + d.config.readyTimeoutMs);
   }
   const containers = await d.api.containers(compose.appName, compose.serverId ?? null);
-  if (containers.length > 0 && !containers.some((c) => c.state === "running")) {
+  // Dokploy answers [] when Docker errs, so [] after a good deploy still gets a stop;
+  // a never-deployed service (stop would fail with a 500) or exited container does not.
+  const running = containers.some((c) => c.state === "running");
+  if (!running && (containers.length > 0 || compose.composeStatus !== "done")) {
     d.log.info(`machine ${d.machine.machineId} is already stopped`);
     return;
   }
   d.log.info(`stopping machine ${d.machine.machineId} (volumes are kept)`);
+  await closeSharedConnection(d, found.state);
   await d.api.stopCompose(compose.composeId);
 }
 
@@ -416,43 +404,26 @@ export async function deleteMachine(d: MachineDeps): Promise<void> {
     d.log.info(`machine ${d.machine.machineId} is already gone from Dokploy`);
   }
   const folder = d.machine.machineFolder;
-  for (const f of [STATE_FILE, KNOWN_HOSTS, CLIENT_KEY, `${CLIENT_KEY}.pub`, HOST_KEY, `${HOST_KEY}.pub`]) {
+  for (
+    const f of [
+      STATE_FILE,
+      KNOWN_HOSTS,
+      CLIENT_KEY,
+      `${CLIENT_KEY}.pub`,
+      HOST_KEY,
+      `${HOST_KEY}.pub`,
+    ]
+  ) {
     await removeIfExists(join(folder, f));
   }
 }
 
-// ---------------------------------------------------------------------------- status
-
-export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
-  const found = await locateMachine(d);
-  const compose = found.compose;
-  const containers = compose && compose.composeStatus !== "running"
-    ? await d.api.containers(compose.appName, compose.serverId ?? null)
-    : [];
-  const verdict = mapStatus(compose, containers);
-  if ("status" in verdict) return verdict.status;
-  const last = (await d.api.deployments(compose!.composeId))[0];
-  const tail = last ? await d.api.deploymentLog(last.deploymentId, 10).catch(() => "") : "";
-  throw new DeployFailedError(
-    `the machine's last deploy failed in Dokploy: ${
-      tail.split("\n").filter(Boolean).slice(-4).join(" | ") || last?.errorMessage || "no log"
-    }; run 'devpod up' again to retry`,
-  );
-}
-
-// ------------------------------------------------------------------------------- ssh
-
-export function sshTarget(machine: MachineContext, state: MachineState): SshTarget {
-  return {
-    host: state.sshHost,
-    port: state.sshPort,
-    user: state.sshUser,
-    identityFile: join(machine.machineFolder, CLIENT_KEY),
-    knownHostsFile: join(machine.machineFolder, KNOWN_HOSTS),
-  };
-}
-
 // --------------------------------------------------------------------------- helpers
+
+/** A reused SSH master must not outlive the machine it talks to. */
+async function closeSharedConnection(d: MachineDeps, state: MachineState | null) {
+  if (state) await closeMux(d.machine.machineFolder, sshArgv(sshTarget(d.machine, state)));
+}
 
 function render(d: MachineDeps, authorizedKey: string, sshPort: number): string {
   return renderComposeFile({
@@ -484,5 +455,3 @@ function owner(): string {
   } catch { /* no sys permission: the owner is informative only */ }
   return `${user}@${host}`.replace(/[\[\];]/g, "");
 }
-
-export { DeployFailedError };

@@ -4,26 +4,46 @@
  * machine is found again through its marker (see naming.ts).
  */
 import { join } from "node:path";
-import { z } from "zod";
 import { StateError } from "../errors.ts";
 import { readTextIfExists, writeFileAtomic } from "../fs.ts";
 
-const MachineStateSchema = z.object({
-  version: z.literal(1),
-  machineId: z.string(),
-  composeId: z.string(),
-  appName: z.string(),
-  projectId: z.string(),
-  environmentId: z.string(),
-  serverId: z.string().nullable(),
-  sshHost: z.string(),
-  sshPort: z.number().int(),
-  sshUser: z.string(),
-  hostPublicKey: z.string(),
-  hostKeyFingerprint: z.string(),
-  createdAt: z.string(),
-});
-export type MachineState = z.infer<typeof MachineStateSchema>;
+export interface MachineState {
+  version: 1;
+  machineId: string;
+  composeId: string;
+  appName: string;
+  projectId: string;
+  environmentId: string;
+  serverId: string | null;
+  sshHost: string;
+  sshPort: number;
+  sshUser: string;
+  hostPublicKey: string;
+  hostKeyFingerprint: string;
+  createdAt: string;
+}
+
+const STRING_FIELDS = [
+  "machineId",
+  "composeId",
+  "appName",
+  "projectId",
+  "environmentId",
+  "sshHost",
+  "sshUser",
+  "hostPublicKey",
+  "hostKeyFingerprint",
+  "createdAt",
+] as const;
+
+/** Hand-written check: `command` reads this on every tunnel and must start fast. */
+function isMachineState(v: unknown): v is MachineState {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return o.version === 1 && STRING_FIELDS.every((k) => typeof o[k] === "string") &&
+    (o.serverId === null || typeof o.serverId === "string") &&
+    Number.isInteger(o.sshPort) && (o.sshPort as number) > 0 && (o.sshPort as number) < 65536;
+}
 
 export const STATE_FILE = "state.json";
 
@@ -35,16 +55,19 @@ export async function readState(folder: string): Promise<MachineState | null> {
     raw = JSON.parse(text);
   } catch {
     throw new StateError(
-      `${join(folder, STATE_FILE)} is not valid JSON; delete the file and run the command again to re-adopt the machine`,
+      `${
+        join(folder, STATE_FILE)
+      } is not valid JSON; delete the file and run the command again to re-adopt the machine`,
     );
   }
-  const parsed = MachineStateSchema.safeParse(raw);
-  if (!parsed.success) {
+  if (!isMachineState(raw)) {
     throw new StateError(
-      `${join(folder, STATE_FILE)} has an unknown format; delete the file and run the command again to re-adopt the machine`,
+      `${
+        join(folder, STATE_FILE)
+      } has an unknown format; delete the file and run the command again to re-adopt the machine`,
     );
   }
-  return parsed.data;
+  return raw;
 }
 
 export async function writeState(folder: string, state: MachineState): Promise<void> {

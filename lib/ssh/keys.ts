@@ -18,7 +18,11 @@ export const HOST_KEY = "host_ed25519_key";
 export const KNOWN_HOSTS = "known_hosts";
 
 /** Returns the ed25519 key at `folder/name`, creating it (0600) when absent. */
-export async function ensureKeyPair(folder: string, name: string, comment: string): Promise<KeyPair> {
+export async function ensureKeyPair(
+  folder: string,
+  name: string,
+  comment: string,
+): Promise<KeyPair> {
   const privatePath = join(folder, name);
   try {
     const publicKey = (await Deno.readTextFile(`${privatePath}.pub`)).trim();

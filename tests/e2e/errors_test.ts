@@ -24,16 +24,22 @@ Deno.test({
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stderr, /connected to Dokploy v0\.30\.2/);
 
-      const badToken = await w.run("init", "m", { env: { DOKPLOY_API_TOKEN: "wrong-token-value" } });
+      const badToken = await w.run("init", "m", {
+        env: { DOKPLOY_API_TOKEN: "wrong-token-value" },
+      });
       assert.notEqual(badToken.code, 0);
       oneLine(badToken.stderr, /401.*DOKPLOY_API_TOKEN/);
       assert.ok(!badToken.stderr.includes("wrong-token-value"));
 
-      const badUrl = await w.run("init", "m", { env: { DOKPLOY_SERVER_URL: "http://127.0.0.1:9" } });
+      const badUrl = await w.run("init", "m", {
+        env: { DOKPLOY_SERVER_URL: "http://127.0.0.1:9" },
+      });
       assert.notEqual(badUrl.code, 0);
       oneLine(badUrl.stderr, /cannot reach Dokploy at http:\/\/127\.0\.0\.1:9/);
 
-      const noScheme = await w.run("init", "m", { env: { DOKPLOY_SERVER_URL: "dokploy.example.com" } });
+      const noScheme = await w.run("init", "m", {
+        env: { DOKPLOY_SERVER_URL: "dokploy.example.com" },
+      });
       assert.equal(noScheme.code, 2);
       oneLine(noScheme.stderr, /DOKPLOY_SERVER_URL .* is not a URL/);
 
@@ -43,7 +49,9 @@ Deno.test({
       assert.equal(missing.code, 2);
       oneLine(missing.stderr, /DOKPLOY_API_TOKEN is required/);
 
-      const badStatus = await w.run("status", "m", { env: { DOKPLOY_API_TOKEN: "wrong-token-value" } });
+      const badStatus = await w.run("status", "m", {
+        env: { DOKPLOY_API_TOKEN: "wrong-token-value" },
+      });
       assert.notEqual(badStatus.code, 0, "auth errors are errors, not NotFound");
       assert.equal(badStatus.stdout.length, 0);
 
@@ -57,10 +65,12 @@ Deno.test({
   },
 });
 
-for (const [version, pattern] of [
-  ["v0.24.0", /Dokploy v0\.24\.0 is too old: .* v0\.25\.0 or newer/],
-  ["v0.18.4", /Dokploy v0\.18\.4 only accepts the old Bearer tokens .* v0\.25\.0 or newer/],
-] as const) {
+for (
+  const [version, pattern] of [
+    ["v0.24.0", /Dokploy v0\.24\.0 is too old: .* v0\.25\.0 or newer/],
+    ["v0.18.4", /Dokploy v0\.18\.4 only accepts the old Bearer tokens .* v0\.25\.0 or newer/],
+  ] as const
+) {
   Deno.test({
     ...OPTS,
     name: `e2e: Dokploy ${version} is refused with the version it needs`,

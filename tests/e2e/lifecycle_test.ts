@@ -11,7 +11,11 @@ const ONE_WORD = /^(Running|Busy|Stopped|NotFound)\n$/;
 async function status(w: World, id: string): Promise<string> {
   const r = await w.run("status", id);
   assert.equal(r.code, 0, `status failed: ${r.stderr}`);
-  assert.match(r.stdoutText, ONE_WORD, `status stdout must be one word, got ${JSON.stringify(r.stdoutText)}`);
+  assert.match(
+    r.stdoutText,
+    ONE_WORD,
+    `status stdout must be one word, got ${JSON.stringify(r.stdoutText)}`,
+  );
   return r.stdoutText.trim();
 }
 
@@ -49,7 +53,9 @@ Deno.test({
 
       await t.step("4 MiB of random bytes come back identical", async () => {
         const data = new Uint8Array(4 * 1024 * 1024);
-        for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+        for (let i = 0; i < data.length; i += 65536) {
+          crypto.getRandomValues(data.subarray(i, i + 65536));
+        }
         const r = await w.run("command", id, { command: "cat", stdin: data });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout.length, data.length);
@@ -58,7 +64,10 @@ Deno.test({
 
       await t.step("stdin EOF reaches the remote: cat > file ends", async () => {
         const data = new TextEncoder().encode("persist me\n");
-        const r = await w.run("command", id, { command: "cat > ~/kept.txt && wc -c < ~/kept.txt", stdin: data });
+        const r = await w.run("command", id, {
+          command: "cat > ~/kept.txt && wc -c < ~/kept.txt",
+          stdin: data,
+        });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdoutText.trim(), String(data.length));
       });
@@ -68,7 +77,13 @@ Deno.test({
           "cat > ~/agent.bin; echo done; sha256sum ~/agent.bin | cut -d' ' -f1";
         const payload = crypto.getRandomValues(new Uint8Array(60_000));
         const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", "--allow-all", "--quiet", new URL("../../mod.ts", import.meta.url).pathname, "command"],
+          args: [
+            "run",
+            "--allow-all",
+            "--quiet",
+            new URL("../../mod.ts", import.meta.url).pathname,
+            "command",
+          ],
           env: { ...w.env(id), COMMAND: script },
           clearEnv: true,
           stdin: "piped",

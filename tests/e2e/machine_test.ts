@@ -37,7 +37,10 @@ Deno.test({
       assert.equal(await statusOf(w, id), "Running", "an open session keeps it running");
       assert.equal((await session).stdoutText, "still-here\n");
       // Then, idle: it stops itself (PID 1 exits 0, so restart: on-failure leaves it).
-      assert.ok(await waitFor(async () => (await statusOf(w, id)) === "Stopped", 15_000), "idle stop");
+      assert.ok(
+        await waitFor(async () => (await statusOf(w, id)) === "Stopped", 40_000),
+        "idle stop",
+      );
       const c = w.emu.snapshot().composes[0].container;
       assert.deepEqual([c.state, c.exitCode], ["exited", 0]);
       assert.equal((await w.run("start", id)).code, 0);

@@ -32,7 +32,11 @@ class Evidence {
 }
 
 async function world(extra: Parameters<typeof startWorld>[0] = {}) {
-  return await startWorld({ token: CANARY, ...extra, options: { DEVPOD_DEBUG: "true", ...extra.options } });
+  return await startWorld({
+    token: CANARY,
+    ...extra,
+    options: { DEVPOD_DEBUG: "true", ...extra.options },
+  });
 }
 
 /** Services/volumes in the emulator that no machine folder's state.json refers to. */
@@ -56,7 +60,9 @@ async function grepTree(dir: string): Promise<number> {
     for await (const e of Deno.readDir(d)) {
       const p = join(d, e.name);
       if (e.isDirectory) await walk(p);
-      else if (e.isFile) hits += (await Deno.readTextFile(p).catch(() => "")).split(CANARY).length - 1;
+      else if (e.isFile) {
+        hits += (await Deno.readTextFile(p).catch(() => "")).split(CANARY).length - 1;
+      }
     }
   };
   await walk(dir).catch(() => {});
@@ -100,7 +106,12 @@ for (const procedure of ["compose.update", "compose.deploy", "deployment.allByCo
       assert.match(r.stderr, /removing what this run created/);
       w.emu.faults.clear();
       assert.equal(w.emu.snapshot().composes.length, 0, "rolled back");
-      return { machinesCreated: 0, orphans: await orphans(w, ["fail-1"]), dataLost: 0, tokenHits: 0 };
+      return {
+        machinesCreated: 0,
+        orphans: await orphans(w, ["fail-1"]),
+        dataLost: 0,
+        tokenHits: 0,
+      };
     } finally {
       await w.close();
     }
@@ -129,7 +140,12 @@ scenario("transient 502s, a dropped connection and 200 ms latency are survived",
     const s = ev.add(await w.run("status", "flaky-1"));
     assert.equal(s.stdoutText, "Running\n");
     assert.equal(ev.add(await w.run("delete", "flaky-1")).code, 0);
-    return { machinesCreated: 1, orphans: await orphans(w, ["flaky-1"]), dataLost: 0, tokenHits: 0 };
+    return {
+      machinesCreated: 1,
+      orphans: await orphans(w, ["flaky-1"]),
+      dataLost: 0,
+      tokenHits: 0,
+    };
   } finally {
     await w.close();
   }
@@ -139,7 +155,12 @@ scenario("401 mid-run: status exits non-zero, never NotFound", async (ev) => {
   const w = await world();
   try {
     assert.equal(ev.add(await w.run("create", "auth-1")).code, 0);
-    w.emu.faults.add({ procedure: "compose.one", status: 401, body: { message: "Unauthorized" }, times: Infinity });
+    w.emu.faults.add({
+      procedure: "compose.one",
+      status: 401,
+      body: { message: "Unauthorized" },
+      times: Infinity,
+    });
     const s = ev.add(await w.run("status", "auth-1"));
     assert.notEqual(s.code, 0);
     assert.equal(s.stdout.length, 0);
@@ -195,15 +216,26 @@ scenario("lost state.json and keys → re-adopted by marker, data kept", async (
   try {
     assert.equal(ev.add(await w.run("create", "lost-1")).code, 0);
     ev.add(await w.run("command", "lost-1", { command: "echo precious > ~/data.txt" }));
-    for await (const f of Deno.readDir(w.folder("lost-1"))) await Deno.remove(join(w.folder("lost-1"), f.name));
-    assert.equal(ev.add(await w.run("status", "lost-1")).stdoutText, "Running\n", "found by marker");
+    for await (const f of Deno.readDir(w.folder("lost-1"))) {
+      await Deno.remove(join(w.folder("lost-1"), f.name));
+    }
+    assert.equal(
+      ev.add(await w.run("status", "lost-1")).stdoutText,
+      "Running\n",
+      "found by marker",
+    );
     const adopt = ev.add(await w.run("create", "lost-1"));
     assert.equal(adopt.code, 0, adopt.stderr);
     assert.equal(w.emu.snapshot().composes.length, 1);
     const cat = ev.add(await w.run("command", "lost-1", { command: "cat ~/data.txt" }));
     const lost = cat.stdoutText === "precious\n" ? 0 : 1;
     assert.equal(ev.add(await w.run("delete", "lost-1")).code, 0);
-    return { machinesCreated: 1, orphans: await orphans(w, ["lost-1"]), dataLost: lost, tokenHits: 0 };
+    return {
+      machinesCreated: 1,
+      orphans: await orphans(w, ["lost-1"]),
+      dataLost: lost,
+      tokenHits: 0,
+    };
   } finally {
     await w.close();
   }
@@ -215,8 +247,12 @@ scenario("a different host key on the machine's port is refused", async (ev) => 
     assert.equal(ev.add(await w.run("create", "mitm-1")).code, 0);
     const state = (await readState(w.folder("mitm-1")))!;
     // Pin another key for that address: exactly what a stranger on the port looks like.
-    const other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3PGOTSUu7gTkTIJu3r+EaZkDiXo6r9RjeZqOEcCS0U";
-    await Deno.writeTextFile(join(w.folder("mitm-1"), "known_hosts"), `[${state.sshHost}]:${state.sshPort} ${other}\n`);
+    const other =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ3PGOTSUu7gTkTIJu3r+EaZkDiXo6r9RjeZqOEcCS0U";
+    await Deno.writeTextFile(
+      join(w.folder("mitm-1"), "known_hosts"),
+      `[${state.sshHost}]:${state.sshPort} ${other}\n`,
+    );
     const cmd = ev.add(await w.run("command", "mitm-1", { command: "echo should-not-run" }));
     assert.notEqual(cmd.code, 0);
     assert.equal(cmd.stdout.length, 0);
@@ -244,9 +280,16 @@ scenario("8 parallel creates → 8 ports, 8 machines, one project; 8 tunnels on 
       if (s) ports.add(s.sshPort);
     }
     assert.equal(ports.size, 8, "8 distinct ports");
-    assert.equal(w.emu.snapshot().projects.length, 1, "parallel first creates converge on one project");
+    assert.equal(
+      w.emu.snapshot().projects.length,
+      1,
+      "parallel first creates converge on one project",
+    );
     const tunnels = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => w.run("command", ids[0], { command: `sleep 1; echo t${i}` })),
+      Array.from(
+        { length: 8 },
+        (_, i) => w.run("command", ids[0], { command: `sleep 1; echo t${i}` }),
+      ),
     );
     tunnels.forEach((r, i) => assert.equal(ev.add(r).stdoutText, `t${i}\n`));
     const works = await Promise.all(ids.map((id) => w.run("command", id, { command: "id -un" })));
@@ -273,7 +316,9 @@ scenario("token hygiene: full lifecycle with DEVPOD_DEBUG leaks the token nowher
       assert.equal(r.code, 0, `${verb}: ${r.stderr}`);
     }
     // The machine's environment and the ssh child's env/argv must not carry it.
-    const remote = ev.add(await w.run("command", id, { command: "env; cat /proc/1/environ | tr '\\0' '\\n'" }));
+    const remote = ev.add(
+      await w.run("command", id, { command: "env; cat /proc/1/environ | tr '\\0' '\\n'" }),
+    );
     assert.equal(remote.code, 0);
     const child = await spawnVerb(w, "command", id);
     await new Promise((r) => setTimeout(r, 50));

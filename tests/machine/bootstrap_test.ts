@@ -26,7 +26,8 @@ const READY = /\[devpod-bootstrap\] ready in/;
 const skip = await skipReason(["unshare", "chroot", "debootstrap", "sshd", "ssh", "ssh-keygen"]);
 
 Deno.test({
-  name: "bootstrap as PID 1 in a Debian root fs: boots, ssh, stop, idle watchdog, dind, uid 1000",
+  name: "bootstrap as PID 1 in a Debian root fs: boots, ssh, stop, idle watchdog, dind, uid 1000" +
+    (skip ? ` (skipped: ${skip})` : ""),
   ignore: skip !== undefined,
   async fn(t) {
     const lower = await ensureRootfs();

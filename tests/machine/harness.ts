@@ -5,18 +5,21 @@
  */
 import { BOOTSTRAP_SCRIPT } from "../../machine/bootstrap.ts";
 
-/** Why the bootstrap tests cannot run here, or undefined when they can. */
+/** Whether `tool` is on PATH. */
+export async function hasTool(tool: string): Promise<boolean> {
+  const found = await new Deno.Command("sh", {
+    args: ["-c", `command -v "$1"`, "sh", tool],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return found.success;
+}
+
+/** Why the namespace tests cannot run here (not root, a tool missing), or undefined. */
 export async function skipReason(tools: string[]): Promise<string | undefined> {
   if (Deno.build.os !== "linux") return "needs Linux namespaces";
   if (Deno.uid() !== 0) return "needs root (unshare --pid, chroot, sshd)";
-  for (const tool of tools) {
-    const found = await new Deno.Command("sh", {
-      args: ["-c", `command -v "$1"`, "sh", tool],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    if (!found.success) return `needs ${tool} on PATH`;
-  }
+  for (const tool of tools) if (!(await hasTool(tool))) return `needs ${tool} on PATH`;
   return undefined;
 }
 

@@ -67,17 +67,24 @@ Deno.test("400 issues are shown field by field, without the token", async () => 
 });
 
 Deno.test("401 and 403 name the option to fix", async () => {
-  await withServer((_r, n) => Response.json({ message: n === 1 ? "Unauthorized" : "no" }, { status: n === 1 ? 401 : 403 }), async (url) => {
-    await assert.rejects(client(url).query("project.all"), /DOKPLOY_API_TOKEN/);
-    await assert.rejects(client(url).query("project.all"), /403/);
-  });
+  await withServer(
+    (_r, n) =>
+      Response.json({ message: n === 1 ? "Unauthorized" : "no" }, { status: n === 1 ? 401 : 403 }),
+    async (url) => {
+      await assert.rejects(client(url).query("project.all"), /DOKPLOY_API_TOKEN/);
+      await assert.rejects(client(url).query("project.all"), /403/);
+    },
+  );
 });
 
 Deno.test("5xx is retried for idempotent calls only", async () => {
-  await withServer((_r, n) => n < 3 ? new Response("boom", { status: 502 }) : Response.json("v0.30.2"), async (url, seen) => {
-    assert.equal(await client(url).query("settings.getDokployVersion"), "v0.30.2");
-    assert.equal(seen.length, 3);
-  });
+  await withServer(
+    (_r, n) => n < 3 ? new Response("boom", { status: 502 }) : Response.json("v0.30.2"),
+    async (url, seen) => {
+      assert.equal(await client(url).query("settings.getDokployVersion"), "v0.30.2");
+      assert.equal(seen.length, 3);
+    },
+  );
   await withServer(() => new Response("boom", { status: 500 }), async (url, seen) => {
     await assert.rejects(client(url).mutate("compose.create", {}), /500/);
     assert.equal(seen.length, 1, "a create is never repeated blindly");
@@ -89,11 +96,17 @@ Deno.test("a slow server times out with a transport error that names the URL", a
     await new Promise((r) => setTimeout(r, 1500));
     return Response.json(1);
   }, async (url) => {
-    await assert.rejects(client(url, { timeoutMs: 200, attempts: 1 }).query("project.all"), (err: DokployError) => {
-      assert.equal(err.status, undefined);
-      assert.match(err.message, /cannot reach Dokploy at http:\/\/127\.0\.0\.1:\d+ .*no answer within/);
-      return true;
-    });
+    await assert.rejects(
+      client(url, { timeoutMs: 200, attempts: 1 }).query("project.all"),
+      (err: DokployError) => {
+        assert.equal(err.status, undefined);
+        assert.match(
+          err.message,
+          /cannot reach Dokploy at http:\/\/127\.0\.0\.1:\d+ .*no answer within/,
+        );
+        return true;
+      },
+    );
   });
 });
 
@@ -108,6 +121,9 @@ Deno.test("version support", () => {
   assert.equal(compareVersions("v0.25.0", "0.25.0"), 0);
   assertSupported("v0.25.0");
   assertSupported("v1.0.0");
-  assert.throws(() => assertSupported("v0.24.3"), (e: Error) => e instanceof UnsupportedVersionError && /v0\.25\.0 or newer/.test(e.message));
+  assert.throws(
+    () => assertSupported("v0.24.3"),
+    (e: Error) => e instanceof UnsupportedVersionError && /v0\.25\.0 or newer/.test(e.message),
+  );
   assert.throws(() => assertSupported("canary"), UnsupportedVersionError);
 });

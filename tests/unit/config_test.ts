@@ -27,8 +27,14 @@ Deno.test("defaults fill every option", () => {
 });
 
 Deno.test("server URL is normalised: trailing slash and /api are dropped", () => {
-  assert.equal(loadConfig({ ...base, DOKPLOY_SERVER_URL: "https://d.example.com/" }).serverUrl, "https://d.example.com");
-  assert.equal(loadConfig({ ...base, DOKPLOY_SERVER_URL: "http://d.example.com:3000/api/" }).serverUrl, "http://d.example.com:3000");
+  assert.equal(
+    loadConfig({ ...base, DOKPLOY_SERVER_URL: "https://d.example.com/" }).serverUrl,
+    "https://d.example.com",
+  );
+  assert.equal(
+    loadConfig({ ...base, DOKPLOY_SERVER_URL: "http://d.example.com:3000/api/" }).serverUrl,
+    "http://d.example.com:3000",
+  );
 });
 
 Deno.test("presets and overrides size the machine", () => {
@@ -78,7 +84,10 @@ Deno.test("Go durations", () => {
 Deno.test("DevPod machine variables are required with a clear message", () => {
   assert.throws(() => loadMachineContext({ MACHINE_FOLDER: "/tmp/x" }), /MACHINE_ID is not set/);
   assert.throws(() => loadMachineContext({ MACHINE_ID: "m1" }), /MACHINE_FOLDER is not set/);
-  assert.throws(() => loadMachineContext({ MACHINE_ID: "a b", MACHINE_FOLDER: "/x" }), /MACHINE_ID "a b"/);
+  assert.throws(
+    () => loadMachineContext({ MACHINE_ID: "a b", MACHINE_FOLDER: "/x" }),
+    /MACHINE_ID "a b"/,
+  );
   assert.deepEqual(loadMachineContext({ MACHINE_ID: "ws-1a2b3", MACHINE_FOLDER: "/x" }), {
     machineId: "ws-1a2b3",
     machineFolder: "/x",

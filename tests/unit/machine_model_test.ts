@@ -1,7 +1,12 @@
 import assert from "node:assert/strict";
 import YAML from "yaml";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
-import { composeModel, escapeForCompose, renderComposeEnv, renderComposeFile } from "../../lib/machine/compose.ts";
+import {
+  composeModel,
+  escapeForCompose,
+  renderComposeEnv,
+  renderComposeFile,
+} from "../../lib/machine/compose.ts";
 import { appNamePrefix, describeMachine, parseMarker } from "../../lib/machine/naming.ts";
 import { chooseSshPort, mustYieldPort } from "../../lib/machine/ports.ts";
 import { mapStatus } from "../../lib/machine/status.ts";
@@ -58,7 +63,9 @@ Deno.test("the bootstrap is embedded with compose's $ escaped and no secret in t
   assert.equal(escapeForCompose("a $B $$"), "a $$B $$$$");
   const file = renderComposeFile(spec);
   assert.ok(!file.includes("PRIVATE KEY"));
-  const env = renderComposeEnv("-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n");
+  const env = renderComposeEnv(
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n",
+  );
   assert.match(env, /^DEVPOD_HOST_KEY_B64=[A-Za-z0-9+/=]+\n$/);
 });
 
@@ -69,7 +76,10 @@ Deno.test("app names are Docker-safe and short", () => {
 });
 
 Deno.test("markers round-trip and do not match prefixes", () => {
-  const d = describeMachine({ machineId: "ws-1", sshPort: 32001 }, { providerVersion: "v1", owner: "me@host" });
+  const d = describeMachine({ machineId: "ws-1", sshPort: 32001 }, {
+    providerVersion: "v1",
+    owner: "me@host",
+  });
   assert.deepEqual(parseMarker(d), { machineId: "ws-1", sshPort: 32001 });
   assert.equal(parseMarker("[devpod-machine-id=ws-10;port=1]")?.machineId, "ws-10");
   assert.equal(parseMarker("hello"), null);
@@ -88,7 +98,7 @@ Deno.test("the later claimant of a port yields, exactly one keeps it", () => {
   const b = { composeId: "b", createdAt: "2026-01-01T00:00:02Z", sshPort: 1 };
   assert.equal(mustYieldPort(a, [a, b]), false);
   assert.equal(mustYieldPort(b, [a, b]), true);
-  const c = { ...b, composeId: "0" , createdAt: a.createdAt };
+  const c = { ...b, composeId: "0", createdAt: a.createdAt };
   assert.equal(mustYieldPort(a, [a, c]), true, "same time: smaller id wins");
   assert.equal(mustYieldPort(a, [a, { ...b, sshPort: 2 }]), false);
 });

@@ -146,12 +146,12 @@ export const composeProcedures: Procedures = {
     const c = findCompose(ctx, input.composeId);
     const command = `compose -p ${c.appName} -f docker-compose.yml up -d`;
     const written = ctx.store.written.get(c.composeId);
+    if (!written) {
+      // Never deployed: the compose directory (the command's cwd) does not exist.
+      c.composeStatus = "idle";
+      throw new ApiError("INTERNAL_SERVER_ERROR", "spawn /bin/sh ENOENT");
+    }
     try {
-      if (!written) {
-        throw new Error(
-          `open /etc/dokploy/compose/${c.appName}/code/docker-compose.yml: no such file or directory`,
-        );
-      }
       const parsed = machineSpec(written.composeFile, written.env, c.appName);
       if (!parsed.ok) throw new Error(parsed.error);
       const discard = () => {};

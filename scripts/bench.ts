@@ -1,0 +1,230 @@
+/**
+ * `deno task bench`: performance figures against the emulator and a real sshd, as
+ * ratios measured in one run (design §9). Prints a table; no assertions — the claims
+ * in the README come from here, not from timed tests.
+ */
+import { join } from "node:path";
+import { readState } from "../lib/machine/state.ts";
+import { sshArgv } from "../lib/ssh/argv.ts";
+import { startWorld } from "../tests/e2e/harness.ts";
+
+const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 7);
+const rows: string[][] = [];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/** Alternates the two, so machine load and caches weigh on both alike; medians. */
+async function compare(
+  n: number,
+  ours: () => Promise<number>,
+  baseline: () => Promise<number>,
+): Promise<[number, number]> {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < n; i++) {
+    a.push(await ours());
+    b.push(await baseline());
+  }
+  return [median(a), median(b)];
+}
+
+/** Time until the first stdout byte of a spawned process, then its total time. */
+async function firstByte(cmd: string, args: string[], env?: Record<string, string>) {
+  const t = performance.now();
+  const child = new Deno.Command(cmd, {
+    args,
+    env,
+    clearEnv: env !== undefined,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  await reader.read();
+  const first = performance.now() - t;
+  while (!(await reader.read()).done) { /* drain */ }
+  await child.status;
+  return first;
+}
+
+async function throughput(
+  cmd: string,
+  args: string[],
+  bytes: number,
+  env?: Record<string, string>,
+) {
+  const child = new Deno.Command(cmd, {
+    args,
+    env,
+    clearEnv: env !== undefined,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const t = performance.now();
+  const chunk = crypto.getRandomValues(new Uint8Array(65536));
+  const writing = (async () => {
+    const w = child.stdin.getWriter();
+    for (let sent = 0; sent < bytes; sent += chunk.length) await w.write(chunk);
+    await w.close();
+  })();
+  let received = 0;
+  for await (const c of child.stdout) received += c.length;
+  await writing;
+  await child.status;
+  const secs = (performance.now() - t) / 1000;
+  return received / secs / (1024 * 1024);
+}
+
+function row(name: string, ours: string, baseline: string, ratio: string, target: string) {
+  rows.push([name, ours, baseline, ratio, target]);
+  console.log(`  ${name}: ${ours} vs ${baseline} (${ratio})`);
+}
+
+const ms = (x: number) => `${x.toFixed(0)} ms`;
+
+async function main() {
+  console.log(`bench: ${ROUNDS} rounds per figure (median)`);
+  const w = await startWorld({ deployDelayMs: 1000, options: { INACTIVITY_TIMEOUT: "0" } });
+  const id = "bench-0a1b2";
+  try {
+    // create: provider overhead beyond Dokploy's own deploy time.
+    const createMs = await time(() => w.run("create", id));
+    const state = (await readState(w.folder(id)))!;
+    const deployRes = await fetch(
+      `${w.emu.url}/api/deployment.allByCompose?composeId=${state.composeId}`,
+      { headers: { "x-api-key": w.emu.token } },
+    );
+    const [dep] = await deployRes.json();
+    const deployMs = Date.parse(dep.finishedAt) - Date.parse(dep.startedAt);
+    row(
+      "create → ready",
+      ms(createMs),
+      `deploy ${ms(deployMs)}`,
+      `overhead ${ms(createMs - deployMs)}`,
+      "overhead ≤ 1000 ms",
+    );
+
+    // status: wall time vs one raw HTTP round trip from a fresh process.
+    const before = w.emu.requests.length;
+    await w.run("status", id);
+    const calls = w.emu.requests.length - before;
+
+    const rawProbe = join(w.root, "raw.ts");
+    await Deno.writeTextFile(
+      rawProbe,
+      `const r = await fetch(Deno.args[0], { headers: { "x-api-key": Deno.args[1] } }); console.log(await r.text());`,
+    );
+    const rawFetch = () =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          rawProbe,
+          `${w.emu.url}/api/compose.one?composeId=${state.composeId}`,
+          w.emu.token,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+    const [statusMs, rawMs] = await compare(
+      ROUNDS,
+      () => time(() => w.run("status", id)),
+      () => time(rawFetch),
+    );
+    row(
+      "status",
+      `${ms(statusMs)}, ${calls} API calls`,
+      `raw fetch process ${ms(rawMs)}`,
+      `${(statusMs / rawMs).toFixed(2)}×`,
+      "≤ 1.5×, ≤ 2 calls",
+    );
+
+    // command: time to first byte and bulk throughput vs raw ssh to the same sshd.
+    const target = {
+      host: state.sshHost,
+      port: state.sshPort,
+      user: state.sshUser,
+      identityFile: join(w.folder(id), "id_ed25519"),
+      knownHostsFile: join(w.folder(id), "known_hosts"),
+    };
+    const env = { ...w.env(id), COMMAND: "echo x" };
+    const raw = sshArgv(target);
+    const [oursTtfb, rawTtfb] = await compare(
+      ROUNDS,
+      () => firstByte(Deno.execPath(), ["run", "-A", "--quiet", "mod.ts", "command"], env),
+      () => firstByte("ssh", [...raw, "echo x"]),
+    );
+    row(
+      "command: time to first byte",
+      ms(oursTtfb),
+      `raw ssh ${ms(rawTtfb)}`,
+      `${(oursTtfb / rawTtfb).toFixed(2)}×`,
+      "≤ 1.2×",
+    );
+    const bytes = 64 * 1024 * 1024;
+    const [oursTp, rawTp] = await compare(
+      3,
+      () =>
+        throughput(Deno.execPath(), ["run", "-A", "--quiet", "mod.ts", "command"], bytes, {
+          ...env,
+          COMMAND: "cat",
+        }),
+      () => throughput("ssh", [...raw, "cat"], bytes),
+    );
+    row(
+      "command: throughput (64 MiB echo)",
+      `${oursTp.toFixed(0)} MiB/s`,
+      `raw ssh ${rawTp.toFixed(0)} MiB/s`,
+      `${(oursTp / rawTp).toFixed(2)}×`,
+      "≥ 0.9×",
+    );
+
+    // 8 concurrent tunnels on one machine.
+    const par = await time(() =>
+      Promise.all(
+        Array.from({ length: 8 }, () => w.run("command", id, { command: "sleep 1; echo ok" })),
+      )
+    );
+    row(
+      "8 concurrent tunnels",
+      ms(par),
+      "1 tunnel ≥ 1000 ms",
+      `${(par / 1000).toFixed(2)}× of one`,
+      "all 8 succeed",
+    );
+
+    // A seed-like lookup: scan the port range for a listener instead of reading state.
+    const range = w.env(id).SSH_PORT_RANGE.split("-").map(Number);
+    const scanMs = await time(async () => {
+      for (let p = range[0]; p <= range[1]; p++) {
+        try {
+          (await Deno.connect({ hostname: "127.0.0.1", port: p })).close();
+        } catch { /* closed */ }
+      }
+    });
+    row(
+      "machine lookup",
+      "state file + 2 API calls",
+      `seed-like port scan of ${range[1] - range[0] + 1} ports ${ms(scanMs)}`,
+      "scan grows with the range and can pick a stranger",
+      "no scan",
+    );
+    await w.run("delete", id);
+  } finally {
+    await w.close();
+  }
+  console.log("\n| figure | ours | baseline | ratio | target |\n|---|---|---|---|---|");
+  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+}
+
+if (import.meta.main) await main();
