@@ -94,7 +94,17 @@ const ms = (x: number) => `${x.toFixed(0)} ms`;
 
 async function main() {
   console.log(`bench: ${ROUNDS} rounds per figure (median)`);
-  const w = await startWorld({ deployDelayMs: 1000, options: { INACTIVITY_TIMEOUT: "0" } });
+  // Users run a `deno compile` binary; its local stand-in is one bundled file.
+  const bundle = join(await Deno.makeTempDir({ prefix: "devpod-bench-" }), "provider.js");
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: ["bundle", "--quiet", "--platform", "deno", "-o", bundle, "mod.ts"],
+  }).output();
+  if (!built.success) throw new Error(new TextDecoder().decode(built.stderr));
+  const w = await startWorld({
+    deployDelayMs: 1000,
+    entry: bundle,
+    options: { INACTIVITY_TIMEOUT: "0" },
+  });
   const id = "bench-0a1b2";
   try {
     // create: provider overhead beyond Dokploy's own deploy time.
@@ -161,7 +171,7 @@ async function main() {
     const raw = sshArgv(target);
     const [oursTtfb, rawTtfb] = await compare(
       ROUNDS,
-      () => firstByte(Deno.execPath(), ["run", "-A", "--quiet", "mod.ts", "command"], env),
+      () => firstByte(Deno.execPath(), ["run", "-A", "--quiet", bundle, "command"], env),
       () => firstByte("ssh", [...raw, "echo x"]),
     );
     row(
@@ -175,7 +185,7 @@ async function main() {
     const [oursTp, rawTp] = await compare(
       3,
       () =>
-        throughput(Deno.execPath(), ["run", "-A", "--quiet", "mod.ts", "command"], bytes, {
+        throughput(Deno.execPath(), ["run", "-A", "--quiet", bundle, "command"], bytes, {
           ...env,
           COMMAND: "cat",
         }),

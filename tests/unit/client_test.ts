@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DokployClient } from "../../lib/dokploy/client.ts";
 import { assertSupported, compareVersions } from "../../lib/dokploy/version.ts";
-import { DokployError, UnsupportedVersionError } from "../../lib/errors.ts";
+import { type DokployError, UnsupportedVersionError } from "../../lib/errors.ts";
 
 const TOKEN = "tok-SECRET-0123456789";
 
