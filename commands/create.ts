@@ -1,15 +1,7 @@
-/** `create`: DevPod's machine create (design §5). Logs on stderr, nothing on stdout. */
-import type { CommandContext } from "../lib/context.ts";
-import { machineDeps } from "../lib/context.ts";
+/** `create`: DevPod's machine create — returns once SSH with the pinned key works. Logs on stderr only. */
+import { type CommandContext, runMachineVerb } from "../lib/context.ts";
 import { createMachine } from "../lib/machine/lifecycle.ts";
-import { withMachineLock } from "../lib/machine/lock.ts";
 
-export async function run(ctx: CommandContext): Promise<number> {
-  const deps = machineDeps(ctx);
-  await withMachineLock(
-    deps.machine.machineFolder,
-    deps.config.readyTimeoutMs,
-    () => createMachine(deps),
-  );
-  return 0;
+export function run(ctx: CommandContext): Promise<number> {
+  return runMachineVerb(ctx, createMachine);
 }

@@ -1,15 +1,7 @@
-/** `delete`: DevPod's machine delete (design §5). Logs on stderr, nothing on stdout. */
-import type { CommandContext } from "../lib/context.ts";
-import { machineDeps } from "../lib/context.ts";
+/** `delete`: removes the machine (and its volumes unless KEEP_VOLUMES); idempotent. Logs on stderr only. */
+import { type CommandContext, runMachineVerb } from "../lib/context.ts";
 import { deleteMachine } from "../lib/machine/lifecycle.ts";
-import { withMachineLock } from "../lib/machine/lock.ts";
 
-export async function run(ctx: CommandContext): Promise<number> {
-  const deps = machineDeps(ctx);
-  await withMachineLock(
-    deps.machine.machineFolder,
-    deps.config.readyTimeoutMs,
-    () => deleteMachine(deps),
-  );
-  return 0;
+export function run(ctx: CommandContext): Promise<number> {
+  return runMachineVerb(ctx, deleteMachine);
 }

@@ -1,15 +1,7 @@
-/** `start`: DevPod's machine start (design §5). Logs on stderr, nothing on stdout. */
-import type { CommandContext } from "../lib/context.ts";
-import { machineDeps } from "../lib/context.ts";
+/** `start`: brings a stopped machine up (redeploys when its spec changed) and waits for SSH. Logs on stderr only. */
+import { type CommandContext, runMachineVerb } from "../lib/context.ts";
 import { startMachine } from "../lib/machine/lifecycle.ts";
-import { withMachineLock } from "../lib/machine/lock.ts";
 
-export async function run(ctx: CommandContext): Promise<number> {
-  const deps = machineDeps(ctx);
-  await withMachineLock(
-    deps.machine.machineFolder,
-    deps.config.readyTimeoutMs,
-    () => startMachine(deps),
-  );
-  return 0;
+export function run(ctx: CommandContext): Promise<number> {
+  return runMachineVerb(ctx, startMachine);
 }

@@ -1,15 +1,7 @@
-/** `stop`: DevPod's machine stop (design §5). Logs on stderr, nothing on stdout. */
-import type { CommandContext } from "../lib/context.ts";
-import { machineDeps } from "../lib/context.ts";
+/** `stop`: stops the machine; its volumes are kept. Logs on stderr only. */
+import { type CommandContext, runMachineVerb } from "../lib/context.ts";
 import { stopMachine } from "../lib/machine/lifecycle.ts";
-import { withMachineLock } from "../lib/machine/lock.ts";
 
-export async function run(ctx: CommandContext): Promise<number> {
-  const deps = machineDeps(ctx);
-  await withMachineLock(
-    deps.machine.machineFolder,
-    deps.config.readyTimeoutMs,
-    () => stopMachine(deps),
-  );
-  return 0;
+export function run(ctx: CommandContext): Promise<number> {
+  return runMachineVerb(ctx, stopMachine);
 }

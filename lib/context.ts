@@ -55,3 +55,14 @@ export function machineDeps(ctx: CommandContext): MachineDeps {
     providerVersion: PROVIDER_VERSION,
   };
 }
+
+/** Runs a lifecycle verb under the machine's lock (one provider process per machine). */
+export async function runMachineVerb(
+  ctx: CommandContext,
+  verb: (deps: MachineDeps) => Promise<void>,
+): Promise<number> {
+  const deps = machineDeps(ctx);
+  const { withMachineLock } = await import("./machine/lock.ts");
+  await withMachineLock(deps.machine.machineFolder, deps.config.readyTimeoutMs, () => verb(deps));
+  return 0;
+}

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { composeEntrypoint } from "../../machine/bootstrap.ts";
 import { startEmulator } from "./mod.ts";
-import { ed25519, freePort, listening, machineCompose, ok, ssh, waitFor } from "./test_support.ts";
+import { listening, machineCompose, machineFixture, ok, ssh, waitFor } from "./test_support.ts";
 
 const opts = { sanitizeResources: false, sanitizeOps: false, ignore: Deno.uid() !== 0 };
 
@@ -13,20 +13,14 @@ Deno.test("real bootstrap: ssh, idle auto-stop stays stopped, graceful stop", op
   const emu = await startEmulator({ deployDelayMs: 0 });
   const keysDir = await Deno.makeTempDir();
   try {
-    const host = await ed25519(keysDir, "host");
-    const client = await ed25519(keysDir, "client");
-    const port = freePort();
-    const knownHosts = `${keysDir}/known_hosts`;
-    await Deno.writeTextFile(knownHosts, `[127.0.0.1]:${port} ${host.publicKey}\n`);
-    const { environment } = await ok<{ environment: { environmentId: string } }>(
+    const { host, client, port, knownHosts, environmentId } = await machineFixture(
       emu,
-      "POST",
-      "project.create",
-      { name: "p" },
+      keysDir,
+      "p",
     );
     const m = await ok<{ composeId: string; appName: string }>(emu, "POST", "compose.create", {
       name: "m",
-      environmentId: environment.environmentId,
+      environmentId,
       composeFile: machineCompose({
         port,
         authorizedKey: client.publicKey,

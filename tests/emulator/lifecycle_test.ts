@@ -7,6 +7,7 @@ import {
   freePort,
   listening,
   machineCompose,
+  machineFixture,
   ok,
   processesWithEnv,
   ssh,
@@ -20,21 +21,14 @@ Deno.test("compose lifecycle: deploy → ssh → stop → start keeps home → d
   const emu = await startEmulator({ deployDelayMs: 100 });
   const keysDir = await Deno.makeTempDir();
   try {
-    const host = await ed25519(keysDir, "host");
-    const client = await ed25519(keysDir, "client");
-    const port = freePort();
-    const knownHosts = `${keysDir}/known_hosts`;
-    await Deno.writeTextFile(knownHosts, `[127.0.0.1]:${port} ${host.publicKey}\n`);
-
-    const { environment } = await ok<{ environment: { environmentId: string } }>(
+    const { host, client, port, knownHosts, environmentId } = await machineFixture(
       emu,
-      "POST",
-      "project.create",
-      { name: "devpod-workspaces" },
+      keysDir,
+      "devpod-workspaces",
     );
     const created = await ok(emu, "POST", "compose.create", {
       name: "machine one",
-      environmentId: environment.environmentId,
+      environmentId,
       appName: "DevPod-M1",
       composeType: "docker-compose",
       sourceType: "raw",

@@ -16,6 +16,7 @@
  */
 import { createApiHandler, type RecordedRequest } from "./api.ts";
 import { machineSpec } from "./compose_spec.ts";
+import { composeSummary } from "./procedures/projects.ts";
 import type { Ctx } from "./context.ts";
 import { DeployQueues } from "./deploy_queue.ts";
 import { FaultController, type FaultRule } from "./faults.ts";
@@ -171,12 +172,7 @@ function snapshot({ store, runtime }: Ctx): EmulatorSnapshot {
       const container = runtime.container(c.appName);
       const parsed = machineSpec(c.composeFile, c.env, c.appName);
       return {
-        composeId: c.composeId,
-        name: c.name,
-        appName: c.appName,
-        description: c.description,
-        composeStatus: c.composeStatus,
-        serverId: c.serverId,
+        ...composeSummary(c),
         publishedPort: container?.publishedPort ?? (parsed.ok ? parsed.spec.publishedPort : null),
         container: { state: container?.state ?? "none", exitCode: container?.exitCode ?? null },
         volumes: runtime.volumesOf(c.appName),

@@ -197,3 +197,19 @@ export async function listening(port: number): Promise<boolean> {
     return false;
   }
 }
+
+/** Keys, a free port, a pinned known_hosts and a project: what every machine test needs. */
+export async function machineFixture(emu: Emulator, keysDir: string, projectName: string) {
+  const host = await ed25519(keysDir, "host");
+  const client = await ed25519(keysDir, "client");
+  const port = freePort();
+  const knownHosts = `${keysDir}/known_hosts`;
+  await Deno.writeTextFile(knownHosts, `[127.0.0.1]:${port} ${host.publicKey}\n`);
+  const { environment } = await ok<{ environment: { environmentId: string } }>(
+    emu,
+    "POST",
+    "project.create",
+    { name: projectName },
+  );
+  return { host, client, port, knownHosts, environmentId: environment.environmentId };
+}
