@@ -50,7 +50,9 @@ export async function startWorld(
   const emu = await startEmulator({ deployDelayMs: 50, ...opts });
   const root = await Deno.makeTempDir({ prefix: "devpod-e2e-" });
   const range = nextRange();
-  const folder = (id: string) => join(root, "machines", id);
+  // DevPod's own layout, so `cleanup` can tell live machines from orphans.
+  const devpodHome = join(root, "devpod");
+  const folder = (id: string) => join(devpodHome, "contexts", "default", "machines", id);
   const env = (machineId: string, extra: Record<string, string> = {}): Record<string, string> => ({
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? root,
@@ -60,6 +62,7 @@ export async function startWorld(
     PROVIDER_ID: "dokploy",
     PROVIDER_CONTEXT: "default",
     PROVIDER_FOLDER: join(root, "provider"),
+    DEVPOD_HOME: devpodHome,
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),
     MACHINE_CONTEXT: "default",

@@ -40,6 +40,10 @@ Deno.test({
         assert.equal(snap.composes.length, 1);
         assert.equal(snap.composes[0].container.state, "running");
         assert.equal(await status(w, id), "Running");
+        for (const f of ["id_ed25519", "host_ed25519_key", "state.json", "known_hosts"]) {
+          const mode = (await Deno.stat(`${w.folder(id)}/${f}`)).mode! & 0o777;
+          assert.equal(mode.toString(8), "600", `${f} is private`);
+        }
       });
 
       await t.step("command returns the remote exit code, adds nothing to stdout", async () => {

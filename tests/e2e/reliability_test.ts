@@ -96,7 +96,15 @@ type Scenario = { name: string; run: (ev: Evidence) => Promise<Figures> };
 const scenarios: Scenario[] = [];
 const scenario = (name: string, run: Scenario["run"]) => scenarios.push({ name, run });
 
-for (const procedure of ["compose.update", "compose.deploy", "deployment.allByCompose"]) {
+for (
+  const procedure of [
+    "project.create",
+    "compose.create",
+    "compose.update",
+    "compose.deploy",
+    "deployment.allByCompose",
+  ]
+) {
   scenario(`create fails at ${procedure} → rolled back`, async (ev) => {
     const w = await world();
     try {

@@ -50,6 +50,9 @@ Deno.test("bad values name the option and the fix", () => {
   rejects({ DOKPLOY_API_TOKEN: "" }, "DOKPLOY_API_TOKEN");
   rejects({ MACHINE_TYPE: "huge" }, "MACHINE_TYPE");
   rejects({ MACHINE_CPUS: "-1" }, "MACHINE_CPUS");
+  rejects({ MACHINE_CPUS: "9999" }, "MACHINE_CPUS");
+  rejects({ MACHINE_MEMORY: "99999999g" }, "MACHINE_MEMORY");
+  rejects({ READY_TIMEOUT: "1s" }, "READY_TIMEOUT");
   rejects({ MACHINE_MEMORY: "12" }, "MACHINE_MEMORY");
   rejects({ SSH_PORT_RANGE: "abc" }, "SSH_PORT_RANGE");
   rejects({ SSH_PORT_RANGE: "3000-2000" }, "SSH_PORT_RANGE");

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import YAML from "yaml";
+import { loadConfig } from "../../lib/config.ts";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
 import {
   composeModel,
@@ -44,6 +45,26 @@ Deno.test("compose file parses back to the model, per docker mode", () => {
       assert.equal(m.privileged, undefined);
       assert.deepEqual(m.volumes, ["home:/home/devpod"]);
     }
+  }
+});
+
+Deno.test("each MACHINE_TYPE preset reaches the compose file", () => {
+  for (
+    const [type, cpus, mem] of [["small", "2", "4096m"], ["medium", "4", "8192m"], [
+      "large",
+      "8",
+      "16384m",
+    ]]
+  ) {
+    const c = loadConfig({
+      DOKPLOY_SERVER_URL: "https://d.example",
+      DOKPLOY_API_TOKEN: "t-1234",
+      MACHINE_TYPE: type,
+    });
+    const m =
+      YAML.parse(renderComposeFile({ ...spec, cpus: c.cpus, memoryMiB: c.memoryMiB })).services
+        .machine;
+    assert.deepEqual([m.cpus, m.mem_limit], [cpus, mem], type);
   }
 });
 
