@@ -34,7 +34,9 @@ export async function withMachineLock<T>(
     } catch (err) {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       const holder = Number((await Deno.readTextFile(path).catch(() => "")).trim());
-      if (!holder || !processAlive(holder)) {
+      const age = Date.now() - ((await Deno.stat(path).catch(() => null))?.mtime?.getTime() ?? 0);
+      // A dead holder, or (where liveness cannot be checked) one older than any verb.
+      if (!holder || !processAlive(holder) || age > timeoutMs + 60_000) {
         await Deno.remove(path).catch(() => {});
         continue;
       }
