@@ -37,17 +37,28 @@ async function compare(
   return [median(a), median(b)];
 }
 
-/** Time until the first stdout byte of a spawned process, then its total time. */
-async function firstByte(cmd: string, args: string[], env?: Record<string, string>) {
-  const t = performance.now();
-  const child = new Deno.Command(cmd, {
+/** A process with piped stdout; env given = exactly that env (as DevPod would). */
+function spawn(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> | undefined,
+  stdin: "null" | "piped",
+) {
+  return new Deno.Command(cmd, {
     args,
     env,
     clearEnv: env !== undefined,
-    stdin: "null",
+    stdin,
     stdout: "piped",
     stderr: "null",
-  }).spawn();
+  })
+    .spawn();
+}
+
+/** Time until the first stdout byte of a spawned process. */
+async function firstByte(cmd: string, args: string[], env?: Record<string, string>) {
+  const t = performance.now();
+  const child = spawn(cmd, args, env, "null");
   const reader = child.stdout.getReader();
   await reader.read();
   const first = performance.now() - t;
@@ -62,14 +73,7 @@ async function throughput(
   bytes: number,
   env?: Record<string, string>,
 ) {
-  const child = new Deno.Command(cmd, {
-    args,
-    env,
-    clearEnv: env !== undefined,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const child = spawn(cmd, args, env, "piped");
   const t = performance.now();
   const chunk = crypto.getRandomValues(new Uint8Array(65536));
   const writing = (async () => {

@@ -122,6 +122,11 @@ export class DokployApi {
     return { ...parsed.data.project, environments: [parsed.data.environment] };
   }
 
+  /** Removes a project row (only ever one we just made and found empty). */
+  async removeProject(projectId: string): Promise<void> {
+    await this.client.mutate("project.remove", { projectId });
+  }
+
   async composeOne(composeId: string): Promise<Compose | null> {
     return await nullIfMissing(async () =>
       parse(Compose, await this.client.query("compose.one", { composeId }), "compose.one")

@@ -5,7 +5,7 @@
 import YAML from "yaml";
 import type { ProviderConfig } from "../config.ts";
 import type { ComposeSummary, DokployApi } from "../dokploy/api.ts";
-import { parseMarker } from "./naming.ts";
+import { markedComposes } from "./locate.ts";
 import { mapStatus } from "./status.ts";
 
 export interface MachineInfo {
@@ -25,21 +25,10 @@ export async function listMachines(
   api: DokployApi,
   config: ProviderConfig,
 ): Promise<MachineInfo[]> {
-  const out: MachineInfo[] = [];
-  for (const p of await api.projects()) {
-    if (p.name !== config.projectName) continue;
-    const project = await api.project(p.projectId);
-    const composes = (project?.environments ?? []).flatMap((e) => e.compose ?? []);
-    const ours = composes.flatMap((c) => {
-      const marker = parseMarker(c.description);
-      return marker ? [{ c, marker }] : [];
-    });
-    out.push(
-      ...await Promise.all(
-        ours.map(({ c, marker }) => describe(api, c, marker.machineId, marker.sshPort)),
-      ),
-    );
-  }
+  const marked = await markedComposes(api, config.projectName);
+  const out = await Promise.all(
+    marked.map(({ compose, marker }) => describe(api, compose, marker.machineId, marker.sshPort)),
+  );
   return out.sort((a, b) => a.machineId.localeCompare(b.machineId));
 }
 

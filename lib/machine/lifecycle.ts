@@ -20,9 +20,9 @@ import { waitUntilReachable } from "../ssh/ready.ts";
 import { renderComposeEnv, renderComposeFile, SSH_USER } from "./compose.ts";
 import { deployAndWait, isPortTaken } from "./deploy.ts";
 import { appNamePrefix, composeName, describeMachine, parseMarker } from "./naming.ts";
-import { chooseSshPort, mustYieldPort } from "./ports.ts";
+import { chooseSshPort, mustYieldPort, type PortClaim } from "./ports.ts";
 import type { MachineDeps } from "./deps.ts";
-import { composesOf, locateMachine } from "./locate.ts";
+import { locateMachine, markedComposes } from "./locate.ts";
 import { sshTarget } from "./ssh_target.ts";
 import { type MachineState, STATE_FILE, writeState } from "./state.ts";
 
@@ -53,7 +53,8 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   await Deno.mkdir(folder, { recursive: true, mode: 0o700 });
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
-  const { projectId, environmentId, usedPorts } = await ensureProject(d);
+  const { projectId, environmentId } = await ensureProject(d);
+  const usedPorts = new Set((await portClaims(d)).map((c) => c.sshPort));
   const sshHost = await resolveSshHost(d);
   let sshPort = chooseSshPort(d.config.sshPortRange, usedPorts);
   checkAborted(d.signal);
@@ -126,7 +127,7 @@ async function settlePortRace(
   authorizedKey: string,
 ): Promise<number> {
   for (let i = 0; i < PORT_ATTEMPTS; i++) {
-    const { claims } = await portClaims(d, compose.environmentId ?? null);
+    const claims = await portClaims(d);
     const mine = {
       composeId: compose.composeId,
       createdAt: compose.createdAt ?? "",
@@ -158,7 +159,7 @@ async function deployWithFreePort(
       return;
     } catch (err) {
       if (!isPortTaken(err) || attempt >= PORT_ATTEMPTS) throw err;
-      const { claims } = await portClaims(d, state.environmentId);
+      const claims = await portClaims(d);
       for (const c of claims) tried.add(c.sshPort);
       state.sshPort = chooseSshPort(d.config.sshPortRange, tried);
       tried.add(state.sshPort);
@@ -178,22 +179,15 @@ async function deployWithFreePort(
   }
 }
 
-async function portClaims(d: MachineDeps, _environmentId: string | null) {
-  const projects = (await d.api.projects()).filter((p) => p.name === d.config.projectName);
-  const claims = [];
-  for (const p of projects) {
-    for (const c of composesOf(await d.api.project(p.projectId))) {
-      const marker = parseMarker(c.description);
-      if (marker && (c.serverId ?? null) === d.config.serverId) {
-        claims.push({
-          composeId: c.composeId,
-          createdAt: c.createdAt ?? "",
-          sshPort: marker.sshPort,
-        });
-      }
-    }
-  }
-  return { claims };
+/** The SSH ports our machines on the target server have published. */
+async function portClaims(d: MachineDeps): Promise<PortClaim[]> {
+  return (await markedComposes(d.api, d.config.projectName))
+    .filter(({ compose }) => (compose.serverId ?? null) === d.config.serverId)
+    .map(({ compose, marker }) => ({
+      composeId: compose.composeId,
+      createdAt: compose.createdAt ?? "",
+      sshPort: marker.sshPort,
+    }));
 }
 
 /**
@@ -202,7 +196,7 @@ async function portClaims(d: MachineDeps, _environmentId: string | null) {
  */
 async function ensureProject(
   d: MachineDeps,
-): Promise<{ projectId: string; environmentId: string; usedPorts: Set<number> }> {
+): Promise<{ projectId: string; environmentId: string }> {
   const named = () =>
     d.api.projects().then((all) =>
       all.filter((p) => p.name === d.config.projectName)
@@ -221,7 +215,7 @@ async function ensureProject(
     candidates = await named();
     const canonical = candidates[0] ?? mine;
     if (canonical.projectId !== mine.projectId) {
-      await d.api.client.mutate("project.remove", { projectId: mine.projectId }).catch(() => {});
+      await d.api.removeProject(mine.projectId).catch(() => {});
     }
   }
   const project = await d.api.project(candidates[0]?.projectId ?? "");
@@ -235,15 +229,7 @@ async function ensureProject(
       `Dokploy project "${project.name}" has no environment; add one in Dokploy or pick another DOKPLOY_PROJECT_NAME`,
     );
   }
-  const usedPorts = new Set<number>();
-  for (const p of candidates) {
-    const full = p.projectId === project.projectId ? project : await d.api.project(p.projectId);
-    for (const c of composesOf(full)) {
-      const port = parseMarker(c.description)?.sshPort;
-      if (port && (c.serverId ?? null) === d.config.serverId) usedPorts.add(port);
-    }
-  }
-  return { projectId: project.projectId, environmentId: env.environmentId, usedPorts };
+  return { projectId: project.projectId, environmentId: env.environmentId };
 }
 
 async function resolveSshHost(d: MachineDeps): Promise<string> {

@@ -2,9 +2,9 @@
  * Finds a machine: through MACHINE_FOLDER/state.json, or — when that is lost — by
  * the id marker of the services in our project (never a global name search).
  */
-import type { Compose, Project } from "../dokploy/api.ts";
+import type { Compose, ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
 import type { MachineDeps } from "./deps.ts";
-import { parseMarker } from "./naming.ts";
+import { type MachineMarker, parseMarker } from "./naming.ts";
 import { type MachineState, readState } from "./state.ts";
 
 /** Where a machine stands: local state and/or its Dokploy service. */
@@ -22,16 +22,31 @@ export async function locateMachine(d: MachineDeps): Promise<Located> {
 
 /** Finds the machine by the id marker in our project only. */
 async function findByMarker(d: MachineDeps): Promise<{ composeId: string } | null> {
-  for (const p of await d.api.projects()) {
-    if (p.name !== d.config.projectName) continue;
-    const full = await d.api.project(p.projectId);
-    for (const c of composesOf(full)) {
-      if (parseMarker(c.description)?.machineId === d.machine.machineId) return c;
-    }
-  }
-  return null;
+  const all = await markedComposes(d.api, d.config.projectName);
+  return all.find((m) => m.marker.machineId === d.machine.machineId)?.compose ?? null;
 }
 
-export function composesOf(project: Project | null) {
+export interface MarkedCompose {
+  compose: ComposeSummary;
+  marker: MachineMarker;
+}
+
+/** Every service carrying a machine marker in the projects named `projectName`. */
+export async function markedComposes(
+  api: DokployApi,
+  projectName: string,
+): Promise<MarkedCompose[]> {
+  const out: MarkedCompose[] = [];
+  for (const p of await api.projects()) {
+    if (p.name !== projectName) continue;
+    for (const compose of composesOf(await api.project(p.projectId))) {
+      const marker = parseMarker(compose.description);
+      if (marker) out.push({ compose, marker });
+    }
+  }
+  return out;
+}
+
+function composesOf(project: Project | null) {
   return (project?.environments ?? []).flatMap((e) => e.compose ?? []);
 }

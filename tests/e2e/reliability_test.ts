@@ -111,7 +111,10 @@ for (
       w.emu.faults.add({ procedure, status: 500, times: Infinity });
       const r = ev.add(await w.run("create", "fail-1"));
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /removing what this run created/);
+      // Before compose.create answers there is nothing to roll back; after, there is.
+      if (!["project.create", "compose.create"].includes(procedure)) {
+        assert.match(r.stderr, /removing what this run created/);
+      }
       w.emu.faults.clear();
       assert.equal(w.emu.snapshot().composes.length, 0, "rolled back");
       return {
