@@ -34,7 +34,7 @@ export function sshArgv(t: SshTarget, opts: SshArgvOptions = {}): string[] {
     ...o("KbdInteractiveAuthentication=no"),
     ...o("StrictHostKeyChecking=yes"),
     ...o(`UserKnownHostsFile=${t.knownHostsFile}`),
-    ...o("GlobalKnownHostsFile=/dev/null"),
+    ...o(`GlobalKnownHostsFile=${Deno.build.os === "windows" ? "NUL" : "/dev/null"}`),
     ...o("UpdateHostKeys=no"),
     ...o("CheckHostIP=no"),
     ...o("LogLevel=ERROR"),
