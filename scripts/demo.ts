@@ -73,7 +73,11 @@ async function main(): Promise<number> {
       { COMMAND: "cat ~/note.txt" },
       (o) => o === "hello from before the stop",
     );
-    console.log(dim("   waiting for the idle watchdog (INACTIVITY_TIMEOUT=6s, no SSH session)…"));
+    console.log(
+      dim(
+        "   waiting for the idle watchdog: the shared SSH connection closes 15 s after the last tunnel, then INACTIVITY_TIMEOUT=6s…",
+      ),
+    );
     const idleStarted = performance.now();
     let idle = "";
     while (performance.now() - idleStarted < 60_000) {
