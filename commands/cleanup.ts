@@ -4,7 +4,7 @@
  * A dry run by default: deleting is the one destructive act, so it is asked for.
  */
 import type { CommandContext } from "../lib/context.ts";
-import { dokployFromContext } from "../lib/context.ts";
+import { dokployFromContext } from "../lib/dokploy_context.ts";
 import { devpodHome, localMachineIds } from "../lib/devpod_home.ts";
 import { listMachines } from "../lib/machine/inventory.ts";
 

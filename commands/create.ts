@@ -1,5 +1,6 @@
 /** `create`: DevPod's machine create — returns once SSH with the pinned key works. Logs on stderr only. */
-import { type CommandContext, runMachineVerb } from "../lib/context.ts";
+import type { CommandContext } from "../lib/context.ts";
+import { runMachineVerb } from "../lib/dokploy_context.ts";
 import { createMachine } from "../lib/machine/lifecycle.ts";
 
 export function run(ctx: CommandContext): Promise<number> {

@@ -1,5 +1,6 @@
 /** `delete`: removes the machine (and its volumes unless KEEP_VOLUMES); idempotent. Logs on stderr only. */
-import { type CommandContext, runMachineVerb } from "../lib/context.ts";
+import type { CommandContext } from "../lib/context.ts";
+import { runMachineVerb } from "../lib/dokploy_context.ts";
 import { deleteMachine } from "../lib/machine/lifecycle.ts";
 
 export function run(ctx: CommandContext): Promise<number> {

@@ -4,7 +4,7 @@
  * URL and token), and checks a configured remote server exists.
  */
 import type { CommandContext } from "../lib/context.ts";
-import { dokployFromContext } from "../lib/context.ts";
+import { dokployFromContext } from "../lib/dokploy_context.ts";
 import { ProviderError } from "../lib/errors.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 

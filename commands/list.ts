@@ -1,6 +1,6 @@
 /** `list`: this provider's machines on the Dokploy server (a table, or --json). */
 import type { CommandContext } from "../lib/context.ts";
-import { dokployFromContext } from "../lib/context.ts";
+import { dokployFromContext } from "../lib/dokploy_context.ts";
 import { listMachines, type MachineInfo } from "../lib/machine/inventory.ts";
 
 export async function run(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {

@@ -4,7 +4,7 @@
  * which would make DevPod create a second machine.
  */
 import type { CommandContext } from "../lib/context.ts";
-import { machineDeps } from "../lib/context.ts";
+import { machineDeps } from "../lib/dokploy_context.ts";
 import { machineStatus } from "../lib/machine/query.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {

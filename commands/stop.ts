@@ -1,5 +1,6 @@
 /** `stop`: stops the machine; its volumes are kept. Logs on stderr only. */
-import { type CommandContext, runMachineVerb } from "../lib/context.ts";
+import type { CommandContext } from "../lib/context.ts";
+import { runMachineVerb } from "../lib/dokploy_context.ts";
 import { stopMachine } from "../lib/machine/lifecycle.ts";
 
 export function run(ctx: CommandContext): Promise<number> {

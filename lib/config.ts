@@ -4,8 +4,8 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
-import type { Env } from "./machine_context.ts";
-export { type Env, loadMachineContext, type MachineContext } from "./machine_context.ts";
+import { type Env, isDebug } from "./machine_context.ts";
+export { type Env, isDebug, loadMachineContext, type MachineContext } from "./machine_context.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
 
 export type DockerMode = "dind" | "none";
@@ -252,8 +252,4 @@ export function loadConfig(env: Env): ProviderConfig {
     readyTimeoutMs: o.READY_TIMEOUT,
     debug: isDebug(env),
   };
-}
-
-export function isDebug(env: Env): boolean {
-  return env.DEVPOD_DEBUG === "true" || env.DEVPOD_PROVIDER_DEBUG === "true";
 }
