@@ -5,7 +5,7 @@
  * trace unless DEVPOD_DEBUG=true.
  */
 import { type CommandContext, defaultContext } from "./lib/context.ts";
-import { ProviderError } from "./lib/errors.ts";
+import { ConfigError, ProviderError } from "./lib/errors.ts";
 import { redact } from "./lib/log.ts";
 import { PROVIDER_VERSION } from "./lib/version.ts";
 
@@ -110,6 +110,7 @@ async function parseAndRun(argv: string[], ctx: CommandContext): Promise<number>
     .name("devpod-provider-dokploy")
     .description("DevPod machine provider for Dokploy")
     .version(PROVIDER_VERSION, "-V, --version-flag")
+    .option("--env-file <path>", "read options from a .env file (the environment wins)")
     .exitOverride()
     .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) })
     .showSuggestionAfterError(true);
@@ -117,7 +118,9 @@ async function parseAndRun(argv: string[], ctx: CommandContext): Promise<number>
     const cmd = program.command(verb.name).description(verb.summary);
     for (const [flags, description] of verb.options ?? []) cmd.option(flags, description);
     cmd.action(async (opts: Record<string, unknown>) => {
-      exitCode = await (await verb.load()).run(ctx, opts);
+      const envFile = program.opts().envFile;
+      const withFile = envFile ? { ...ctx, env: await mergeEnvFile(envFile, ctx.env) } : ctx;
+      exitCode = await (await verb.load()).run(withFile, opts);
     });
   }
   try {
@@ -128,6 +131,24 @@ async function parseAndRun(argv: string[], ctx: CommandContext): Promise<number>
     throw err;
   }
   return exitCode;
+}
+
+/** Options from a .env file (seed users keep theirs there); set variables win. */
+async function mergeEnvFile(
+  path: string,
+  env: CommandContext["env"],
+): Promise<CommandContext["env"]> {
+  const { parseEnv } = await import("node:util");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (err) {
+    throw new ConfigError(`--env-file ${path} cannot be read (${(err as Error).message})`);
+  }
+  const fromFile = parseEnv(text) as Record<string, string>;
+  const merged: Record<string, string | undefined> = { ...fromFile };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && v !== "") merged[k] = v;
+  return merged;
 }
 
 function reportError(err: unknown, debug: boolean): number {

@@ -49,6 +49,10 @@ export async function run(ctx: CommandContext): Promise<number> {
   const reachable = await attempt("server reachable", async () => {
     const res = await fetch(`${config.serverUrl}/api/health`, {
       signal: AbortSignal.timeout(10_000),
+    }).catch((err) => {
+      throw new Error(
+        `${config.serverUrl} does not answer (${err.message}); check DOKPLOY_SERVER_URL`,
+      );
     });
     await res.body?.cancel();
     return `${config.serverUrl} answers (HTTP ${res.status})`;

@@ -23,7 +23,12 @@ export function defaultContext(signal: AbortSignal): CommandContext {
     log: createLogger({ debug: isDebug(env) }),
     stdout: async (text) => {
       const bytes = encoder.encode(text);
-      for (let off = 0; off < bytes.length;) off += await Deno.stdout.write(bytes.subarray(off));
+      try {
+        for (let off = 0; off < bytes.length;) off += await Deno.stdout.write(bytes.subarray(off));
+      } catch (err) {
+        // The reader went away (`… | head`): not an error of ours.
+        if (!(err instanceof Deno.errors.BrokenPipe)) throw err;
+      }
     },
     signal,
   };

@@ -32,6 +32,21 @@ Deno.test({
       }[];
       assert.deepEqual(machines.map((m) => m.machineId), ids);
       assert.ok(machines.every((m) => m.state === "Running" && m.sshPort > 0 && m.cpus === "2"));
+      const doctor = await runProvider(["doctor"], human);
+      assert.equal(doctor.code, 0, doctor.stdoutText);
+      assert.match(doctor.stdoutText, /✔ API key \+ version\s+Dokploy v0\.30\.2/);
+      assert.match(doctor.stdoutText, /✔ machine SSH ports\s+3 running machine\(s\) reachable/);
+      assert.match(doctor.stdoutText, /all checks passed\n$/);
+      // Options from a .env file, as seed users keep them.
+      const envFile = `${w.root}/.env`;
+      await Deno.writeTextFile(
+        envFile,
+        `DOKPLOY_SERVER_URL=${w.emu.url}\nDOKPLOY_API_TOKEN=${w.emu.token}\n`,
+      );
+      const bare = { PATH: human.PATH, HOME: human.HOME, DEVPOD_HOME: human.DEVPOD_HOME };
+      const fromFile = await runProvider(["list", "--json", "--env-file", envFile], bare);
+      assert.equal(fromFile.code, 0, fromFile.stderr);
+      assert.equal(JSON.parse(fromFile.stdoutText).length, 3);
       const table = await runProvider(["list"], human);
       assert.match(table.stdoutText, /^MACHINE\s+STATE\s+SIZE\s+SERVER\s+PORT\s+AGE\s+OWNER\n/);
       assert.match(table.stdoutText, /inv-b\s+Running\s+2 CPU\/4096m\s+local/);
