@@ -9,6 +9,7 @@ import { DokployApi } from "../lib/dokploy/api.ts";
 import { DokployClient } from "../lib/dokploy/client.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 import { listMachines } from "../lib/machine/inventory.ts";
+import { resolveSshHost } from "../lib/machine/locate.ts";
 import { childEnv } from "../lib/process.ts";
 import { tcpOpen } from "../lib/ssh/ready.ts";
 
@@ -92,7 +93,7 @@ export async function run(ctx: CommandContext): Promise<number> {
     await attempt("machine SSH ports", async () => {
       const running = (await listMachines(api, config)).filter((m) => m.state === "Running");
       if (running.length === 0) return "no running machine to probe";
-      const host = config.sshHost ?? new URL(config.serverUrl).hostname;
+      const host = await resolveSshHost(api, config);
       const closed = [];
       for (const m of running) if (!(await tcpOpen(host, m.sshPort))) closed.push(m.sshPort);
       if (closed.length) {

@@ -16,13 +16,13 @@ import {
 } from "../ssh/keys.ts";
 import { sshArgv } from "../ssh/argv.ts";
 import { closeMux } from "../ssh/mux.ts";
-import { waitUntilReachable } from "../ssh/ready.ts";
+import { sleep, waitUntilReachable } from "../ssh/ready.ts";
 import { renderComposeEnv, renderComposeFile, SSH_USER } from "./compose.ts";
 import { deployAndWait, isPortTaken } from "./deploy.ts";
 import { appNamePrefix, composeName, describeMachine, parseMarker } from "./naming.ts";
 import { chooseSshPort, mustYieldPort, type PortClaim } from "./ports.ts";
 import type { MachineDeps } from "./deps.ts";
-import { locateMachine, markedComposes } from "./locate.ts";
+import { locateMachine, markedComposes, resolveSshHost } from "./locate.ts";
 import { sshTarget } from "./ssh_target.ts";
 import { type MachineState, STATE_FILE, writeState } from "./state.ts";
 
@@ -55,7 +55,7 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
   const { projectId, environmentId } = await ensureProject(d);
   const usedPorts = new Set((await portClaims(d)).map((c) => c.sshPort));
-  const sshHost = await resolveSshHost(d);
+  const sshHost = await resolveSshHost(d.api, d.config);
   let sshPort = chooseSshPort(d.config.sshPortRange, usedPorts);
   checkAborted(d.signal);
 
@@ -232,20 +232,6 @@ async function ensureProject(
   return { projectId: project.projectId, environmentId: env.environmentId };
 }
 
-async function resolveSshHost(d: MachineDeps): Promise<string> {
-  if (d.config.sshHost) return d.config.sshHost;
-  if (d.config.serverId) {
-    const server = await d.api.server(d.config.serverId);
-    if (!server) {
-      throw new ProviderError(
-        `DOKPLOY_SERVER_ID "${d.config.serverId}" is not a server of this Dokploy; pick one from 'devpod-provider-dokploy doctor' or leave it empty`,
-      );
-    }
-    return server.ipAddress;
-  }
-  return new URL(d.config.serverUrl).hostname;
-}
-
 /** state.json is gone but the service exists: rebuild it from Dokploy + local keys. */
 async function readopt(d: MachineDeps, compose: Compose): Promise<MachineState> {
   const folder = d.machine.machineFolder;
@@ -255,7 +241,7 @@ async function readopt(d: MachineDeps, compose: Compose): Promise<MachineState> 
   }
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
-  const sshHost = await resolveSshHost(d);
+  const sshHost = await resolveSshHost(d.api, d.config);
   const state: MachineState = {
     version: 1,
     machineId: d.machine.machineId,
@@ -337,7 +323,8 @@ async function waitDeployIdle(d: MachineDeps, composeId: string, deadline: numbe
   while (Date.now() < deadline) {
     const c = await d.api.composeOne(composeId);
     if (!c || c.composeStatus !== "running") return;
-    await new Promise((r) => setTimeout(r, 1000));
+    await sleep(1000, d.signal);
+    checkAborted(d.signal);
   }
 }
 

@@ -2,7 +2,9 @@
  * Finds a machine: through MACHINE_FOLDER/state.json, or — when that is lost — by
  * the id marker of the services in our project (never a global name search).
  */
+import type { ProviderConfig } from "../config.ts";
 import type { Compose, ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
+import { ProviderError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
 import { type MachineMarker, parseMarker } from "./naming.ts";
 import { type MachineState, readState } from "./state.ts";
@@ -49,4 +51,19 @@ export async function markedComposes(
 
 function composesOf(project: Project | null) {
   return (project?.environments ?? []).flatMap((e) => e.compose ?? []);
+}
+
+/** The address DevPod dials: SSH_HOST, else the remote server's IP, else the URL's host. */
+export async function resolveSshHost(api: DokployApi, config: ProviderConfig): Promise<string> {
+  if (config.sshHost) return config.sshHost;
+  if (config.serverId) {
+    const server = await api.server(config.serverId);
+    if (!server) {
+      throw new ProviderError(
+        `DOKPLOY_SERVER_ID "${config.serverId}" is not a server of this Dokploy; pick one from 'devpod-provider-dokploy doctor' or leave it empty`,
+      );
+    }
+    return server.ipAddress;
+  }
+  return new URL(config.serverUrl).hostname;
 }
