@@ -107,7 +107,7 @@ async function main(): Promise<number> {
     );
     await step("delete", "delete");
     await step("status", "status", {}, (o) => o === "NotFound");
-    const snap = emu.snapshot();
+    const snap = await (await emu.snapshot());
     const leftovers = snap.composes.length + snap.volumeDirs.length + snap.machineProcesses;
     failed ||= leftovers !== 0;
     console.log(

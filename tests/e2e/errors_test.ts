@@ -58,7 +58,7 @@ Deno.test({
       const unknown = await runProvider(["frobnicate"], env);
       assert.notEqual(unknown.code, 0);
       oneLine(unknown.stderr, /unknown command 'frobnicate'/);
-      assert.equal(w.emu.snapshot().composes.length, 0, "nothing was created");
+      assert.equal((await w.emu.snapshot()).composes.length, 0, "nothing was created");
     } finally {
       await w.close();
     }

@@ -57,12 +57,12 @@ Deno.test({
       assert.equal(dry.code, 0, dry.stderr);
       assert.match(dry.stdoutText, /^orphan inv-b /m);
       assert.doesNotMatch(dry.stdoutText, /inv-a|inv-c/);
-      assert.equal(w.emu.snapshot().composes.length, 3, "a dry run deletes nothing");
+      assert.equal((await w.emu.snapshot()).composes.length, 3, "a dry run deletes nothing");
 
       const real = await runProvider(["cleanup", "--yes"], human);
       assert.equal(real.code, 0, real.stderr);
       assert.match(real.stdoutText, /^deleted inv-b /m);
-      const left = w.emu.snapshot().composes.map((c) => c.name).sort();
+      const left = (await w.emu.snapshot()).composes.map((c) => c.name).sort();
       assert.deepEqual(left, ["devpod-inv-a", "devpod-inv-c"]);
       for (const id of ["inv-a", "inv-c"]) {
         assert.equal((await w.run("status", id)).stdoutText, "Running\n");
@@ -122,8 +122,8 @@ Deno.test({
         assert.equal(r.code, 2, `${k}=${v}`);
         assert.match(r.stderr, new RegExp(`^devpod-provider-dokploy: ${k} [^\\n]*\\n$`));
       }
-      assert.equal(w.emu.snapshot().composes.length, 0);
-      assert.equal(w.emu.snapshot().projects.length, 0);
+      assert.equal((await w.emu.snapshot()).composes.length, 0);
+      assert.equal((await w.emu.snapshot()).projects.length, 0);
     } finally {
       await w.close();
     }

@@ -36,7 +36,7 @@ Deno.test({
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout.length, 0, "create prints nothing on stdout");
         assert.match(r.stderr, /machine ready at devpod@127\.0\.0\.1:\d+/);
-        const snap = w.emu.snapshot();
+        const snap = await w.emu.snapshot();
         assert.equal(snap.composes.length, 1);
         assert.equal(snap.composes[0].container.state, "running");
         assert.equal(await status(w, id), "Running");
@@ -123,7 +123,7 @@ Deno.test({
         const r = await w.run("stop", id);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(await status(w, id), "Stopped");
-        assert.equal(w.emu.snapshot().composes[0].container.state, "exited");
+        assert.equal((await w.emu.snapshot()).composes[0].container.state, "exited");
         const again = await w.run("stop", id);
         assert.equal(again.code, 0, again.stderr);
         const refused = await w.run("command", id, { command: "true" });
@@ -144,7 +144,7 @@ Deno.test({
         const r = await w.run("delete", id);
         assert.equal(r.code, 0, r.stderr);
         assert.equal(await status(w, id), "NotFound");
-        const snap = w.emu.snapshot();
+        const snap = await w.emu.snapshot();
         assert.equal(snap.composes.length, 0);
         assert.deepEqual(snap.volumeDirs, []);
         assert.equal(snap.machineProcesses, 0);

@@ -41,7 +41,7 @@ Deno.test({
         await waitFor(async () => (await statusOf(w, id)) === "Stopped", 40_000),
         "idle stop",
       );
-      const c = w.emu.snapshot().composes[0].container;
+      const c = (await w.emu.snapshot()).composes[0].container;
       assert.deepEqual([c.state, c.exitCode], ["exited", 0]);
       assert.equal((await w.run("start", id)).code, 0);
       assert.equal(await statusOf(w, id), "Running");
@@ -66,9 +66,9 @@ Deno.test({
       assert.equal(start.code, 0, start.stderr);
       assert.match(start.stderr, /spec changed .* redeploying, volumes kept/);
       assert.equal((await w.run("command", id, { command: "cat ~/work.txt" })).stdoutText, "v1\n");
-      assert.ok(w.emu.snapshot().volumeDirs.length > 0);
+      assert.ok((await w.emu.snapshot()).volumeDirs.length > 0);
       assert.equal((await w.run("delete", id)).code, 0);
-      assert.deepEqual(w.emu.snapshot().volumeDirs, [], "delete removes the volumes");
+      assert.deepEqual((await w.emu.snapshot()).volumeDirs, [], "delete removes the volumes");
     } finally {
       await w.close();
     }
@@ -85,7 +85,7 @@ Deno.test({
       assert.equal((await w.run("create", id)).code, 0);
       await w.run("command", id, { command: "echo keep > ~/k.txt" });
       assert.equal((await w.run("delete", id)).code, 0);
-      const snap = w.emu.snapshot();
+      const snap = await w.emu.snapshot();
       assert.equal(snap.composes.length, 0);
       assert.ok(snap.volumeDirs.some((d) => d.endsWith("_home")), "home volume kept");
       const home = snap.volumeDirs.find((d) => d.endsWith("_home"))!;

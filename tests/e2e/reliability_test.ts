@@ -46,7 +46,7 @@ async function orphans(w: World, ids: string[]): Promise<number> {
     const s = await readState(w.folder(id)).catch(() => null);
     if (s) known.add(s.composeId);
   }
-  const snap = w.emu.snapshot();
+  const snap = await w.emu.snapshot();
   const services = snap.composes.filter((c) => !known.has(c.composeId));
   const liveVolumes = new Set(snap.composes.flatMap((c) => c.volumes));
   const strayVolumes = snap.volumeDirs.filter((d) => ![...liveVolumes].some((v) => d.endsWith(v)));
@@ -116,7 +116,7 @@ for (
         assert.match(r.stderr, /removing what this run created/);
       }
       w.emu.faults.clear();
-      assert.equal(w.emu.snapshot().composes.length, 0, "rolled back");
+      assert.equal((await w.emu.snapshot()).composes.length, 0, "rolled back");
       return {
         machinesCreated: 0,
         orphans: await orphans(w, ["fail-1"]),
@@ -196,7 +196,7 @@ scenario("provider killed (SIGKILL) mid-create → next create adopts, no duplic
     const again = ev.add(await w.run("create", "kill-1"));
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /already exists in Dokploy; adopting/);
-    assert.equal(w.emu.snapshot().composes.length, 1, "no duplicate service");
+    assert.equal((await w.emu.snapshot()).composes.length, 1, "no duplicate service");
     assert.equal(ev.add(await w.run("command", "kill-1", { command: "true" })).code, 0);
     assert.equal(ev.add(await w.run("delete", "kill-1")).code, 0);
     return { machinesCreated: 1, orphans: await orphans(w, ["kill-1"]), dataLost: 0, tokenHits: 0 };
@@ -215,7 +215,7 @@ scenario("Ctrl-C (SIGINT) mid-create → rolled back, exit 130", async (ev) => {
     ev.texts.push(new TextDecoder().decode(out.stderr));
     assert.equal(out.code, 130, new TextDecoder().decode(out.stderr));
     await w.emu.waitIdle(10_000);
-    assert.equal(w.emu.snapshot().composes.length, 0, "rolled back");
+    assert.equal((await w.emu.snapshot()).composes.length, 0, "rolled back");
     return { machinesCreated: 0, orphans: await orphans(w, ["int-1"]), dataLost: 0, tokenHits: 0 };
   } finally {
     await w.close();
@@ -237,7 +237,7 @@ scenario("lost state.json and keys → re-adopted by marker, data kept", async (
     );
     const adopt = ev.add(await w.run("create", "lost-1"));
     assert.equal(adopt.code, 0, adopt.stderr);
-    assert.equal(w.emu.snapshot().composes.length, 1);
+    assert.equal((await w.emu.snapshot()).composes.length, 1);
     const cat = ev.add(await w.run("command", "lost-1", { command: "cat ~/data.txt" }));
     const lost = cat.stdoutText === "precious\n" ? 0 : 1;
     assert.equal(ev.add(await w.run("delete", "lost-1")).code, 0);
@@ -292,7 +292,7 @@ scenario("8 parallel creates → 8 ports, 8 machines, one project; 8 tunnels on 
     }
     assert.equal(ports.size, 8, "8 distinct ports");
     assert.equal(
-      w.emu.snapshot().projects.length,
+      (await w.emu.snapshot()).projects.length,
       1,
       "parallel first creates converge on one project",
     );

@@ -34,7 +34,7 @@ Deno.test("real bootstrap: ssh, idle auto-stop stays stopped, graceful stop", op
     });
     await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
     await emu.waitIdle();
-    assert.equal(emu.snapshot().composes[0].composeStatus, "done");
+    assert.equal((await emu.snapshot()).composes[0].composeStatus, "done");
     await waitFor("sshd", () => listening(port));
     const hi = await ssh(port, client.privatePath, knownHosts, "echo hi");
     assert.equal(hi.stdout, "hi\n", hi.stderr);
@@ -42,11 +42,11 @@ Deno.test("real bootstrap: ssh, idle auto-stop stays stopped, graceful stop", op
     // No SSH session for 2 s: the watchdog stops the machine, exit 0, no restart.
     await waitFor(
       "idle stop",
-      () => emu.snapshot().composes[0].container.state === "exited",
+      async () => (await emu.snapshot()).composes[0].container.state === "exited",
       10_000,
     );
     await new Promise((r) => setTimeout(r, 1300));
-    const idle = emu.snapshot().composes[0];
+    const idle = (await emu.snapshot()).composes[0];
     assert.deepEqual(idle.container, { state: "exited", exitCode: 0 });
     assert.equal(idle.composeStatus, "done");
     const log = await Deno.readTextFile(`${emu.dataDir}/machines/${m.appName}/container.log`);
@@ -58,7 +58,10 @@ Deno.test("real bootstrap: ssh, idle auto-stop stays stopped, graceful stop", op
     const t = performance.now();
     assert.equal(await ok(emu, "POST", "compose.stop", { composeId: m.composeId }), true);
     assert.ok(performance.now() - t < 5000, "bootstrap handles SIGTERM (no 10 s kill)");
-    assert.deepEqual(emu.snapshot().composes[0].container, { state: "exited", exitCode: 0 });
+    assert.deepEqual((await emu.snapshot()).composes[0].container, {
+      state: "exited",
+      exitCode: 0,
+    });
   } finally {
     await emu.close();
     await Deno.remove(keysDir, { recursive: true });

@@ -22,6 +22,8 @@ export interface MachineSpec {
   volumes: VolumeMount[];
   restart: string;
   privileged: boolean;
+  /** `cpus:` (Docker's NanoCpus / 1e9), null when unlimited. */
+  cpus: number | null;
   labels: Record<string, string>;
 }
 
@@ -30,6 +32,8 @@ export type SpecResult = { ok: true; spec: MachineSpec; warnings: string[] } | {
   error: string;
   warnings: string[];
 };
+
+const ESCAPES: Record<string, string> = { n: "\n", r: "\r" };
 
 /** Parses dotenv text as Dokploy stores it (`KEY=value` lines, values optionally quoted). */
 export function parseDotenv(text: string | null | undefined): Record<string, string> {
@@ -43,7 +47,8 @@ export function parseDotenv(text: string | null | undefined): Record<string, str
     const q = value[0];
     if ((q === '"' || q === "'" || q === "`") && value.length >= 2 && value.endsWith(q)) {
       value = value.slice(1, -1);
-      if (q === '"') value = value.replace(/\\n/g, "\n").replace(/\\r/g, "\r");
+      // Double quotes take escapes: \n, \r, and a backslash before any other character.
+      if (q === '"') value = value.replace(/\\(.)/g, (_, c) => ESCAPES[c] ?? c);
     } else {
       value = value.replace(/\s+#.*$/, "");
     }
@@ -243,6 +248,7 @@ export function machineSpec(
       volumes,
       restart: typeof svc.restart === "string" ? svc.restart : "no",
       privileged: svc.privileged === true,
+      cpus: svc.cpus === undefined || svc.cpus === null ? null : Number(svc.cpus),
       labels: isMap(svc.labels) ? stringMap(svc.labels) : {},
     },
   };

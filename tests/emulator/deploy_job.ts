@@ -3,7 +3,7 @@
  * (running), the files written, `docker compose up -d`, then done or error, with a
  * deployment log that reads like the real one.
  */
-import { machineSpec } from "./compose_spec.ts";
+import { composeApp, writeComposeFiles } from "./compose_files.ts";
 import type { Ctx } from "./context.ts";
 import type { ComposeRow, DeploymentRow } from "./store.ts";
 import { newId, now } from "./store.ts";
@@ -63,17 +63,11 @@ async function runDeploy(
   let ok = false;
   try {
     for (const line of banner(compose, command)) log(line);
-    // Dokploy writes docker-compose.yml and .env first; `compose.start` reuses them.
-    ctx.store.written.set(composeId, { composeFile: compose.composeFile, env: compose.env });
-    const parsed = machineSpec(compose.composeFile, compose.env, appName);
-    for (const w of parsed.warnings) {
-      log(`time="${now()}" level=warning msg="${w.replace(/"/g, '\\"')}"`);
-    }
-    if (!parsed.ok) throw new Error(parsed.error);
-    // Simulated pull / create time.
+    const app = composeApp(ctx, compose);
+    await writeComposeFiles(app, compose);
+    // Queue wait and image work of a real server, in short (the real engine takes its own).
     await abortableSleep(ctx.deployDelayMs, ctx.shutdown);
-    await ctx.runtime.pull(parsed.spec.image, log);
-    await ctx.runtime.up(parsed.spec, { serverId: compose.serverId, log });
+    await ctx.runtime.deploy(app, log);
     log("Docker Compose Deployed: ✅");
     ok = true;
   } catch (e) {

@@ -60,7 +60,7 @@ Deno.test("queue: deploys on one server run one at a time", opts, async () => {
       return c.composeStatus === "running";
     });
     // b waits in the queue: not started, no deployment row yet.
-    assert.equal(emu.snapshot().composes[1].composeStatus, "idle");
+    assert.equal((await emu.snapshot()).composes[1].composeStatus, "idle");
     assert.deepEqual(
       await ok(emu, "GET", "deployment.allByCompose", { composeId: b.composeId }),
       [],
@@ -71,7 +71,7 @@ Deno.test("queue: deploys on one server run one at a time", opts, async () => {
     assert.equal(da.status, "done");
     assert.equal(db.status, "done");
     assert.ok(Date.parse(db.startedAt) >= Date.parse(da.finishedAt), "b started after a ended");
-    assert.equal(emu.snapshot().machineProcesses, 2);
+    assert.equal((await emu.snapshot()).machineProcesses, 2);
   } finally {
     await emu.close();
   }
@@ -104,7 +104,7 @@ Deno.test(
       await ok(emu, "POST", "compose.deploy", { composeId: remote.composeId });
       await waitFor(
         "both deploying",
-        () => emu.snapshot().composes.every((c) => c.composeStatus === "running"),
+        async () => (await emu.snapshot()).composes.every((c) => c.composeStatus === "running"),
       );
       await emu.waitIdle();
       const match = (serverId?: string) =>
@@ -163,11 +163,11 @@ Deno.test("deploy errors: taken port, missing image, missing service", opts, asy
       assert.equal(d.status, "error");
       assert.match(d.log, c.expect);
       assert.match(d.log, /Error: ❌ Docker command failed$/);
-      const snap = emu.snapshot().composes.find((s) => s.composeId === m.composeId)!;
+      const snap = (await emu.snapshot()).composes.find((s) => s.composeId === m.composeId)!;
       assert.equal(snap.composeStatus, "error");
       assert.equal(snap.container.state, c.state);
     }
-    assert.equal(emu.snapshot().machineProcesses, 0);
+    assert.equal((await emu.snapshot()).machineProcesses, 0);
 
     // A port held by another emulated machine is taken too.
     const port = freePort();
@@ -185,7 +185,7 @@ Deno.test("deploy errors: taken port, missing image, missing service", opts, asy
     assert.equal(start.status, 500);
     assert.match((start.body as { message: string }).message, /port is already allocated/);
     assert.equal(
-      emu.snapshot().composes.find((s) => s.composeId === second.composeId)!.composeStatus,
+      (await emu.snapshot()).composes.find((s) => s.composeId === second.composeId)!.composeStatus,
       "idle",
     );
   } finally {
@@ -228,7 +228,7 @@ Deno.test("restart policy: on-failure restarts, exit 0 stays exited", opts, asyn
     await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
     await emu.waitIdle();
     await waitFor("restarted machine listening", () => listening(port), 5000);
-    const snap = emu.snapshot().composes[0];
+    const snap = (await emu.snapshot()).composes[0];
     assert.equal(snap.container.state, "running");
     assert.equal(snap.composeStatus, "done");
 
@@ -243,10 +243,10 @@ Deno.test("restart policy: on-failure restarts, exit 0 stays exited", opts, asyn
     await emu.waitIdle();
     await waitFor(
       "idle machine exited",
-      () => emu.snapshot().composes[1].container.state === "exited",
+      async () => (await emu.snapshot()).composes[1].container.state === "exited",
     );
     await new Promise((r) => setTimeout(r, 1300));
-    const after = emu.snapshot().composes[1];
+    const after = (await emu.snapshot()).composes[1];
     assert.deepEqual(after.container, { state: "exited", exitCode: 0 });
     assert.equal(after.composeStatus, "done", "deploy status is not container state");
     const ps = await ok<{ state: string; status: string }[]>(
@@ -293,8 +293,8 @@ Deno.test(
       await ok(emu, "POST", "compose.deploy", { composeId: m.composeId });
       await emu.waitIdle();
       assert.notEqual(await containerId(), id1);
-      assert.equal(emu.snapshot().composes[0].publishedPort, port);
-      assert.equal(emu.snapshot().machineProcesses, 1);
+      assert.equal((await emu.snapshot()).composes[0].publishedPort, port);
+      assert.equal((await emu.snapshot()).machineProcesses, 1);
     } finally {
       await emu.close();
     }

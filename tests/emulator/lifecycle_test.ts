@@ -87,11 +87,11 @@ Deno.test("compose lifecycle: deploy → ssh → stop → start keeps home → d
     assert.equal(first.stdout, "hi\ndevpod\n");
 
     assert.equal(await ok(emu, "POST", "compose.stop", { composeId }), true);
-    let snap = emu.snapshot().composes[0];
+    let snap = (await emu.snapshot()).composes[0];
     assert.equal(snap.composeStatus, "idle");
     assert.equal(snap.container.state, "exited");
     assert.equal(snap.publishedPort, port);
-    assert.equal(emu.snapshot().machineProcesses, 0);
+    assert.equal((await emu.snapshot()).machineProcesses, 0);
     assert.equal(await listening(port), false, "ssh port closed after stop");
     const refused = await ssh(port, client.privatePath, knownHosts, "true");
     assert.notEqual(refused.code, 0);
@@ -105,20 +105,20 @@ Deno.test("compose lifecycle: deploy → ssh → stop → start keeps home → d
     assert.match(stopped[0].status, /^Exited \(0\) /);
 
     assert.equal(await ok(emu, "POST", "compose.start", { composeId }), true);
-    assert.equal(emu.snapshot().composes[0].composeStatus, "done");
+    assert.equal((await emu.snapshot()).composes[0].composeStatus, "done");
     await waitFor("sshd back", () => listening(port));
     const again = await ssh(port, client.privatePath, knownHosts, "cat ~/f");
     assert.equal(again.code, 0, again.stderr);
     assert.equal(again.stdout, "hi\n", "home volume survives stop/start");
 
-    snap = emu.snapshot().composes[0];
+    snap = (await emu.snapshot()).composes[0];
     assert.deepEqual(snap.volumes, [`${appName}_docker`, `${appName}_home`]);
     const deleted = await ok(emu, "POST", "compose.delete", { composeId, deleteVolumes: true });
     assert.equal(deleted.composeId, composeId);
     const gone = await call(emu, "GET", "compose.one", { composeId });
     assert.equal(gone.status, 404);
     assert.equal((gone.body as { message: string }).message, "Compose not found");
-    const after = emu.snapshot();
+    const after = await (await emu.snapshot());
     assert.deepEqual(after.composes, []);
     assert.deepEqual(after.volumeDirs, []);
     assert.equal(after.machineProcesses, 0);
@@ -153,9 +153,9 @@ Deno.test("delete without volumes keeps them; close() leaves no process behind",
     });
     await ok(emu, "POST", "compose.deploy", { composeId: keep.composeId });
     await emu.waitIdle();
-    assert.equal(emu.snapshot().composes[0].composeStatus, "done");
+    assert.equal((await emu.snapshot()).composes[0].composeStatus, "done");
     await ok(emu, "POST", "compose.delete", { composeId: keep.composeId, deleteVolumes: false });
-    const left = emu.snapshot().volumeDirs.map((d) => d.split("/").pop());
+    const left = (await emu.snapshot()).volumeDirs.map((d) => d.split("/").pop());
     assert.deepEqual(left, [`${keep.appName}_docker`, `${keep.appName}_home`]);
 
     const running = await ok(emu, "POST", "compose.create", {
@@ -165,7 +165,7 @@ Deno.test("delete without volumes keeps them; close() leaves no process behind",
     });
     await ok(emu, "POST", "compose.deploy", { composeId: running.composeId });
     await emu.waitIdle();
-    assert.equal(emu.snapshot().machineProcesses, 1);
+    assert.equal((await emu.snapshot()).machineProcesses, 1);
     await waitFor("sshd", () => listening(port));
   } finally {
     await emu.close();

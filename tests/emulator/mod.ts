@@ -21,8 +21,10 @@ import type { Ctx } from "./context.ts";
 import { DeployQueues } from "./deploy_queue.ts";
 import { FaultController, type FaultRule } from "./faults.ts";
 import { serveHttp } from "./http_server.ts";
+import { DockerRuntime } from "./machine/docker_runtime.ts";
 import { HostRuntime } from "./machine/host_runtime.ts";
-import type { ContainerState, MachineRuntime } from "./machine/runtime.ts";
+import type { Engine } from "../engine/engine.ts";
+import type { MachineRuntime } from "./machine/runtime.ts";
 import { type DokployVersion, profileFor } from "./profiles.ts";
 import { newId, now, ORGANIZATION_ID, Store } from "./store.ts";
 
@@ -44,6 +46,11 @@ export interface EmulatorOptions {
   latencyMs?: number;
   /** Remote servers listed by server.all/one (their machines still run locally). */
   servers?: { serverId: string; name: string; ipAddress: string }[];
+  /**
+   * Run machines on this real Docker engine (Dokploy's own compose command lines) instead
+   * of as host processes. See tests/engine/.
+   */
+  engine?: Engine;
   /** Request log sink; default silent. */
   log?: (line: string) => void;
 }
@@ -62,13 +69,14 @@ export interface EmulatorSnapshot {
     composeStatus: string;
     serverId: string | null;
     publishedPort: number | null;
-    container: { state: ContainerState | "none"; exitCode: number | null };
+    /** docker's {{.State}} of the machine container, "none" when there is none. */
+    container: { state: string; exitCode: number | null };
     /** Volume names on disk for this app, e.g. "<appName>_home". */
     volumes: string[];
   }[];
   /** Every volume directory on disk (absolute paths), including orphaned ones. */
   volumeDirs: string[];
-  /** Live machine process groups. */
+  /** Machines running now (host runtime: process groups; real engine: containers). */
   machineProcesses: number;
 }
 
@@ -78,7 +86,9 @@ export interface Emulator {
   token: string;
   dataDir: string;
   faults: FaultController;
-  snapshot(): EmulatorSnapshot;
+  /** Which machine runtime this emulator deploys to. */
+  runtime: "host" | "docker";
+  snapshot(): Promise<EmulatorSnapshot>;
   requests: RecordedRequest[];
   /** Resolves when the deploy queues are empty. */
   waitIdle(timeoutMs?: number): Promise<void>;
@@ -112,7 +122,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       metricsConfig: {},
     });
   }
-  const runtime: MachineRuntime = new HostRuntime({ dataDir });
+  const runtime: MachineRuntime = opts.engine
+    ? new DockerRuntime(opts.engine, { dataDir })
+    : new HostRuntime({ dataDir });
   const queues = new DeployQueues();
   const shutdown = new AbortController();
   const ctx: Ctx = {
@@ -121,7 +133,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     runtime,
     queues,
     dataDir,
-    deployDelayMs: opts.deployDelayMs ?? 300,
+    // The real engine takes its own time; the host runtime pretends.
+    deployDelayMs: opts.deployDelayMs ?? (opts.engine ? 0 : 300),
     shutdown: shutdown.signal,
   };
   const faults = new FaultController();
@@ -154,13 +167,23 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     dataDir,
     faults,
     requests,
+    runtime: runtime.kind,
     snapshot: () => snapshot(ctx),
     waitIdle: (timeoutMs) => queues.waitIdle(timeoutMs),
     close,
   };
 }
 
-function snapshot({ store, runtime }: Ctx): EmulatorSnapshot {
+async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
+  const composes = await Promise.all([...store.composes.values()].map(async (c) => {
+    const view = await runtime.view(c.appName);
+    return {
+      ...composeSummary(c),
+      publishedPort: view.publishedPort ?? declaredPort(c.composeFile, c.env, c.appName),
+      container: { state: view.state, exitCode: view.exitCode },
+      volumes: view.volumes,
+    };
+  }));
   return {
     projects: [...store.projects.values()].map((p) => ({
       projectId: p.projectId,
@@ -168,17 +191,14 @@ function snapshot({ store, runtime }: Ctx): EmulatorSnapshot {
       environments: store.environmentsOf(p.projectId)
         .map(({ environmentId, name }) => ({ environmentId, name })),
     })),
-    composes: [...store.composes.values()].map((c) => {
-      const container = runtime.container(c.appName);
-      const parsed = machineSpec(c.composeFile, c.env, c.appName);
-      return {
-        ...composeSummary(c),
-        publishedPort: container?.publishedPort ?? (parsed.ok ? parsed.spec.publishedPort : null),
-        container: { state: container?.state ?? "none", exitCode: container?.exitCode ?? null },
-        volumes: runtime.volumesOf(c.appName),
-      };
-    }),
-    volumeDirs: runtime.volumeDirs(),
-    machineProcesses: runtime.liveProcesses(),
+    composes,
+    volumeDirs: await runtime.volumeDirs(),
+    machineProcesses: await runtime.liveMachines(),
   };
+}
+
+/** The SSH port a compose file asks for, before any container exists. */
+function declaredPort(composeFile: string, env: string | null, appName: string): number | null {
+  const parsed = machineSpec(composeFile, env, appName);
+  return parsed.ok ? parsed.spec.publishedPort : null;
 }

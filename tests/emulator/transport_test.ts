@@ -195,7 +195,7 @@ Deno.test(
 
       assert.deepEqual(await ok(emu, "GET", "server.all"), []);
       assert.equal(await ok(emu, "GET", "server.publicIp"), null);
-      assert.deepEqual(emu.snapshot().projects, [{
+      assert.deepEqual((await emu.snapshot()).projects, [{
         projectId: created.project.projectId,
         name: "devpod",
         environments: [{ environmentId: created.environment.environmentId, name: "production" }],
@@ -204,7 +204,7 @@ Deno.test(
         projectId: created.project.projectId,
       });
       assert.equal(removed.projectId, created.project.projectId);
-      assert.deepEqual(emu.snapshot().composes, []);
+      assert.deepEqual((await emu.snapshot()).composes, []);
     });
   },
 );

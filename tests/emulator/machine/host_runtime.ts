@@ -3,7 +3,7 @@
  * namespace on this host, running a real sshd on 127.0.0.1:<published port> as user
  * `devpod`, with its home volume bind-mounted onto /home/devpod.
  */
-import type { MachineSpec } from "../compose_spec.ts";
+import { type MachineSpec, machineSpec } from "../compose_spec.ts";
 import {
   ensureHost,
   type HostUser,
@@ -13,10 +13,12 @@ import {
 } from "./host_setup.ts";
 import { namespaceInit, signal } from "./process.ts";
 import {
-  type ContainerInfo,
+  codeDir,
+  type ComposeApp,
+  type ContainerRow,
   MachineError,
   type MachineRuntime,
-  type UpOptions,
+  type MachineView,
 } from "./runtime.ts";
 import { renderSshdConfig } from "./sshd_config.ts";
 
@@ -24,6 +26,21 @@ export interface HostRuntimeOptions {
   dataDir: string;
   /** Grace period of `stop` before SIGKILL (docker's default: 10 s). */
   stopGraceMs?: number;
+}
+
+type ContainerState = "created" | "running" | "exited";
+
+interface ContainerInfo {
+  /** 64 hex chars; `docker ps` shows the first 12. */
+  containerId: string;
+  /** `<appName>-machine-1`, as docker compose names it. */
+  name: string;
+  state: ContainerState;
+  exitCode: number | null;
+  /** Epoch ms of the last start / exit. */
+  startedAt: number | null;
+  finishedAt: number | null;
+  publishedPort: number;
 }
 
 interface Container {
@@ -69,7 +86,35 @@ export class HostRuntime implements MachineRuntime {
     this.#stopGraceMs = opts.stopGraceMs ?? 10_000;
   }
 
-  pull(image: string, log: (line: string) => void): Promise<void> {
+  readonly kind = "host";
+
+  async deploy(app: ComposeApp, log: (line: string) => void): Promise<void> {
+    const spec = await this.#readSpec(app, log);
+    await this.#pull(spec.image, log);
+    await this.#up(spec, log);
+  }
+
+  async start(app: ComposeApp): Promise<void> {
+    const discard = () => {};
+    const spec = await this.#readSpec(app, discard);
+    await this.#pull(spec.image, discard);
+    await this.#up(spec, discard);
+  }
+
+  /** What `docker compose` reads: the written file, interpolated with the written .env. */
+  async #readSpec(app: ComposeApp, log: (line: string) => void): Promise<MachineSpec> {
+    const dir = codeDir(app);
+    const file = await Deno.readTextFile(`${dir}/docker-compose.yml`);
+    const env = await Deno.readTextFile(`${dir}/.env`).catch(() => "");
+    const parsed = machineSpec(file, env, app.appName);
+    for (const w of parsed.warnings) {
+      log(`time="${new Date().toISOString()}" level=warning msg="${w.replace(/"/g, '\\"')}"`);
+    }
+    if (!parsed.ok) throw new MachineError(parsed.error);
+    return parsed.spec;
+  }
+
+  #pull(image: string, log: (line: string) => void): Promise<void> {
     log(" machine Pulling");
     if (image.includes("does-not-exist")) {
       const repo = image.split(":")[0];
@@ -82,86 +127,100 @@ export class HostRuntime implements MachineRuntime {
     return Promise.resolve();
   }
 
-  up(spec: MachineSpec, opts: UpOptions): Promise<void> {
+  #up(spec: MachineSpec, log: (line: string) => void): Promise<void> {
     return this.#withLock(spec.appName, async () => {
       if (this.#closed) throw new MachineError("Cannot connect to the Docker daemon");
       const user = await ensureHost();
       const specKey = JSON.stringify(spec);
       const name = containerName(spec.appName);
+      checkCpus(spec);
       let c = this.#containers.get(spec.appName);
       if (c?.specKey === specKey && c.info.state === "running") {
-        opts.log(` Container ${name}  Running`);
+        log(` Container ${name}  Running`);
         return;
       }
       for (const v of spec.volumes) {
         const dir = this.#volumeDir(spec.appName, v.source);
         if (!exists(dir)) {
-          opts.log(` Volume "${spec.appName}_${v.source}"  Creating`);
+          log(` Volume "${spec.appName}_${v.source}"  Creating`);
           await Deno.mkdir(dir, { recursive: true });
-          opts.log(` Volume "${spec.appName}_${v.source}"  Created`);
+          log(` Volume "${spec.appName}_${v.source}"  Created`);
         }
       }
       if (c && c.specKey !== specKey) {
-        opts.log(` Container ${name}  Recreate`);
+        log(` Container ${name}  Recreate`);
         await this.#terminate(c, this.#stopGraceMs);
         this.#containers.delete(spec.appName);
         c = undefined;
-        await this.#create(spec, opts.serverId);
-        opts.log(` Container ${name}  Recreated`);
+        await this.#create(spec);
+        log(` Container ${name}  Recreated`);
       } else if (!c) {
-        opts.log(` Network ${spec.appName}_default  Creating`);
-        opts.log(` Network ${spec.appName}_default  Created`);
-        opts.log(` Container ${name}  Creating`);
-        await this.#create(spec, opts.serverId);
-        opts.log(` Container ${name}  Created`);
+        log(` Network ${spec.appName}_default  Creating`);
+        log(` Network ${spec.appName}_default  Created`);
+        log(` Container ${name}  Creating`);
+        await this.#create(spec);
+        log(` Container ${name}  Created`);
       }
       c = this.#containers.get(spec.appName)!;
-      opts.log(` Container ${name}  Starting`);
+      log(` Container ${name}  Starting`);
       this.#checkPort(c);
       c.restarts = 0;
       await this.#start(c, user);
-      opts.log(` Container ${name}  Started`);
+      log(` Container ${name}  Started`);
     });
   }
 
-  stop(appName: string): Promise<void> {
+  stop({ appName }: ComposeApp): Promise<void> {
     return this.#withLock(appName, async () => {
       const c = this.#containers.get(appName);
       if (c) await this.#terminate(c, this.#stopGraceMs);
     });
   }
 
-  remove(appName: string, opts: { volumes: boolean }): Promise<void> {
+  remove({ appName }: ComposeApp, opts: { volumes: boolean }): Promise<void> {
     return this.#withLock(appName, async () => {
       const c = this.#containers.get(appName);
       if (c) await this.#terminate(c, this.#stopGraceMs);
       this.#containers.delete(appName);
       await removeDir(this.#machineDir(appName));
       if (opts.volumes) {
-        for (const v of this.volumesOf(appName)) await removeDir(this.#volumesRoot() + "/" + v);
+        for (const v of (await this.view(appName)).volumes) {
+          await removeDir(`${this.#volumesRoot()}/${v}`);
+        }
       }
     });
   }
 
-  container(appName: string): ContainerInfo | undefined {
+  containers(appName: string): Promise<ContainerRow[]> {
     const c = this.#containers.get(appName);
-    return c && { ...c.info };
+    return Promise.resolve(
+      c
+        ? [{
+          containerId: c.info.containerId.slice(0, 12),
+          name: c.info.name,
+          state: c.info.state,
+          status: dockerStatus(c.info),
+        }]
+        : [],
+    );
   }
 
-  containers(): ContainerInfo[] {
-    return [...this.#containers.values()].map((c) => ({ ...c.info }));
+  view(appName: string): Promise<MachineView> {
+    const c = this.#containers.get(appName);
+    return Promise.resolve({
+      state: c?.info.state ?? "none",
+      exitCode: c?.info.exitCode ?? null,
+      publishedPort: c?.info.publishedPort ?? null,
+      volumes: listDirs(this.#volumesRoot()).filter((n) => n.startsWith(`${appName}_`)),
+    });
   }
 
-  volumesOf(appName: string): string[] {
-    return listDirs(this.#volumesRoot()).filter((n) => n.startsWith(`${appName}_`));
+  volumeDirs(): Promise<string[]> {
+    return Promise.resolve(listDirs(this.#volumesRoot()).map((n) => `${this.#volumesRoot()}/${n}`));
   }
 
-  volumeDirs(): string[] {
-    return listDirs(this.#volumesRoot()).map((n) => `${this.#volumesRoot()}/${n}`);
-  }
-
-  liveProcesses(): number {
-    return [...this.#containers.values()].filter((c) => c.proc).length;
+  liveMachines(): Promise<number> {
+    return Promise.resolve([...this.#containers.values()].filter((c) => c.proc).length);
   }
 
   async close(): Promise<void> {
@@ -199,7 +258,7 @@ export class HostRuntime implements MachineRuntime {
   }
 
   /** A new container: fresh id, fresh container file system, sshd files written. */
-  async #create(spec: MachineSpec, serverId: string | null): Promise<void> {
+  async #create(spec: MachineSpec): Promise<void> {
     const dir = this.#machineDir(spec.appName);
     await removeDir(`${dir}/rootfs`);
     await Deno.mkdir(`${dir}/rootfs/home`, { recursive: true });
@@ -210,8 +269,6 @@ export class HostRuntime implements MachineRuntime {
       info: {
         containerId,
         name: containerName(spec.appName),
-        appName: spec.appName,
-        serverId,
         state: "created",
         exitCode: null,
         startedAt: null,
@@ -352,6 +409,32 @@ export class HostRuntime implements MachineRuntime {
   }
 }
 
+/** Docker's units.HumanDuration, as in `docker ps` STATUS. */
+function humanDuration(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const m = Math.floor(s / 60);
+  const h = Math.floor(m / 60);
+  if (s < 1) return "Less than a second";
+  if (s === 1) return "1 second";
+  if (s < 60) return `${s} seconds`;
+  if (m === 1) return "About a minute";
+  if (m < 60) return `${m} minutes`;
+  if (h === 1) return "About an hour";
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 14) return `${Math.floor(h / 24)} days`;
+  if (h < 24 * 60) return `${Math.floor(h / 24 / 7)} weeks`;
+  if (h < 24 * 730) return `${Math.floor(h / 24 / 30)} months`;
+  return `${Math.floor(h / 24 / 365)} years`;
+}
+
+function dockerStatus(c: ContainerInfo, at = Date.now()): string {
+  if (c.state === "running") return `Up ${humanDuration(at - (c.startedAt ?? at))}`;
+  if (c.state === "exited") {
+    return `Exited (${c.exitCode}) ${humanDuration(at - (c.finishedAt ?? at))} ago`;
+  }
+  return "Created";
+}
+
 function containerName(appName: string) {
   return `${appName}-machine-1`;
 }
@@ -371,6 +454,17 @@ function entrypointArgv(spec: MachineSpec, config: string): { argv: string[]; mo
     return { argv: [path, "-c", argv[2], ...argv.slice(3)], mode: "bootstrap, supervise mode" };
   }
   return { argv: ["/usr/sbin/sshd", "-D", "-e", "-f", config], mode: "plain sshd fallback" };
+}
+
+/** Docker refuses a CPU limit above the host's CPUs when it creates the container. */
+function checkCpus(spec: MachineSpec) {
+  const host = navigator.hardwareConcurrency;
+  if (spec.cpus !== null && spec.cpus > host) {
+    throw new MachineError(
+      `Error response from daemon: Range of CPUs is from 0.01 to ${host.toFixed(2)}, ` +
+        `as there are only ${host} CPUs available`,
+    );
+  }
 }
 
 function restartWanted(policy: string, code: number): boolean {

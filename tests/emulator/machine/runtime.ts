@@ -1,25 +1,37 @@
 /**
- * The emulator's stand-in for the Docker engine: runs the `machine` service of a
- * compose file. Kept behind this interface so another runtime (say, a real container
- * engine) can replace the host-process one.
+ * The emulator's Docker seam: what Dokploy does with a compose service once its files
+ * are written (dokploy-api.md §8). Two runtimes implement it: the fast host-process one
+ * (a real sshd per machine, no Docker) and the real-engine one (Dokploy's own
+ * `docker compose` command lines against a real dockerd).
  */
-import type { MachineSpec } from "../compose_spec.ts";
 
-export type ContainerState = "created" | "running" | "exited";
-
-export interface ContainerInfo {
-  /** 64 hex chars; `docker ps` shows the first 12. */
-  containerId: string;
-  /** `<appName>-machine-1`, as docker compose names it. */
-  name: string;
+/** A compose service as Dokploy lays it out on the server. */
+export interface ComposeApp {
   appName: string;
-  serverId: string | null;
-  state: ContainerState;
+  /** `<base>/compose/<appName>`; Dokploy writes `code/docker-compose.yml` and `code/.env`. */
+  dir: string;
+}
+
+export const codeDir = (app: ComposeApp) => `${app.dir}/code`;
+
+/** One line of `docker ps -a` as Dokploy parses it for `docker.getContainersByAppNameMatch`. */
+export interface ContainerRow {
+  /** 12 hex chars, as `docker ps` shows it. */
+  containerId: string;
+  name: string;
+  /** docker's {{.State}}: created, restarting, running, removing, paused, exited, dead. */
+  state: string;
+  /** docker's {{.Status}}, e.g. "Up 3 seconds", "Exited (0) 2 seconds ago". */
+  status: string;
+}
+
+/** What tests read about one app's machine (the snapshot). */
+export interface MachineView {
+  state: string | "none";
   exitCode: number | null;
-  /** Epoch ms of the last start / exit. */
-  startedAt: number | null;
-  finishedAt: number | null;
-  publishedPort: number;
+  publishedPort: number | null;
+  /** Volume names of this app, e.g. "<appName>_home". */
+  volumes: string[];
 }
 
 /** A failure the way docker reports it; the message goes to the deploy log or a 500. */
@@ -27,32 +39,26 @@ export class MachineError extends Error {
   override name = "MachineError";
 }
 
-export interface UpOptions {
-  serverId: string | null;
-  /** Receives docker-compose-like progress lines. */
-  log: (line: string) => void;
-}
-
 export interface MachineRuntime {
-  /** Fetches the image, or throws a MachineError like a failed `docker pull`. */
-  pull(image: string, log: (line: string) => void): Promise<void>;
+  readonly kind: "host" | "docker";
   /**
-   * `docker compose up -d` for one machine: keeps a running container whose spec is
-   * unchanged, otherwise (re)creates it and starts it. Resolves once it is started.
+   * Deploy: `docker compose -p APP -f docker-compose.yml up -d --build --remove-orphans`
+   * from `code/`, output to `log`. Throws a MachineError when the command fails.
    */
-  up(spec: MachineSpec, opts: UpOptions): Promise<void>;
-  /** `docker compose stop`: SIGTERM, a grace period, then SIGKILL. No-op if absent. */
-  stop(appName: string): Promise<void>;
-  /** `docker compose down [--volumes]`. No-op if absent. */
-  remove(appName: string, opts: { volumes: boolean }): Promise<void>;
-  container(appName: string): ContainerInfo | undefined;
-  containers(): ContainerInfo[];
-  /** Names of the volumes of this app (`<appName>_<volume>`) that exist. */
-  volumesOf(appName: string): string[];
-  /** Every volume directory on disk, as absolute paths. */
-  volumeDirs(): string[];
-  /** How many machine process groups are alive. */
-  liveProcesses(): number;
-  /** Stops every machine and waits for their processes to exit. */
+  deploy(app: ComposeApp, log: (line: string) => void): Promise<void>;
+  /** compose.start: `docker compose -p APP -f docker-compose.yml up -d` from `code/`. */
+  start(app: ComposeApp): Promise<void>;
+  /** compose.stop: `docker compose -p APP stop` (no file: containers found by label). */
+  stop(app: ComposeApp): Promise<void>;
+  /** compose.delete: `docker compose -p APP down [--volumes]`; absent things are no error. */
+  remove(app: ComposeApp, opts: { volumes: boolean }): Promise<void>;
+  /** `docker ps -a` filtered by the compose project label; [] when Docker errs. */
+  containers(appName: string): Promise<ContainerRow[]>;
+  view(appName: string): Promise<MachineView>;
+  /** The directory of every volume this runtime made that still exists, orphans included. */
+  volumeDirs(): Promise<string[]>;
+  /** How many machines are running now. */
+  liveMachines(): Promise<number>;
+  /** Stops every machine (the real engine also removes what it made) and waits. */
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 /** compose.*: the machine's Dokploy service (dokploy-api.md §8). */
-import { machineSpec } from "../compose_spec.ts";
+import { composeApp, filesWritten, removeComposeFiles } from "../compose_files.ts";
 import type { Ctx, Input, Procedures } from "../context.ts";
 import { queueDeploy } from "../deploy_job.ts";
 import { ApiError, notFound } from "../errors.ts";
@@ -144,22 +144,17 @@ export const composeProcedures: Procedures = {
   // Synchronous `docker compose up -d` on the files of the last deploy.
   "compose.start": async (ctx, input: Input) => {
     const c = findCompose(ctx, input.composeId);
-    const command = `compose -p ${c.appName} -f docker-compose.yml up -d`;
-    const written = ctx.store.written.get(c.composeId);
-    if (!written) {
+    const app = composeApp(ctx, c);
+    if (!filesWritten(app)) {
       // Never deployed: the compose directory (the command's cwd) does not exist.
       c.composeStatus = "idle";
       throw new ApiError("INTERNAL_SERVER_ERROR", "spawn /bin/sh ENOENT");
     }
     try {
-      const parsed = machineSpec(written.composeFile, written.env, c.appName);
-      if (!parsed.ok) throw new Error(parsed.error);
-      const discard = () => {};
-      await ctx.runtime.pull(parsed.spec.image, discard);
-      await ctx.runtime.up(parsed.spec, { serverId: c.serverId, log: discard });
+      await ctx.runtime.start(app);
     } catch (e) {
       c.composeStatus = "idle";
-      dockerFailure(command, (e as Error).message);
+      dockerFailure(`compose -p ${c.appName} -f docker-compose.yml up -d`, (e as Error).message);
     }
     c.composeStatus = "done";
     return true;
@@ -167,23 +162,30 @@ export const composeProcedures: Procedures = {
 
   "compose.stop": async (ctx, input: Input) => {
     const c = findCompose(ctx, input.composeId);
-    if (!ctx.store.written.has(c.composeId)) {
+    const app = composeApp(ctx, c);
+    if (!filesWritten(app)) {
       // Never deployed: the compose directory does not exist, so the shell cannot start.
       c.composeStatus = "error";
       throw new ApiError("INTERNAL_SERVER_ERROR", "spawn /bin/sh ENOENT");
     }
-    await ctx.runtime.stop(c.appName);
+    try {
+      await ctx.runtime.stop(app);
+    } catch (e) {
+      c.composeStatus = "error";
+      dockerFailure(`compose -p ${c.appName} stop`, (e as Error).message);
+    }
     c.composeStatus = "idle";
     return true;
   },
 
   "compose.delete": async (ctx, input: Input) => {
     const c = findCompose(ctx, input.composeId);
+    const app = composeApp(ctx, c);
     // Clean-up errors are swallowed by Dokploy; the row goes regardless.
-    await ctx.runtime.remove(c.appName, { volumes: input.deleteVolumes === true }).catch(() => {});
+    await ctx.runtime.remove(app, { volumes: input.deleteVolumes === true }).catch(() => {});
+    await removeComposeFiles(app);
     await Deno.remove(`${ctx.dataDir}/logs/${c.appName}`, { recursive: true }).catch(() => {});
     ctx.store.composes.delete(c.composeId);
-    ctx.store.written.delete(c.composeId);
     for (const d of ctx.store.deploymentsOf(c.composeId)) {
       ctx.store.deployments.delete(d.deploymentId);
     }

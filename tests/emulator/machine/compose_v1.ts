@@ -1,0 +1,152 @@
+/**
+ * `docker compose` (v2, what Dokploy runs) on the compose v1 (1.29) that Debian ships:
+ * takes Dokploy's v2 command lines and does what v2 would. Test-only.
+ *
+ * Where v1 differs:
+ *   - it reads YAML 1.1, where `32453:22` is a base-60 number: the file v1 reads is a copy
+ *     with every string quoted (`.docker-compose.v1.yml` beside the original);
+ *   - it names containers `app_machine_1`: the copy sets v2's `app-machine-1`;
+ *   - it cannot `-p P stop|down` without a file: those find the project's containers,
+ *     networks and volumes by the `com.docker.compose.project` label, as v2 does.
+ * One test-only difference is deliberate: published ports are bound to 127.0.0.1, so no
+ * test machine is reachable from outside this host.
+ */
+import YAML from "yaml";
+import type { Engine } from "../../engine/engine.ts";
+
+export const V1_FILE = ".docker-compose.v1.yml";
+const PROJECT_LABEL = "com.docker.compose.project";
+
+export interface ComposeRun {
+  code: number;
+  /** stdout and stderr, merged as `2>&1` would. */
+  output: string;
+}
+
+interface Invocation {
+  project: string;
+  file: string | null;
+  command: string;
+  flags: string[];
+}
+
+/** Splits `-p P [-f F] COMMAND FLAGS…` (the only shapes Dokploy uses). */
+export function parseInvocation(argv: string[]): Invocation {
+  let project = "";
+  let file: string | null = null;
+  let i = 0;
+  for (; i < argv.length && argv[i].startsWith("-"); i += 2) {
+    if (argv[i] === "-p") project = argv[i + 1];
+    else if (argv[i] === "-f") file = argv[i + 1];
+    else throw new Error(`compose adapter: unsupported global flag ${argv[i]}`);
+  }
+  if (!project) throw new Error("compose adapter: -p PROJECT is required");
+  return { project, file, command: argv[i] ?? "", flags: argv.slice(i + 1) };
+}
+
+/** The file compose v1 reads instead of a v2 one (see the module comment). */
+export function toV1(composeText: string, project: string): string {
+  const doc = YAML.parse(composeText) as Record<string, unknown>;
+  const services = (doc.services ?? {}) as Record<string, Record<string, unknown>>;
+  for (const [name, svc] of Object.entries(services)) {
+    svc.container_name ??= `${project}-${name}-1`;
+    if (Array.isArray(svc.ports)) svc.ports = svc.ports.map(loopbackPort);
+  }
+  return YAML.stringify(doc, { defaultStringType: "QUOTE_DOUBLE", lineWidth: 0 });
+}
+
+/** "32453:22" → "127.0.0.1:32453:22"; a port with an address keeps it. */
+function loopbackPort(port: unknown): unknown {
+  if (typeof port === "object" && port !== null) return { host_ip: "127.0.0.1", ...port };
+  const s = String(port);
+  return s.split(":").length === 2 ? `127.0.0.1:${s}` : s;
+}
+
+/** Runs `docker compose ARGV` from `cwd` with exactly `env` (plus the engine's DOCKER_HOST). */
+export async function dockerCompose(
+  engine: Engine,
+  argv: string[],
+  opts: { cwd: string; env: Record<string, string>; timeoutMs?: number },
+): Promise<ComposeRun> {
+  const inv = parseInvocation(argv);
+  const env = { ...opts.env, DOCKER_HOST: engine.host };
+  const sh = (args: string[]) => merged(args, opts.cwd, env, opts.timeoutMs ?? 300_000);
+  switch (inv.command) {
+    case "up": {
+      const source = await Deno.readTextFile(`${opts.cwd}/${inv.file ?? "docker-compose.yml"}`);
+      await Deno.writeTextFile(`${opts.cwd}/${V1_FILE}`, toV1(source, inv.project));
+      return await sh(["docker-compose", "-p", inv.project, "-f", V1_FILE, "up", ...inv.flags]);
+    }
+    case "stop":
+      return await byLabel(engine, inv.project, sh, false, false);
+    case "down":
+      return await byLabel(engine, inv.project, sh, true, inv.flags.includes("--volumes"));
+    default:
+      throw new Error(`compose adapter: unsupported command ${inv.command}`);
+  }
+}
+
+/** v2's `stop` / `down [--volumes]` for a project, found by its label. */
+async function byLabel(
+  engine: Engine,
+  project: string,
+  sh: (args: string[]) => Promise<ComposeRun>,
+  remove: boolean,
+  volumes: boolean,
+): Promise<ComposeRun> {
+  const filter = `label=${PROJECT_LABEL}=${project}`;
+  const list = async (args: string[]) => {
+    const r = await sh([engine.cli, ...args, "--filter", filter]);
+    return r.code === 0 ? r.output.split("\n").filter(Boolean) : [];
+  };
+  let output = "";
+  const step = async (args: string[]) => {
+    const r = await sh([engine.cli, ...args]);
+    output += r.output;
+    if (r.code !== 0) throw Object.assign(new Error(r.output), { run: r });
+  };
+  try {
+    const containers = await list(["ps", "-aq"]);
+    if (containers.length) await step(["stop", ...containers]);
+    if (remove) {
+      if (containers.length) await step(["rm", ...containers]);
+      const networks = await list(["network", "ls", "-q"]);
+      if (networks.length) await step(["network", "rm", ...networks]);
+      if (volumes) {
+        const vols = await list(["volume", "ls", "-q"]);
+        if (vols.length) await step(["volume", "rm", ...vols]);
+      }
+    }
+    return { code: 0, output };
+  } catch (e) {
+    return { code: 1, output: output || (e as Error).message };
+  }
+}
+
+async function merged(
+  argv: string[],
+  cwd: string,
+  env: Record<string, string>,
+  timeoutMs: number,
+): Promise<ComposeRun> {
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", 'exec "$@" 2>&1', "sh", ...argv],
+    cwd,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+  }, timeoutMs);
+  try {
+    const out = await child.output();
+    return { code: out.code, output: new TextDecoder().decode(out.stdout) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

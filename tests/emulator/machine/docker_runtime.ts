@@ -1,0 +1,169 @@
+/**
+ * The real-engine runtime: what Dokploy v0.30.2 runs on its server for a compose
+ * service (dokploy-api.md §8), against a real dockerd. Restart policy, named volumes,
+ * limits, privileged dind and the bootstrap as PID 1 are the engine's own.
+ *
+ * Everything this runtime creates carries the compose project label of an app it
+ * deployed; close() removes all of it, so a test leaves no container, volume or network.
+ */
+import type { Engine } from "../../engine/engine.ts";
+import { dockerCompose } from "./compose_v1.ts";
+import {
+  codeDir,
+  type ComposeApp,
+  type ContainerRow,
+  MachineError,
+  type MachineRuntime,
+  type MachineView,
+} from "./runtime.ts";
+
+const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const PROJECT_LABEL = "com.docker.compose.project";
+/** Dokploy's format for `docker.getContainersByAppNameMatch`. */
+const PS_FORMAT =
+  "CONTAINER ID : {{.ID}} | Name: {{.Names}} | State: {{.State}} | Status: {{.Status}}";
+
+export class DockerRuntime implements MachineRuntime {
+  readonly kind = "docker";
+  #engine: Engine;
+  #home: string;
+  /** Every project this runtime touched, for snapshots and the final clean-up. */
+  #apps = new Set<string>();
+
+  constructor(engine: Engine, opts: { dataDir: string }) {
+    this.#engine = engine;
+    this.#home = opts.dataDir;
+  }
+
+  async deploy(app: ComposeApp, log: (line: string) => void): Promise<void> {
+    this.#apps.add(app.appName);
+    // `env -i PATH="$PATH" HOME="$HOME" docker compose -p APP -f docker-compose.yml up -d
+    // --build --remove-orphans 2>&1`, from code/.
+    const r = await dockerCompose(
+      this.#engine,
+      ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d", "--build", "--remove-orphans"],
+      { cwd: codeDir(app), env: { PATH, HOME: this.#home } },
+    );
+    for (const line of r.output.replace(/\n$/, "").split("\n")) if (line) log(line);
+    if (r.code !== 0) throw new MachineError(lastLines(r.output));
+  }
+
+  async start(app: ComposeApp): Promise<void> {
+    this.#apps.add(app.appName);
+    const r = await dockerCompose(
+      this.#engine,
+      ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d"],
+      { cwd: codeDir(app), env: { PATH } },
+    );
+    if (r.code !== 0) throw new MachineError(lastLines(r.output));
+  }
+
+  async stop(app: ComposeApp): Promise<void> {
+    const r = await dockerCompose(this.#engine, ["-p", app.appName, "stop"], {
+      cwd: app.dir,
+      env: { PATH },
+    });
+    if (r.code !== 0) throw new MachineError(lastLines(r.output));
+  }
+
+  async remove(app: ComposeApp, opts: { volumes: boolean }): Promise<void> {
+    // Dokploy ignores every error here; so do we.
+    await this.#docker(["network", "disconnect", app.appName, "dokploy-traefik"]);
+    await dockerCompose(
+      this.#engine,
+      ["-p", app.appName, "down", ...(opts.volumes ? ["--volumes"] : [])],
+      { cwd: this.#home, env: { PATH } },
+    );
+  }
+
+  /** Dokploy's parse: lines split on " | ", prefixes dropped; any stderr or error → []. */
+  async containers(appName: string): Promise<ContainerRow[]> {
+    const r = await this.#docker([
+      "ps",
+      "-a",
+      "--format",
+      PS_FORMAT,
+      `--filter=label=${PROJECT_LABEL}=${appName}`,
+    ]);
+    if (r.code !== 0 || r.stderr.trim() || !r.stdout.trim()) return [];
+    return parsePs(r.stdout);
+  }
+
+  async view(appName: string): Promise<MachineView> {
+    const ids = await this.#ids(["ps", "-aq"], appName);
+    const volumes = await this.#ids(["volume", "ls", "-q"], appName);
+    if (!ids.length) return { state: "none", exitCode: null, publishedPort: null, volumes };
+    const r = await this.#docker(["inspect", "--format", "{{json .}}", ids[0]]);
+    const info = JSON.parse(r.stdout || "{}");
+    const binding = info.NetworkSettings?.Ports?.["22/tcp"]?.[0]?.HostPort;
+    return {
+      state: info.State?.Status ?? "none",
+      exitCode: info.State?.Status === "exited" ? info.State.ExitCode : null,
+      publishedPort: binding ? Number(binding) : null,
+      volumes: volumes.sort(),
+    };
+  }
+
+  async volumeDirs(): Promise<string[]> {
+    const dirs: string[] = [];
+    for (const app of this.#apps) {
+      for (const v of await this.#ids(["volume", "ls", "-q"], app)) {
+        const r = await this.#docker(["volume", "inspect", "--format", "{{.Mountpoint}}", v]);
+        if (r.code === 0) dirs.push(r.stdout.trim());
+      }
+    }
+    return dirs.sort();
+  }
+
+  async liveMachines(): Promise<number> {
+    let n = 0;
+    for (const app of this.#apps) n += (await this.#ids(["ps", "-q"], app)).length;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.#apps].map((appName) =>
+        dockerCompose(this.#engine, ["-p", appName, "down", "--volumes"], {
+          cwd: this.#home,
+          env: { PATH },
+        })
+      ),
+    );
+  }
+
+  async #ids(list: string[], appName: string): Promise<string[]> {
+    const r = await this.#docker([...list, "--filter", `label=${PROJECT_LABEL}=${appName}`]);
+    return r.code === 0 ? r.stdout.split("\n").filter(Boolean) : [];
+  }
+
+  async #docker(args: string[]) {
+    const child = new Deno.Command(this.#engine.cli, {
+      args,
+      env: { PATH, DOCKER_HOST: this.#engine.host },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+    const out = await child.output();
+    const dec = new TextDecoder();
+    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+  }
+}
+
+export function parsePs(text: string): ContainerRow[] {
+  return text.split("\n").filter((l) => l.trim()).map((line) => {
+    const [id, name, state, status] = line.split(" | ");
+    return {
+      containerId: id.replace("CONTAINER ID : ", "").trim(),
+      name: name.replace("Name: ", "").trim(),
+      state: state.replace("State: ", "").trim(),
+      status: status.replace("Status: ", "").trim(),
+    };
+  });
+}
+
+function lastLines(text: string, n = 12): string {
+  return text.trim().split("\n").slice(-n).join("\n") || "docker compose failed";
+}

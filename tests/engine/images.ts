@@ -1,0 +1,128 @@
+/**
+ * The images the real-engine tests run, all made here (no registry is reachable):
+ *   - base:    the cached debootstrap root fs, imported (a Debian with no sshd);
+ *   - machine: the prebuilt machine image, built from machine/Dockerfile on top of base;
+ *   - tiny:    busybox and its libraries, for the nested engine to run.
+ * Tags carry a hash of their inputs, so a changed Dockerfile or bootstrap rebuilds and an
+ * unchanged one is reused from the engine's data root.
+ */
+import { dirname, join } from "node:path";
+import { ensureRootfs } from "../machine/rootfs.ts";
+import { type Engine, run, withFileLock } from "./engine.ts";
+
+export interface TestImages {
+  base: string;
+  machine: string;
+  tiny: string;
+}
+
+const MACHINE_DIR = decodeURIComponent(new URL("../../machine", import.meta.url).pathname);
+
+async function sha(parts: (string | Uint8Array)[]): Promise<string> {
+  const enc = new TextEncoder();
+  const chunks = parts.map((p) => typeof p === "string" ? enc.encode(p) : p);
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return Array.from(digest.slice(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function docker(engine: Engine, args: string[], opts: Parameters<typeof run>[2] = {}) {
+  return run(engine.cli, args, { ...opts, env: { ...opts.env, DOCKER_HOST: engine.host } });
+}
+
+async function hasImage(engine: Engine, tag: string): Promise<boolean> {
+  return (await docker(engine, ["image", "inspect", tag])).code === 0;
+}
+
+function must(what: string, r: { code: number; stdout: string; stderr: string }) {
+  if (r.code !== 0) throw new Error(`${what} failed: ${(r.stderr || r.stdout).slice(-2000)}`);
+}
+
+/** `tar -C dir -c . | docker import - tag`, with an optional CMD. */
+async function importDir(engine: Engine, dir: string, tag: string, cmd?: string) {
+  const script = `tar -C "$1" -c . | "$2" import ${cmd ? `-c '${cmd}'` : ""} - "$3"`;
+  await must(
+    `docker import ${tag}`,
+    await run("sh", ["-c", script, "import", dir, engine.cli, tag], {
+      env: { DOCKER_HOST: engine.host, PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" },
+      timeoutMs: 300_000,
+    }),
+  );
+}
+
+async function baseImage(engine: Engine, log: (l: string) => void): Promise<string> {
+  const rootfs = await ensureRootfs(undefined, log);
+  const marker = await Deno.readTextFile(join(rootfs, ".devpod-rootfs-complete"));
+  const tag = `devpod-test/bookworm:${await sha([marker])}`;
+  if (await hasImage(engine, tag)) return tag;
+  log(`images: importing the Debian root fs as ${tag}`);
+  await importDir(engine, rootfs, tag);
+  return tag;
+}
+
+async function machineImage(engine: Engine, base: string, log: (l: string) => void) {
+  const dockerfile = await Deno.readFile(join(MACHINE_DIR, "Dockerfile"));
+  const bootstrap = await Deno.readFile(join(MACHINE_DIR, "bootstrap.sh"));
+  const tag = `devpod-test/machine:${await sha([base, dockerfile, bootstrap])}`;
+  if (await hasImage(engine, tag)) return tag;
+  log(`images: building machine/Dockerfile on ${base} as ${tag} (apt runs once)`);
+  // The build alone uses the host's network, for Debian's package mirror (as debootstrap
+  // does); machines never do.
+  await must(
+    `docker build ${tag}`,
+    await docker(engine, [
+      "build",
+      "--network",
+      "host",
+      "--build-arg",
+      `BASE_IMAGE=${base}`,
+      "-t",
+      tag,
+      MACHINE_DIR,
+    ], { env: { DOCKER_BUILDKIT: "1" }, timeoutMs: 600_000 }),
+  );
+  return tag;
+}
+
+/** busybox with the shared libraries it links, as the smallest image that runs. */
+async function tinyImage(engine: Engine): Promise<string> {
+  const busybox = "/bin/busybox";
+  const ldd = await run("ldd", [busybox]);
+  const libs = [...ldd.stdout.matchAll(/(\/\S+)/g)].map((m) => m[1]);
+  const tag = `devpod-test/tiny:${await sha([await Deno.readFile(busybox), ...libs])}`;
+  if (await hasImage(engine, tag)) return tag;
+  const dir = await Deno.makeTempDir({ prefix: "devpod-tiny-" });
+  try {
+    await Deno.mkdir(join(dir, "bin"));
+    await Deno.copyFile(busybox, join(dir, "bin/busybox"));
+    for (const lib of libs) {
+      await Deno.mkdir(join(dir, dirname(lib)), { recursive: true });
+      await Deno.copyFile(await Deno.realPath(lib), join(dir, lib));
+    }
+    for (const applet of ["sh", "echo", "cat", "sleep"]) {
+      await Deno.symlink("busybox", join(dir, "bin", applet));
+    }
+    await importDir(engine, dir, tag, 'CMD ["/bin/sh"]');
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return tag;
+}
+
+/** Makes (once, whichever test process comes first) and returns the three test images. */
+export function ensureImages(
+  engine: Engine,
+  log: (l: string) => void = () => {},
+): Promise<TestImages> {
+  return withFileLock("images.lock", async () => {
+    const base = await baseImage(engine, log);
+    const machine = await machineImage(engine, base, log);
+    const tiny = await tinyImage(engine);
+    return { base, machine, tiny };
+  });
+}

@@ -1,0 +1,339 @@
+/**
+ * Machines on a real Docker engine: the compose file the provider renders, deployed with
+ * Dokploy's own command lines, the bootstrap as PID 1, Docker's restart policy, named
+ * volumes, limits and a nested dockerd. Every verb runs as DevPod runs it
+ * (`deno run mod.ts <verb>` with DevPod's environment).
+ *
+ * Ends with one figure line:
+ *   real engine: N machines, M containers started, nested container ran: yes|no
+ */
+import assert from "node:assert/strict";
+import { sha256Hex } from "../e2e/harness.ts";
+import { type EngineWorld, startEngineWorld } from "./world.ts";
+
+const figures = { machines: new Set<string>(), nestedRan: false, since: "" };
+const ONE_WORD = /^(Running|Busy|Stopped|NotFound)\n$/;
+const NO_SANITIZE = { sanitizeOps: false, sanitizeResources: false };
+
+async function create(w: EngineWorld, id: string, env: Record<string, string> = {}) {
+  figures.machines.add(id);
+  const r = await w.run("create", id, { env });
+  assert.equal(r.code, 0, `create ${id} failed:\n${r.stderr}`);
+  return r;
+}
+
+async function status(w: EngineWorld, id: string, env: Record<string, string> = {}) {
+  const r = await w.run("status", id, { env });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdoutText, ONE_WORD);
+  return r.stdoutText.trim();
+}
+
+async function sh(w: EngineWorld, id: string, command: string, env: Record<string, string> = {}) {
+  const r = await w.run("command", id, { command, env });
+  assert.equal(r.code, 0, `command ${JSON.stringify(command)} failed:\n${r.stderr}`);
+  return r.stdoutText;
+}
+
+/** `docker inspect` of the machine's container (found by the provider's label). */
+async function inspect(w: EngineWorld, id: string) {
+  const ids = await w.docker(["ps", "-aq", "--filter", `label=dev.devpod.machine-id=${id}`]);
+  const first = ids.stdout.split("\n").find(Boolean);
+  assert.ok(first, `no container for machine ${id}`);
+  const r = await w.docker(["inspect", first]);
+  return JSON.parse(r.stdout)[0];
+}
+
+/** Everything Docker still holds of one compose project. */
+async function leftovers(w: EngineWorld, appName: string) {
+  const filter = ["--filter", `label=com.docker.compose.project=${appName}`];
+  const list = async (args: string[]) =>
+    (await w.docker([...args, ...filter])).stdout.split("\n").filter(Boolean);
+  return {
+    containers: await list(["ps", "-aq"]),
+    volumes: await list(["volume", "ls", "-q"]),
+    networks: await list(["network", "ls", "-q"]),
+  };
+}
+
+async function appNameOf(w: EngineWorld, id: string): Promise<string> {
+  const state = JSON.parse(await Deno.readTextFile(`${w.folder(id)}/state.json`));
+  return state.appName;
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T | false>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The first of `n` consecutive loopback ports nothing listens on (below the ephemeral range). */
+function freeRun(n: number): number {
+  const bindable = (port: number) => {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (let tries = 0; tries < 200; tries++) {
+    const from = 20_000 + Math.floor(Math.random() * 10_000);
+    if (Array.from({ length: n }, (_, i) => from + i).every(bindable)) return from;
+  }
+  throw new Error(`no ${n} consecutive free ports`);
+}
+
+let world: EngineWorld;
+
+Deno.test({
+  name: "real engine: set-up (engine, images, emulator)",
+  ...NO_SANITIZE,
+  async fn() {
+    world = await startEngineWorld();
+    figures.since = String(Math.floor(Date.now() / 1000) - 1);
+    const prebuilt = await world.docker(["image", "inspect", world.images.machine]);
+    assert.equal(prebuilt.code, 0, "the prebuilt machine image was built here");
+  },
+});
+
+Deno.test({
+  name: "real engine: lifecycle, data and nested images survive stop/start, dind, delete",
+  ...NO_SANITIZE,
+  async fn(t) {
+    const w = world;
+    const id = "eng-life-1";
+    await t.step("create: SSH with the pinned key on the published port", async () => {
+      await create(w, id);
+      assert.equal(await status(w, id), "Running");
+      assert.equal(await sh(w, id, "id -un"), "devpod\n");
+      const c = await inspect(w, id);
+      assert.equal(c.State.Status, "running");
+      assert.equal(c.HostConfig.RestartPolicy.Name, "on-failure");
+      assert.equal(c.HostConfig.Privileged, true, "dind runs privileged");
+    });
+
+    await t.step("the prebuilt image boots with no package manager run", async () => {
+      const logs = await w.docker(["logs", (await inspect(w, id)).Id]);
+      const text = logs.stdout + logs.stderr;
+      assert.match(text, /packages: nothing to install/);
+      assert.doesNotMatch(text, /packages: installing/);
+      assert.match(text, /docker: ready in/);
+    });
+
+    await t.step("4 MiB of random bytes round-trip through the tunnel", async () => {
+      const data = new Uint8Array(4 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 65536) {
+        crypto.getRandomValues(data.subarray(i, i + 65536));
+      }
+      const r = await w.run("command", id, { command: "cat", stdin: data });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256Hex(r.stdout), await sha256Hex(data));
+    });
+
+    await t.step("dind: the nested engine runs a container from a loaded image", async () => {
+      const machine = (await inspect(w, id)).Id;
+      const saved = await new Deno.Command(w.engine.cli, {
+        args: ["save", w.images.tiny],
+        env: { DOCKER_HOST: w.engine.host },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(saved.success, new TextDecoder().decode(saved.stderr));
+      const load = await w.docker(["exec", "-i", machine, "docker", "load"], {
+        stdin: saved.stdout,
+      });
+      assert.equal(load.code, 0, load.stderr);
+      const out = await sh(
+        w,
+        id,
+        `docker run --rm --network none ${w.images.tiny} echo nested-ok && echo kept > ~/kept.txt`,
+      );
+      assert.equal(out, "nested-ok\n");
+      figures.nestedRan = true;
+    });
+
+    await t.step("stop: the container exits, status says Stopped, volumes stay", async () => {
+      const r = await w.run("stop", id);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await inspect(w, id)).State.Status, "exited");
+      assert.equal(await status(w, id), "Stopped");
+      const left = await leftovers(w, await appNameOf(w, id));
+      assert.equal(left.volumes.length, 2, "home and docker volumes kept");
+    });
+
+    await t.step("start: home file and nested image are still there", async () => {
+      const r = await w.run("start", id);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await status(w, id), "Running");
+      assert.equal(await sh(w, id, "cat ~/kept.txt"), "kept\n");
+      const out = await sh(w, id, `docker run --rm --network none ${w.images.tiny} echo again`);
+      assert.equal(out, "again\n", "the nested image survived on the docker volume");
+    });
+
+    await t.step("delete leaves no container, volume or network", async () => {
+      const appName = await appNameOf(w, id);
+      const r = await w.run("delete", id);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await status(w, id), "NotFound");
+      assert.deepEqual(await leftovers(w, appName), { containers: [], volumes: [], networks: [] });
+    });
+  },
+});
+
+Deno.test({
+  name: "real engine: idle stop stays stopped, a crash is restarted",
+  ...NO_SANITIZE,
+  async fn(t) {
+    const w = world;
+    // No shared SSH connection: it would count as a session for its 15 s.
+    const idle = { INACTIVITY_TIMEOUT: "3s", SSH_REUSE_CONNECTIONS: "false" };
+    await Promise.all([create(w, "eng-idle-1", idle), create(w, "eng-crash-1")]);
+
+    await t.step("idle: PID 1 exits 0 and Docker does not restart it", async () => {
+      const c = await eventually("the idle machine to stop itself", async () => {
+        const c = await inspect(w, "eng-idle-1");
+        return c.State.Status === "exited" && c;
+      }, 60_000);
+      assert.equal(c.State.ExitCode, 0);
+      await new Promise((r) => setTimeout(r, 3000));
+      const later = await inspect(w, "eng-idle-1");
+      assert.equal(later.State.Status, "exited", "on-failure leaves an exit 0 stopped");
+      assert.equal(later.RestartCount, 0);
+      assert.equal(await status(w, "eng-idle-1", idle), "Stopped");
+      const r = await w.run("start", "eng-idle-1", { env: idle });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sh(w, "eng-idle-1", "echo back", idle), "back\n");
+    });
+
+    await t.step("crash: sshd killed, Docker restarts the machine", async () => {
+      const before = await inspect(w, "eng-crash-1");
+      const killSshd = "for d in /proc/[0-9]*; do " +
+        '[ "$(cat $d/comm 2>/dev/null)" = sshd ] && ' +
+        '[ "$(cut -d" " -f4 $d/stat)" = 1 ] && kill -9 "${d#/proc/}"; done; true';
+      const k = await w.docker(["exec", before.Id, "sh", "-c", killSshd]);
+      assert.equal(k.code, 0, k.stderr);
+      const after = await eventually("Docker to restart the machine", async () => {
+        const c = await inspect(w, "eng-crash-1");
+        return c.RestartCount >= 1 && c.State.Status === "running" && c;
+      }, 60_000);
+      assert.equal(after.Id, before.Id, "the same container, restarted");
+      const back = await eventually("SSH after the restart", async () => {
+        const r = await w.run("command", "eng-crash-1", { command: "echo alive" });
+        return r.code === 0 && r.stdoutText;
+      }, 60_000);
+      assert.equal(back, "alive\n");
+    });
+
+    for (const id of ["eng-idle-1", "eng-crash-1"]) {
+      const r = await w.run("delete", id, { env: idle });
+      assert.equal(r.code, 0, r.stderr);
+    }
+  },
+});
+
+Deno.test({
+  name: "real engine: sizes, DOCKER_MODE=none, KEEP_VOLUMES",
+  ...NO_SANITIZE,
+  async fn() {
+    const w = world;
+    const sized = { MACHINE_CPUS: "1.5", MACHINE_MEMORY: "768m", DOCKER_MODE: "none" };
+    const preset = { MACHINE_TYPE: "small", KEEP_VOLUMES: "true" };
+    await Promise.all([create(w, "eng-size-1", sized), create(w, "eng-keep-1", preset)]);
+
+    const s = await inspect(w, "eng-size-1");
+    assert.equal(s.HostConfig.NanoCpus, 1.5e9);
+    assert.equal(s.HostConfig.Memory, 768 * 1024 * 1024);
+    assert.equal(s.HostConfig.Privileged, false, "DOCKER_MODE=none is unprivileged");
+    const dockerd = 'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = dockerd ] && ' +
+      "echo dockerd; done; echo checked";
+    assert.equal(await sh(w, "eng-size-1", dockerd, sized), "checked\n", "no dockerd runs");
+
+    const k = await inspect(w, "eng-keep-1");
+    assert.equal(k.HostConfig.NanoCpus, 2e9, "small preset: 2 CPUs");
+    assert.equal(k.HostConfig.Memory, 4096 * 1024 * 1024, "small preset: 4 GiB");
+
+    const keepApp = await appNameOf(w, "eng-keep-1");
+    await sh(w, "eng-keep-1", "echo precious > ~/data.txt", preset);
+    for (const [id, env] of [["eng-size-1", sized], ["eng-keep-1", preset]] as const) {
+      const r = await w.run("delete", id, { env });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const kept = await leftovers(w, keepApp);
+    assert.deepEqual(kept.containers, [], "the machine is gone");
+    assert.equal(kept.volumes.length, 2, "KEEP_VOLUMES keeps home and docker volumes");
+    const home = kept.volumes.find((v) => v.endsWith("_home"))!;
+    const dir = (await w.docker(["volume", "inspect", "--format", "{{.Mountpoint}}", home])).stdout;
+    assert.equal(await Deno.readTextFile(`${dir.trim()}/data.txt`), "precious\n");
+  },
+});
+
+Deno.test({
+  name: "real engine: a port held by a foreign container makes create move",
+  ...NO_SANITIZE,
+  async fn() {
+    const w = world;
+    const from = freeRun(4);
+    const range = { SSH_PORT_RANGE: `${from}-${from + 3}` };
+    const foreign: string[] = [];
+    try {
+      for (const port of [from, from + 1, from + 2]) {
+        const r = await w.docker([
+          "run",
+          "-d",
+          "--label",
+          "dev.devpod.test=foreign",
+          "-p",
+          `127.0.0.1:${port}:80`,
+          w.images.tiny,
+          "sleep",
+          "600",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        foreign.push(r.stdout.trim());
+      }
+      await create(w, "eng-port-1", range);
+      const state = JSON.parse(await Deno.readTextFile(`${w.folder("eng-port-1")}/state.json`));
+      assert.equal(state.sshPort, from + 3, "the one free port of the range");
+      assert.equal(await sh(w, "eng-port-1", "echo moved", range), "moved\n");
+      const r = await w.run("delete", "eng-port-1", { env: range });
+      assert.equal(r.code, 0, r.stderr);
+    } finally {
+      if (foreign.length) await w.docker(["rm", "-f", ...foreign]);
+    }
+  },
+});
+
+Deno.test({
+  name: "real engine: teardown and figures",
+  ...NO_SANITIZE,
+  async fn() {
+    const w = world;
+    const events = await w.docker([
+      "events",
+      "--since",
+      figures.since,
+      "--until",
+      String(Math.floor(Date.now() / 1000) + 1),
+      "--filter",
+      "event=start",
+      "--filter",
+      "label=dev.devpod.provider=devpod-provider-dokploy",
+      "--format",
+      "{{.ID}}",
+    ], { timeoutMs: 30_000 });
+    const started = events.stdout.split("\n").filter(Boolean).length;
+    await w.close();
+    const left = await w.docker(["ps", "-aq", "--filter", "label=dev.devpod.provider"]);
+    assert.equal(left.stdout.trim(), "", "no machine container is left behind");
+    console.log(
+      `real engine: ${figures.machines.size} machines, ${started} containers started, ` +
+        `nested container ran: ${figures.nestedRan ? "yes" : "no"}`,
+    );
+    assert.ok(started >= figures.machines.size, "every machine started at least once");
+  },
+});
