@@ -1,12 +1,15 @@
 /**
- * `deno task bench`: performance figures against the emulator and a real sshd, as
- * ratios measured in one run (design §9). Prints a table; no assertions — the claims
+ * `deno task bench`: performance figures against the emulator and a real sshd, and on a
+ * real Docker engine when one can be had, as ratios measured in one run (design §9). Prints a table; no assertions — the claims
  * in the README come from here, not from timed tests.
  */
 import { join } from "node:path";
 import { readState } from "../lib/machine/state.ts";
 import { sshArgv } from "../lib/ssh/argv.ts";
 import { startWorld } from "../tests/e2e/harness.ts";
+import { ensureEngine } from "../tests/engine/engine.ts";
+import { ensureImages } from "../tests/engine/images.ts";
+import { benchRealEngine } from "./bench_engine.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 7);
 const rows: string[][] = [];
@@ -236,6 +239,15 @@ async function main() {
     await w.run("delete", id);
   } finally {
     await w.close();
+  }
+
+  // The same verbs on a real Docker engine, against raw docker compose + ssh.
+  try {
+    const engine = await ensureEngine();
+    const images = await ensureImages(engine);
+    await benchRealEngine(engine, images, Math.min(ROUNDS, 5), bundle, row);
+  } catch (e) {
+    console.log(`  real engine: skipped (${(e as Error).message})`);
   }
   console.log("\n| figure | ours | baseline | ratio | target |\n|---|---|---|---|---|");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);

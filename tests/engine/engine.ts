@@ -208,6 +208,7 @@ export function ensureEngine(log: (line: string) => void = () => {}): Promise<En
       await addNetworkGuard();
       return { host: existing, cli, ours };
     }
+    await installWhenMissing(log);
     const dockerd = which("dockerd");
     if (!dockerd || !which("docker-compose")) {
       throw new Error(
@@ -220,6 +221,23 @@ export function ensureEngine(log: (line: string) => void = () => {}): Promise<En
     await addNetworkGuard();
     return engine;
   });
+}
+
+/** Debian's Docker Engine and compose v1, when absent and we may install (root). */
+async function installWhenMissing(log: (line: string) => void): Promise<void> {
+  const have = (cmd: string) => which(cmd) !== null;
+  const missing = [];
+  if (!have("dockerd")) missing.push("docker.io");
+  if (!have("docker-compose")) missing.push("docker-compose");
+  if (!have("iptables")) missing.push("iptables");
+  if (!missing.length) return;
+  if (Deno.uid() !== 0) throw new Error(`install ${missing.join(" ")} (needs root)`);
+  log(`engine: installing ${missing.join(" ")} from apt`);
+  const env = { DEBIAN_FRONTEND: "noninteractive", PATH: Deno.env.get("PATH") ?? "" };
+  for (const args of [["update", "-qq"], ["install", "-y", "-qq", ...missing]]) {
+    const r = await run("apt-get", args, { env, timeoutMs: 600_000 });
+    if (r.code !== 0) throw new Error(`apt-get ${args[0]} failed: ${r.stderr.slice(-1000)}`);
+  }
 }
 
 async function startDockerd(dockerd: string, log: (line: string) => void): Promise<void> {

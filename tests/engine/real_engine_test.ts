@@ -279,14 +279,14 @@ Deno.test({
     const w = world;
     const from = freeRun(4);
     const range = { SSH_PORT_RANGE: `${from}-${from + 3}` };
-    const foreign: string[] = [];
+    const foreignLabel = `dev.devpod.test=foreign-${Deno.pid}`;
     try {
       for (const port of [from, from + 1, from + 2]) {
         const r = await w.docker([
           "run",
           "-d",
           "--label",
-          "dev.devpod.test=foreign",
+          foreignLabel,
           "-p",
           `127.0.0.1:${port}:80`,
           w.images.tiny,
@@ -294,7 +294,6 @@ Deno.test({
           "600",
         ]);
         assert.equal(r.code, 0, r.stderr);
-        foreign.push(r.stdout.trim());
       }
       await create(w, "eng-port-1", range);
       const state = JSON.parse(await Deno.readTextFile(`${w.folder("eng-port-1")}/state.json`));
@@ -303,6 +302,9 @@ Deno.test({
       const r = await w.run("delete", "eng-port-1", { env: range });
       assert.equal(r.code, 0, r.stderr);
     } finally {
+      // A container that failed to start still exists ("Created"): remove by label.
+      const ids = await w.docker(["ps", "-aq", "--filter", `label=${foreignLabel}`]);
+      const foreign = ids.stdout.split("\n").filter(Boolean);
       if (foreign.length) await w.docker(["rm", "-f", ...foreign]);
     }
   },
