@@ -1,7 +1,7 @@
 /** `stop`: stops the machine; its volumes are kept. Logs on stderr only. */
 import type { CommandContext } from "../lib/context.ts";
 import { runMachineVerb } from "../lib/dokploy_context.ts";
-import { stopMachine } from "../lib/machine/lifecycle.ts";
+import { stopMachine } from "../lib/machine/stop.ts";
 
 export function run(ctx: CommandContext): Promise<number> {
   return runMachineVerb(ctx, stopMachine);

@@ -39,6 +39,9 @@ export class UnsupportedVersionError extends ProviderError {}
 /** The machine did not become reachable over SSH in time. */
 export class MachineNotReadyError extends ProviderError {}
 
+/** The machine's container exited or keeps restarting before SSH answered (its bootstrap failed). */
+export class MachineBootError extends ProviderError {}
+
 /** The machine's deploy failed in Dokploy; carries the tail of its log. */
 export class DeployFailedError extends ProviderError {}
 

@@ -43,6 +43,12 @@ USER_UID=1000
 USER_HOME=/home/devpod
 
 is_uint() { case $1 in '' | *[!0-9]*) return 1 ;; esac }
+# From /proc, not `id`: the tool may be missing from a minimal image.
+effective_uid() {
+  while read -r key _ euid _; do
+    [ "$key" = Uid: ] && echo "$euid" && return 0
+  done </proc/self/status
+}
 is_uint "$TIMEOUT" || die "DEVPOD_INACTIVITY_TIMEOUT must be whole seconds (0 = off), got '$TIMEOUT'"
 is_uint "$SSHD_PORT" || die "DEVPOD_SSHD_PORT must be a port number, got '$SSHD_PORT'"
 is_uint "$SSH_PORT" || die "DEVPOD_SSH_PORT must be a port number, got '$SSH_PORT'"
@@ -409,7 +415,7 @@ if [ "$MODE" = supervise ]; then
   supervise
 fi
 
-[ "$(id -u)" = 0 ] || die "full mode needs root (or set DEVPOD_BOOTSTRAP_MODE=supervise)"
+[ "$(effective_uid)" = 0 ] || die "full mode needs root (or set DEVPOD_BOOTSTRAP_MODE=supervise)"
 [ -n "${DEVPOD_HOST_KEY_B64:-}" ] || die "DEVPOD_HOST_KEY_B64 is empty"
 DEVPOD_AUTHORIZED_KEY=$(printf '%s' "${DEVPOD_AUTHORIZED_KEY:-}") # drops trailing newlines
 case ${DEVPOD_AUTHORIZED_KEY:-} in

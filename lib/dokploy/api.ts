@@ -193,6 +193,21 @@ export class DokployApi {
       : parse(z.array(Container), res, "docker.getContainersByAppNameMatch");
   }
 
+  /**
+   * The last `tail` lines of a compose container's log (`docker container logs
+   * --timestamps`), found by container name. Dokploy v0.29+; it fails when the container
+   * is not running.
+   */
+  async containerLog(composeId: string, container: string, tail: number): Promise<string> {
+    // One try: a 500 here means "no running container", which a retry rarely changes.
+    const res = await this.client.query<unknown>(
+      "compose.readLogs",
+      { composeId, containerId: container, tail },
+      { idempotent: false, timeoutMs: 10_000 },
+    );
+    return typeof res === "string" ? res : "";
+  }
+
   async deployments(composeId: string): Promise<Deployment[]> {
     const res = await this.client.query("deployment.allByCompose", { composeId });
     return parse(z.array(Deployment), res ?? [], "deployment.allByCompose");

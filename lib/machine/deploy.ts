@@ -50,6 +50,19 @@ export async function deployAndWait(
   );
 }
 
+/** Waits until no deploy of the service runs (or the deadline passes: the caller goes on). */
+export async function waitDeployIdle(
+  { api, deadline, signal }: Omit<DeployWait, "log">,
+  composeId: string,
+): Promise<void> {
+  while (Date.now() < deadline) {
+    const c = await api.composeOne(composeId);
+    if (!c || c.composeStatus !== "running") return;
+    await sleep(1000, signal);
+    if (signal?.aborted) throw new InterruptedError("interrupted while waiting for a deploy");
+  }
+}
+
 export function deployFailureMessage(
   errorMessage: string | null | undefined,
   logTail: string,

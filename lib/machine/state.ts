@@ -21,6 +21,11 @@ export interface MachineState {
   hostPublicKey: string;
   hostKeyFingerprint: string;
   createdAt: string;
+  /**
+   * The CPU limit the server accepted when it has fewer CPUs than configured (Docker
+   * refuses more); absent when the configured limit fits. See cpu_cap.ts.
+   */
+  cpuLimit?: number;
 }
 
 const STRING_FIELDS = [
@@ -42,7 +47,8 @@ function isMachineState(v: unknown): v is MachineState {
   const o = v as Record<string, unknown>;
   return o.version === 1 && STRING_FIELDS.every((k) => typeof o[k] === "string") &&
     (o.serverId === null || typeof o.serverId === "string") &&
-    Number.isInteger(o.sshPort) && (o.sshPort as number) > 0 && (o.sshPort as number) < 65536;
+    Number.isInteger(o.sshPort) && (o.sshPort as number) > 0 && (o.sshPort as number) < 65536 &&
+    (o.cpuLimit === undefined || (typeof o.cpuLimit === "number" && o.cpuLimit > 0));
 }
 
 export const STATE_FILE = "state.json";

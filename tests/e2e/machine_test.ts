@@ -62,7 +62,7 @@ Deno.test({
       await w.run("command", id, { command: "echo v1 > ~/work.txt" });
       assert.equal((await w.run("stop", id)).code, 0);
       // A different size is a different compose file: start must redeploy, keeping volumes.
-      const start = await w.run("start", id, { env: { MACHINE_CPUS: "3" } });
+      const start = await w.run("start", id, { env: { MACHINE_MEMORY: "3072m" } });
       assert.equal(start.code, 0, start.stderr);
       assert.match(start.stderr, /spec changed .* redeploying, volumes kept/);
       assert.equal((await w.run("command", id, { command: "cat ~/work.txt" })).stdoutText, "v1\n");

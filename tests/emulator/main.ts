@@ -2,10 +2,13 @@
  * Runs the Dokploy emulator until SIGINT/SIGTERM.
  *
  *   deno run -A tests/emulator/main.ts [--port N] [--token T] [--version V]
- *     [--deploy-delay-ms N] [--data-dir D] [--latency-ms N] [--verbose]
+ *     [--deploy-delay-ms N] [--data-dir D] [--latency-ms N] [--engine] [--verbose]
+ *
+ * --engine runs machines on the real Docker engine (tests/engine/), started if needed.
  *
  * Prints one JSON line {"url","token","dataDir"} on stdout once it listens.
  */
+import { ensureEngine } from "../engine/engine.ts";
 import { type DokployVersion, startEmulator } from "./mod.ts";
 
 function parseArgs(argv: string[]): Record<string, string> {
@@ -15,7 +18,7 @@ function parseArgs(argv: string[]): Record<string, string> {
     if (!arg.startsWith("--")) throw new Error(`unexpected argument ${arg}`);
     const eq = arg.indexOf("=");
     if (eq > 0) out[arg.slice(2, eq)] = arg.slice(eq + 1);
-    else if (arg === "--verbose") out.verbose = "true";
+    else if (arg === "--verbose" || arg === "--engine") out[arg.slice(2)] = "true";
     else out[arg.slice(2)] = argv[++i] ?? "";
   }
   return out;
@@ -28,7 +31,16 @@ function num(value: string | undefined, name: string): number | undefined {
   return n;
 }
 
-const KNOWN = ["port", "token", "version", "deploy-delay-ms", "data-dir", "latency-ms", "verbose"];
+const KNOWN = [
+  "port",
+  "token",
+  "version",
+  "deploy-delay-ms",
+  "data-dir",
+  "latency-ms",
+  "engine",
+  "verbose",
+];
 
 if (import.meta.main) {
   const args = parseArgs(Deno.args);
@@ -44,6 +56,7 @@ if (import.meta.main) {
     deployDelayMs: num(args["deploy-delay-ms"], "deploy-delay-ms"),
     latencyMs: num(args["latency-ms"], "latency-ms"),
     dataDir: args["data-dir"],
+    engine: args.engine ? await ensureEngine((l) => console.error(l)) : undefined,
     log: args.verbose ? (line) => console.error(line) : undefined,
   });
   console.log(JSON.stringify({ url: emu.url, token: emu.token, dataDir: emu.dataDir }));

@@ -7,7 +7,7 @@ export interface Profile {
   version: DokployVersion;
   /** v0.25+: environments exist; compose.create takes environmentId, not projectId. */
   environments: boolean;
-  /** v0.29+: compose.search exists. */
+  /** v0.29+: compose.search and compose.readLogs exist. */
   composeSearch: boolean;
   /** ≤ v0.18: `Authorization: Bearer <token>`; later: `x-api-key`. */
   auth: "x-api-key" | "bearer";
@@ -32,7 +32,7 @@ export function profileFor(version: DokployVersion = "v0.30.2"): Profile {
 export function hasProcedure(profile: Profile, procedure: string): boolean {
   const p = procedure.toLowerCase();
   if (p.startsWith("environment.")) return profile.environments;
-  if (p === "compose.search") return profile.composeSearch;
+  if (p === "compose.search" || p === "compose.readlogs") return profile.composeSearch;
   return true;
 }
 

@@ -94,7 +94,11 @@ async function tinyImage(engine: Engine): Promise<string> {
   const busybox = "/bin/busybox";
   const ldd = await run("ldd", [busybox]);
   const libs = [...ldd.stdout.matchAll(/(\/\S+)/g)].map((m) => m[1]);
-  const tag = `devpod-test/tiny:${await sha([await Deno.readFile(busybox), ...libs])}`;
+  const tag = `devpod-test/tiny:${await sha([
+    await Deno.readFile(busybox),
+    ...libs,
+    "all applets",
+  ])}`;
   if (await hasImage(engine, tag)) return tag;
   const dir = await Deno.makeTempDir({ prefix: "devpod-tiny-" });
   try {
@@ -104,7 +108,10 @@ async function tinyImage(engine: Engine): Promise<string> {
       await Deno.mkdir(join(dir, dirname(lib)), { recursive: true });
       await Deno.copyFile(await Deno.realPath(lib), join(dir, lib));
     }
-    for (const applet of ["sh", "echo", "cat", "sleep"]) {
+    // Every applet, as the busybox image has them: a real shell environment with no
+    // sshd and no package manager.
+    const list = await run(busybox, ["--list"]);
+    for (const applet of list.stdout.split("\n").filter((a) => a && a !== "busybox")) {
       await Deno.symlink("busybox", join(dir, "bin", applet));
     }
     await importDir(engine, dir, tag, 'CMD ["/bin/sh"]');

@@ -311,6 +311,68 @@ Deno.test({
 });
 
 Deno.test({
+  name: "real engine: a machine that cannot boot fails fast, with its log, and is rolled back",
+  ...NO_SANITIZE,
+  async fn() {
+    const w = world;
+    // busybox alone: no sshd and no package manager to install it. The bootstrap exits 1
+    // and Docker restarts it in a loop. (A bootstrap that fails slowly, apt timing out,
+    // is caught by its uptime starting over: tests/unit/boot_watch_test.ts.)
+    const broken = { MACHINE_IMAGE: w.images.tiny, READY_TIMEOUT: "10m" };
+    figures.machines.add("eng-broken-1");
+    const started = Date.now();
+    const r = await w.run("create", "eng-broken-1", { env: broken });
+    const seconds = (Date.now() - started) / 1000;
+    assert.notEqual(r.code, 0, "create must fail");
+    assert.ok(seconds < 90, `failed after ${seconds.toFixed(0)} s, not READY_TIMEOUT's 10 m`);
+    const message = r.stderr.trim().split("\n").at(-1)!;
+    assert.match(message, /container (keeps restarting|exited with code [1-9])/);
+    assert.match(message, /bootstrap failed/);
+    assert.match(message, /MACHINE_IMAGE devpod-test\/tiny/);
+    assert.match(
+      message,
+      /cannot install openssh-server/,
+      `the bootstrap error is shown: ${message}`,
+    );
+    assert.doesNotMatch(r.stderr, /did not answer SSH|firewall/, "the network is not blamed");
+    assert.doesNotMatch(r.stderr, new RegExp(w.emu.token), "the token is never printed");
+    const left = await w.docker([
+      "ps",
+      "-aq",
+      "--filter",
+      "label=dev.devpod.machine-id=eng-broken-1",
+    ]);
+    assert.equal(left.stdout.trim(), "", "rolled back: no container left");
+    assert.equal(await status(w, "eng-broken-1", broken), "NotFound");
+  },
+});
+
+Deno.test({
+  name: "real engine: a CPU limit above the server's CPUs is capped once, and remembered",
+  ...NO_SANITIZE,
+  async fn() {
+    const w = world;
+    const cpus = navigator.hardwareConcurrency;
+    // One preset above this host: Docker refuses it ("Range of CPUs is from 0.01 to …").
+    const preset = cpus < 4 ? "medium" : cpus < 8 ? "large" : null;
+    if (!preset) return; // a host this large accepts every preset: nothing to cap
+    const big = { MACHINE_TYPE: preset, DOCKER_MODE: "none" };
+    const r = await create(w, "eng-cpu-1", big);
+    const warnings = r.stderr.split("\n").filter((l) => /capped at/.test(l));
+    assert.equal(warnings.length, 1, `one warning:\n${r.stderr}`);
+    assert.match(warnings[0], new RegExp(`MACHINE_TYPE ${preset} asks for \\d+ CPUs`));
+    assert.equal((await inspect(w, "eng-cpu-1")).HostConfig.NanoCpus, cpus * 1e9);
+
+    // Stop and start: the capped file is the machine's spec, not a change to redeploy.
+    assert.equal((await w.run("stop", "eng-cpu-1", { env: big })).code, 0);
+    const again = await w.run("start", "eng-cpu-1", { env: big });
+    assert.equal(again.code, 0, again.stderr);
+    assert.doesNotMatch(again.stderr, /capped at|spec changed/);
+    assert.equal((await w.run("delete", "eng-cpu-1", { env: big })).code, 0);
+  },
+});
+
+Deno.test({
   name: "real engine: teardown and figures",
   ...NO_SANITIZE,
   async fn() {

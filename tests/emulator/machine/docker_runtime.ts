@@ -89,6 +89,14 @@ export class DockerRuntime implements MachineRuntime {
     return parsePs(r.stdout);
   }
 
+  async logs(container: string, tail: number): Promise<string | null> {
+    const found = await this.#docker(["ps", "-q", "--filter", `name=^${container}`]);
+    const id = found.stdout.split("\n").find(Boolean);
+    if (!id) return null;
+    const r = await this.#docker(["container", "logs", "--timestamps", "--tail", String(tail), id]);
+    return r.stdout + r.stderr;
+  }
+
   async view(appName: string): Promise<MachineView> {
     const ids = await this.#ids(["ps", "-aq"], appName);
     const volumes = await this.#ids(["volume", "ls", "-q"], appName);

@@ -205,6 +205,15 @@ export class HostRuntime implements MachineRuntime {
     );
   }
 
+  async logs(container: string, tail: number): Promise<string | null> {
+    const c = [...this.#containers.entries()].find(([, c]) =>
+      c.info.name.startsWith(container) && c.info.state === "running"
+    );
+    if (!c) return null;
+    const text = await Deno.readTextFile(`${this.#machineDir(c[0])}/container.log`).catch(() => "");
+    return text.split("\n").filter(Boolean).slice(-tail).map((l) => `${l}\n`).join("");
+  }
+
   view(appName: string): Promise<MachineView> {
     const c = this.#containers.get(appName);
     return Promise.resolve({

@@ -54,6 +54,11 @@ export interface MachineRuntime {
   remove(app: ComposeApp, opts: { volumes: boolean }): Promise<void>;
   /** `docker ps -a` filtered by the compose project label; [] when Docker errs. */
   containers(appName: string): Promise<ContainerRow[]>;
+  /**
+   * compose.readLogs: `docker container logs --timestamps --tail N` of the first running
+   * (or restarting) container whose name starts with `container`; null when none is.
+   */
+  logs(container: string, tail: number): Promise<string | null>;
   view(appName: string): Promise<MachineView>;
   /** The directory of every volume this runtime made that still exists, orphans included. */
   volumeDirs(): Promise<string[]>;

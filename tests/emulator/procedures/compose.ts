@@ -192,6 +192,20 @@ export const composeProcedures: Procedures = {
     return c;
   },
 
+  // v0.29+: the container's log, found by name among running containers (as Dokploy does).
+  "compose.readLogs": async (ctx, input: Input) => {
+    findCompose(ctx, input.composeId);
+    const container = String(input.containerId);
+    const text = await ctx.runtime.logs(container, Number(input.tail ?? 100));
+    if (text === null) {
+      throw new ApiError(
+        "INTERNAL_SERVER_ERROR",
+        `No container or service found for: ${container}`,
+      );
+    }
+    return text;
+  },
+
   // v0.29+: ILIKE '%x%' on each given field, q on name/appName/description.
   "compose.search": (ctx, input: Input) => {
     const like = (value: string | null, needle: unknown) =>

@@ -1,0 +1,70 @@
+/**
+ * Deploying a machine until Docker accepts it. Some refusals are ours to fix: the SSH
+ * port is held by something outside our project (create moves to another port), or
+ * the CPU limit is above the server's CPU count (capped, and remembered). One loop
+ * handles every such cause; anything else fails the deploy as before.
+ */
+import { DeployFailedError } from "../errors.ts";
+import { planCpuCap, serverCpusFromError } from "./cpu_cap.ts";
+import { deployAndWait, isPortTaken } from "./deploy.ts";
+import type { MachineDeps } from "./deps.ts";
+import { PORT_ATTEMPTS, untriedPort } from "./port_race.ts";
+import { publishSpec } from "./spec.ts";
+import type { MachineState } from "./state.ts";
+
+export interface DeployPlan {
+  /** Deployment title shown in Dokploy. */
+  title: string;
+  /** Move to another port when the published one is taken (create only: start keeps its port). */
+  movePort: boolean;
+}
+
+/** Port moves plus one CPU cap: each fix is needed at most that often. */
+const MAX_DEPLOYS = PORT_ATTEMPTS + 1;
+
+/** Deploys; on a refusal we can fix, updates the spec (state.json and Dokploy) and deploys again. */
+export async function deployMachine(
+  d: MachineDeps,
+  state: MachineState,
+  authorizedKey: string,
+  deadline: number,
+  plan: DeployPlan,
+): Promise<void> {
+  const triedPorts = new Set<number>([state.sshPort]);
+  for (let attempt = 1;; attempt++) {
+    try {
+      await deployAndWait({ ...d, deadline }, state.composeId, plan.title);
+      return;
+    } catch (err) {
+      if (attempt >= MAX_DEPLOYS || !(await fixSpecFor(err, d, state, plan, triedPorts))) {
+        throw err;
+      }
+      await publishSpec(d, state, authorizedKey);
+    }
+  }
+}
+
+/** Changes `state` so the next deploy avoids `err`; false when no change of ours helps. */
+async function fixSpecFor(
+  err: unknown,
+  d: MachineDeps,
+  state: MachineState,
+  plan: DeployPlan,
+  triedPorts: Set<number>,
+): Promise<boolean> {
+  if (!(err instanceof DeployFailedError)) return false;
+  const serverCpus = serverCpusFromError(err.message);
+  if (serverCpus !== null) {
+    const cap = planCpuCap(d.config, state.cpuLimit, serverCpus);
+    if (!cap) return false;
+    d.log.warn(cap.warning);
+    state.cpuLimit = cap.cpuLimit;
+    return true;
+  }
+  if (plan.movePort && isPortTaken(err)) {
+    state.sshPort = await untriedPort(d, triedPorts);
+    d.log.info(`port taken on the server; retrying on ${state.sshPort}`);
+    return true;
+  }
+  return false;
+}

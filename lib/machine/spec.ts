@@ -1,0 +1,64 @@
+/**
+ * The machine's spec as this provider renders it into Dokploy: the compose file, the
+ * description carrying the marker (see naming.ts), and publishing a changed spec.
+ */
+import { writeKnownHosts } from "../ssh/keys.ts";
+import { renderComposeFile } from "./compose.ts";
+import { effectiveCpus } from "./cpu_cap.ts";
+import type { MachineDeps } from "./deps.ts";
+import { describeMachine } from "./naming.ts";
+import { type MachineState, writeState } from "./state.ts";
+
+/** The compose file for this machine's options, SSH port and remembered CPU cap. */
+export function machineComposeFile(
+  d: MachineDeps,
+  authorizedKey: string,
+  at: Pick<MachineState, "sshPort" | "cpuLimit">,
+): string {
+  return renderComposeFile({
+    machineId: d.machine.machineId,
+    image: d.config.image,
+    dockerMode: d.config.dockerMode,
+    cpus: effectiveCpus(d.config.cpus, at.cpuLimit),
+    memoryMiB: d.config.memoryMiB,
+    sshPort: at.sshPort,
+    authorizedKey,
+    inactivityTimeoutSec: d.config.inactivityTimeoutSec,
+    dokployNetwork: d.config.dokployNetwork,
+    providerVersion: d.providerVersion,
+  });
+}
+
+export function machineDescription(d: MachineDeps, sshPort: number): string {
+  return describeMachine({ machineId: d.machine.machineId, sshPort }, {
+    providerVersion: d.providerVersion,
+    owner: owner(),
+  });
+}
+
+/**
+ * The spec changed (port moved, CPUs capped): record it locally first — a run killed
+ * in between then re-renders the new spec — and then in Dokploy.
+ */
+export async function publishSpec(
+  d: MachineDeps,
+  state: MachineState,
+  authorizedKey: string,
+): Promise<void> {
+  const folder = d.machine.machineFolder;
+  await writeState(folder, state);
+  await writeKnownHosts(folder, state.sshHost, state.sshPort, state.hostPublicKey);
+  await d.api.updateCompose(state.composeId, {
+    composeFile: machineComposeFile(d, authorizedKey, state),
+    description: machineDescription(d, state.sshPort),
+  });
+}
+
+function owner(): string {
+  const user = Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? "unknown";
+  let host = "unknown";
+  try {
+    host = Deno.hostname();
+  } catch { /* no sys permission: the owner is informative only */ }
+  return `${user}@${host}`.replace(/[\[\];]/g, "");
+}
