@@ -371,11 +371,6 @@ supervise() {
   trap 'STOPPING=1; [ -z "$SSHD_PID" ] || kill -TERM "$SSHD_PID" 2>/dev/null' TERM INT HUP
   "$sshd_bin" -D -e -f "$SSHD_CONFIG" &
   SSHD_PID=$!
-  WATCHDOG_PID=
-  if [ "$TIMEOUT" -gt 0 ]; then
-    watchdog &
-    WATCHDOG_PID=$!
-  fi
 
   # "Ready" means sshd accepts connections, which is what boot time should measure.
   i=0
@@ -383,6 +378,12 @@ supervise() {
     i=$((i + 1))
     sleep 0.1 2>/dev/null || sleep 1
   done
+  # Idle time counts from ready: a slow sshd start must not eat the first session's time.
+  WATCHDOG_PID=
+  if [ "$TIMEOUT" -gt 0 ]; then
+    watchdog &
+    WATCHDOG_PID=$!
+  fi
   idle=never
   [ "$TIMEOUT" -eq 0 ] || idle="${TIMEOUT}s without SSH"
   alive "$SSHD_PID" &&

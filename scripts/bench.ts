@@ -10,20 +10,10 @@ import { startWorld } from "../tests/e2e/harness.ts";
 import { ensureEngine } from "../tests/engine/engine.ts";
 import { ensureImages } from "../tests/engine/images.ts";
 import { benchRealEngine } from "./bench_engine.ts";
+import { median, time } from "./bench_stats.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 7);
 const rows: string[][] = [];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-}
 
 /** Alternates the two, so machine load and caches weigh on both alike; medians. */
 async function compare(

@@ -10,21 +10,11 @@ import { dockerCompose } from "../tests/emulator/machine/compose_v1.ts";
 import type { Engine } from "../tests/engine/engine.ts";
 import type { TestImages } from "../tests/engine/images.ts";
 import { startWorld } from "../tests/e2e/harness.ts";
+import { median, time } from "./bench_stats.ts";
 
 type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
 
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
-}
 
 /** ssh `true` until it succeeds: the least any "ready" can mean. */
 async function sshUntilReady(argv: string[], timeoutMs = 60_000): Promise<void> {
@@ -59,9 +49,9 @@ export async function benchRealEngine(
   try {
     for (let i = 0; i < rounds; i++) {
       const id = `bench-eng-${i}`;
-      times.create[0].push(await timed(() => w.run("create", id)));
-      times.stop[0].push(await timed(() => w.run("stop", id)));
-      times.start[0].push(await timed(() => w.run("start", id)));
+      times.create[0].push(await time(() => w.run("create", id)));
+      times.stop[0].push(await time(() => w.run("stop", id)));
+      times.start[0].push(await time(() => w.run("start", id)));
 
       // The same file, .env, key and port, brought up without the provider.
       const state = (await readState(w.folder(id)))!;
@@ -89,9 +79,9 @@ export async function benchRealEngine(
         if (r.code !== 0) throw new Error(r.output);
         await sshUntilReady(ssh);
       };
-      times.create[1].push(await timed(() => up(["--remove-orphans"])));
-      times.stop[1].push(await timed(() => compose(dir, project, ["stop"])));
-      times.start[1].push(await timed(() => up([])));
+      times.create[1].push(await time(() => up(["--remove-orphans"])));
+      times.stop[1].push(await time(() => compose(dir, project, ["stop"])));
+      times.start[1].push(await time(() => up([])));
       await compose(dir, project, ["down", "--volumes"]);
     }
   } finally {

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Emulator, type EmulatorOptions, startEmulator } from "../emulator/mod.ts";
+import { runBounded } from "../engine/run.ts";
 
 export const MOD = fileURLToPath(new URL("../../mod.ts", import.meta.url));
 
@@ -100,37 +101,17 @@ export async function runProvider(
   env: Record<string, string>,
   o: RunOptions = {},
 ): Promise<RunResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", o.entry ?? MOD, ...args],
-    env,
-    clearEnv: true,
-    stdin: o.stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-  }, o.timeoutMs ?? 120_000);
-  try {
-    if (o.stdin instanceof Uint8Array) {
-      const w = child.stdin.getWriter();
-      await w.write(o.stdin);
-      await w.close();
-    } else if (o.stdin) {
-      await o.stdin.pipeTo(child.stdin);
-    }
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: out.stdout,
-      stdoutText: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+  const out = await runBounded(
+    Deno.execPath(),
+    ["run", "--allow-all", "--quiet", o.entry ?? MOD, ...args],
+    { env, clearEnv: true, stdin: o.stdin, timeoutMs: o.timeoutMs },
+  );
+  return {
+    code: out.code,
+    stdout: out.stdout,
+    stdoutText: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
 }
 
 export async function sha256Hex(data: Uint8Array): Promise<string> {

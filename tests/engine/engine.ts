@@ -8,6 +8,9 @@
  * Cross-process safe: parallel test files serialise set-up through a file lock.
  */
 import { join } from "node:path";
+import { run } from "./run.ts";
+
+export { run };
 
 export const CACHE = decodeURIComponent(new URL("../../.cache/engine", import.meta.url).pathname);
 const DATA_ROOT = join(CACHE, "data");
@@ -112,39 +115,6 @@ for a in "$@"; do
 done
 exec ${realRunc} "$@"
 `;
-}
-
-/** Runs a program; never throws for a non-zero exit. */
-export async function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: Record<string, string>; stdin?: Uint8Array; timeoutMs?: number; cwd?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd, {
-    args,
-    env: opts.env,
-    cwd: opts.cwd,
-    stdin: opts.stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, opts.timeoutMs ?? 120_000);
-  try {
-    if (opts.stdin) {
-      const w = child.stdin.getWriter();
-      await w.write(opts.stdin);
-      await w.close();
-    }
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function which(name: string): string | null {

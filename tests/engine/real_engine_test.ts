@@ -11,7 +11,13 @@ import assert from "node:assert/strict";
 import { sha256Hex } from "../e2e/harness.ts";
 import { type EngineWorld, startEngineWorld } from "./world.ts";
 
-const figures = { machines: new Set<string>(), nestedRan: false, since: "" };
+const figures = { machines: new Set<string>(), nestedRan: false };
+/**
+ * Machine ids unique to this test process: the engine may be shared with another run of
+ * the suite, and everything here is looked up by these ids or by our app names.
+ */
+const RUN = Deno.pid.toString(36);
+const m = (name: string) => `eng-${name}-${RUN}`;
 const ONE_WORD = /^(Running|Busy|Stopped|NotFound)\n$/;
 const NO_SANITIZE = { sanitizeOps: false, sanitizeResources: false };
 
@@ -90,12 +96,45 @@ function freeRun(n: number): number {
 
 let world: EngineWorld;
 
+/**
+ * Container starts (restarts included), watched live: dockerd keeps only its last 256
+ * events for a later `docker events --since`, too few when runs share the engine.
+ */
+class StartWatch {
+  #child: Deno.ChildProcess;
+  #ids: Promise<string[]>;
+  constructor(w: EngineWorld) {
+    this.#child = new Deno.Command(w.engine.cli, {
+      args: [
+        "events",
+        "--filter",
+        "event=start",
+        "--filter",
+        "label=dev.devpod.provider=devpod-provider-dokploy",
+        "--format",
+        '{{index .Actor.Attributes "dev.devpod.machine-id"}}',
+      ],
+      env: { DOCKER_HOST: w.engine.host },
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    this.#ids = new Response(this.#child.stdout).text().then((t) => t.split("\n"));
+  }
+  /** Stops watching; the machine ids of every start seen. */
+  async stop(): Promise<string[]> {
+    this.#child.kill("SIGTERM");
+    await this.#child.status;
+    return await this.#ids;
+  }
+}
+let starts: StartWatch;
+
 Deno.test({
   name: "real engine: set-up (engine, images, emulator)",
   ...NO_SANITIZE,
   async fn() {
     world = await startEngineWorld();
-    figures.since = String(Math.floor(Date.now() / 1000) - 1);
+    starts = new StartWatch(world);
     const prebuilt = await world.docker(["image", "inspect", world.images.machine]);
     assert.equal(prebuilt.code, 0, "the prebuilt machine image was built here");
   },
@@ -106,7 +145,7 @@ Deno.test({
   ...NO_SANITIZE,
   async fn(t) {
     const w = world;
-    const id = "eng-life-1";
+    const id = m("life");
     await t.step("create: SSH with the pinned key on the published port", async () => {
       await create(w, id);
       assert.equal(await status(w, id), "Running");
@@ -192,44 +231,44 @@ Deno.test({
     const w = world;
     // No shared SSH connection: it would count as a session for its 15 s.
     const idle = { INACTIVITY_TIMEOUT: "3s", SSH_REUSE_CONNECTIONS: "false" };
-    await Promise.all([create(w, "eng-idle-1", idle), create(w, "eng-crash-1")]);
+    await Promise.all([create(w, m("idle"), idle), create(w, m("crash"))]);
 
     await t.step("idle: PID 1 exits 0 and Docker does not restart it", async () => {
       const c = await eventually("the idle machine to stop itself", async () => {
-        const c = await inspect(w, "eng-idle-1");
+        const c = await inspect(w, m("idle"));
         return c.State.Status === "exited" && c;
       }, 60_000);
       assert.equal(c.State.ExitCode, 0);
       await new Promise((r) => setTimeout(r, 3000));
-      const later = await inspect(w, "eng-idle-1");
+      const later = await inspect(w, m("idle"));
       assert.equal(later.State.Status, "exited", "on-failure leaves an exit 0 stopped");
       assert.equal(later.RestartCount, 0);
-      assert.equal(await status(w, "eng-idle-1", idle), "Stopped");
-      const r = await w.run("start", "eng-idle-1", { env: idle });
+      assert.equal(await status(w, m("idle"), idle), "Stopped");
+      const r = await w.run("start", m("idle"), { env: idle });
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await sh(w, "eng-idle-1", "echo back", idle), "back\n");
+      assert.equal(await sh(w, m("idle"), "echo back", idle), "back\n");
     });
 
     await t.step("crash: sshd killed, Docker restarts the machine", async () => {
-      const before = await inspect(w, "eng-crash-1");
+      const before = await inspect(w, m("crash"));
       const killSshd = "for d in /proc/[0-9]*; do " +
         '[ "$(cat $d/comm 2>/dev/null)" = sshd ] && ' +
         '[ "$(cut -d" " -f4 $d/stat)" = 1 ] && kill -9 "${d#/proc/}"; done; true';
       const k = await w.docker(["exec", before.Id, "sh", "-c", killSshd]);
       assert.equal(k.code, 0, k.stderr);
       const after = await eventually("Docker to restart the machine", async () => {
-        const c = await inspect(w, "eng-crash-1");
+        const c = await inspect(w, m("crash"));
         return c.RestartCount >= 1 && c.State.Status === "running" && c;
       }, 60_000);
       assert.equal(after.Id, before.Id, "the same container, restarted");
       const back = await eventually("SSH after the restart", async () => {
-        const r = await w.run("command", "eng-crash-1", { command: "echo alive" });
+        const r = await w.run("command", m("crash"), { command: "echo alive" });
         return r.code === 0 && r.stdoutText;
       }, 60_000);
       assert.equal(back, "alive\n");
     });
 
-    for (const id of ["eng-idle-1", "eng-crash-1"]) {
+    for (const id of [m("idle"), m("crash")]) {
       const r = await w.run("delete", id, { env: idle });
       assert.equal(r.code, 0, r.stderr);
     }
@@ -243,23 +282,23 @@ Deno.test({
     const w = world;
     const sized = { MACHINE_CPUS: "1.5", MACHINE_MEMORY: "768m", DOCKER_MODE: "none" };
     const preset = { MACHINE_TYPE: "small", KEEP_VOLUMES: "true" };
-    await Promise.all([create(w, "eng-size-1", sized), create(w, "eng-keep-1", preset)]);
+    await Promise.all([create(w, m("size"), sized), create(w, m("keep"), preset)]);
 
-    const s = await inspect(w, "eng-size-1");
+    const s = await inspect(w, m("size"));
     assert.equal(s.HostConfig.NanoCpus, 1.5e9);
     assert.equal(s.HostConfig.Memory, 768 * 1024 * 1024);
     assert.equal(s.HostConfig.Privileged, false, "DOCKER_MODE=none is unprivileged");
     const dockerd = 'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = dockerd ] && ' +
       "echo dockerd; done; echo checked";
-    assert.equal(await sh(w, "eng-size-1", dockerd, sized), "checked\n", "no dockerd runs");
+    assert.equal(await sh(w, m("size"), dockerd, sized), "checked\n", "no dockerd runs");
 
-    const k = await inspect(w, "eng-keep-1");
+    const k = await inspect(w, m("keep"));
     assert.equal(k.HostConfig.NanoCpus, 2e9, "small preset: 2 CPUs");
     assert.equal(k.HostConfig.Memory, 4096 * 1024 * 1024, "small preset: 4 GiB");
 
-    const keepApp = await appNameOf(w, "eng-keep-1");
-    await sh(w, "eng-keep-1", "echo precious > ~/data.txt", preset);
-    for (const [id, env] of [["eng-size-1", sized], ["eng-keep-1", preset]] as const) {
+    const keepApp = await appNameOf(w, m("keep"));
+    await sh(w, m("keep"), "echo precious > ~/data.txt", preset);
+    for (const [id, env] of [[m("size"), sized], [m("keep"), preset]] as const) {
       const r = await w.run("delete", id, { env });
       assert.equal(r.code, 0, r.stderr);
     }
@@ -295,11 +334,11 @@ Deno.test({
         ]);
         assert.equal(r.code, 0, r.stderr);
       }
-      await create(w, "eng-port-1", range);
-      const state = JSON.parse(await Deno.readTextFile(`${w.folder("eng-port-1")}/state.json`));
+      await create(w, m("port"), range);
+      const state = JSON.parse(await Deno.readTextFile(`${w.folder(m("port"))}/state.json`));
       assert.equal(state.sshPort, from + 3, "the one free port of the range");
-      assert.equal(await sh(w, "eng-port-1", "echo moved", range), "moved\n");
-      const r = await w.run("delete", "eng-port-1", { env: range });
+      assert.equal(await sh(w, m("port"), "echo moved", range), "moved\n");
+      const r = await w.run("delete", m("port"), { env: range });
       assert.equal(r.code, 0, r.stderr);
     } finally {
       // A container that failed to start still exists ("Created"): remove by label.
@@ -319,9 +358,9 @@ Deno.test({
     // and Docker restarts it in a loop. (A bootstrap that fails slowly, apt timing out,
     // is caught by its uptime starting over: tests/unit/boot_watch_test.ts.)
     const broken = { MACHINE_IMAGE: w.images.tiny, READY_TIMEOUT: "10m" };
-    figures.machines.add("eng-broken-1");
+    figures.machines.add(m("broken"));
     const started = Date.now();
-    const r = await w.run("create", "eng-broken-1", { env: broken });
+    const r = await w.run("create", m("broken"), { env: broken });
     const seconds = (Date.now() - started) / 1000;
     assert.notEqual(r.code, 0, "create must fail");
     assert.ok(seconds < 90, `failed after ${seconds.toFixed(0)} s, not READY_TIMEOUT's 10 m`);
@@ -340,10 +379,10 @@ Deno.test({
       "ps",
       "-aq",
       "--filter",
-      "label=dev.devpod.machine-id=eng-broken-1",
+      `label=dev.devpod.machine-id=${m("broken")}`,
     ]);
     assert.equal(left.stdout.trim(), "", "rolled back: no container left");
-    assert.equal(await status(w, "eng-broken-1", broken), "NotFound");
+    assert.equal(await status(w, m("broken"), broken), "NotFound");
   },
 });
 
@@ -357,18 +396,18 @@ Deno.test({
     const preset = cpus < 4 ? "medium" : cpus < 8 ? "large" : null;
     if (!preset) return; // a host this large accepts every preset: nothing to cap
     const big = { MACHINE_TYPE: preset, DOCKER_MODE: "none" };
-    const r = await create(w, "eng-cpu-1", big);
+    const r = await create(w, m("cpu"), big);
     const warnings = r.stderr.split("\n").filter((l) => /capped at/.test(l));
     assert.equal(warnings.length, 1, `one warning:\n${r.stderr}`);
     assert.match(warnings[0], new RegExp(`MACHINE_TYPE ${preset} asks for \\d+ CPUs`));
-    assert.equal((await inspect(w, "eng-cpu-1")).HostConfig.NanoCpus, cpus * 1e9);
+    assert.equal((await inspect(w, m("cpu"))).HostConfig.NanoCpus, cpus * 1e9);
 
     // Stop and start: the capped file is the machine's spec, not a change to redeploy.
-    assert.equal((await w.run("stop", "eng-cpu-1", { env: big })).code, 0);
-    const again = await w.run("start", "eng-cpu-1", { env: big });
+    assert.equal((await w.run("stop", m("cpu"), { env: big })).code, 0);
+    const again = await w.run("start", m("cpu"), { env: big });
     assert.equal(again.code, 0, again.stderr);
     assert.doesNotMatch(again.stderr, /capped at|spec changed/);
-    assert.equal((await w.run("delete", "eng-cpu-1", { env: big })).code, 0);
+    assert.equal((await w.run("delete", m("cpu"), { env: big })).code, 0);
   },
 });
 
@@ -377,23 +416,18 @@ Deno.test({
   ...NO_SANITIZE,
   async fn() {
     const w = world;
-    const events = await w.docker([
-      "events",
-      "--since",
-      figures.since,
-      "--until",
-      String(Math.floor(Date.now() / 1000) + 1),
-      "--filter",
-      "event=start",
-      "--filter",
-      "label=dev.devpod.provider=devpod-provider-dokploy",
-      "--format",
-      "{{.ID}}",
-    ], { timeoutMs: 30_000 });
-    const started = events.stdout.split("\n").filter(Boolean).length;
+    const ours = (ids: string[]) => ids.filter((id) => figures.machines.has(id));
+    const started = ours(await starts.stop()).length;
     await w.close();
-    const left = await w.docker(["ps", "-aq", "--filter", "label=dev.devpod.provider"]);
-    assert.equal(left.stdout.trim(), "", "no machine container is left behind");
+    const left = await w.docker([
+      "ps",
+      "-a",
+      "--filter",
+      "label=dev.devpod.provider",
+      "--format",
+      '{{.Label "dev.devpod.machine-id"}}',
+    ]);
+    assert.deepEqual(ours(left.stdout.split("\n")), [], "no machine container of ours is left");
     console.log(
       `real engine: ${figures.machines.size} machines, ${started} containers started, ` +
         `nested container ran: ${figures.nestedRan ? "yes" : "no"}`,

@@ -13,6 +13,7 @@
  */
 import YAML from "yaml";
 import type { Engine } from "../../engine/engine.ts";
+import { run } from "../../engine/run.ts";
 
 export const V1_FILE = ".docker-compose.v1.yml";
 const PROJECT_LABEL = "com.docker.compose.project";
@@ -123,30 +124,18 @@ async function byLabel(
   }
 }
 
+/** `sh -c 'exec "$@" 2>&1'`: one stream, as Dokploy reads a command's output. */
 async function merged(
   argv: string[],
   cwd: string,
   env: Record<string, string>,
   timeoutMs: number,
 ): Promise<ComposeRun> {
-  const child = new Deno.Command("/bin/sh", {
-    args: ["-c", 'exec "$@" 2>&1', "sh", ...argv],
+  const r = await run("/bin/sh", ["-c", 'exec "$@" 2>&1', "sh", ...argv], {
     cwd,
     env,
     clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* gone */ }
-  }, timeoutMs);
-  try {
-    const out = await child.output();
-    return { code: out.code, output: new TextDecoder().decode(out.stdout) };
-  } finally {
-    clearTimeout(timer);
-  }
+    timeoutMs,
+  });
+  return { code: r.code, output: r.stdout };
 }

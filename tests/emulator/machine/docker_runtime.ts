@@ -7,6 +7,7 @@
  * deployed; close() removes all of it, so a test leaves no container, volume or network.
  */
 import type { Engine } from "../../engine/engine.ts";
+import { run } from "../../engine/run.ts";
 import { dockerCompose } from "./compose_v1.ts";
 import {
   codeDir,
@@ -145,18 +146,12 @@ export class DockerRuntime implements MachineRuntime {
     return r.code === 0 ? r.stdout.split("\n").filter(Boolean) : [];
   }
 
-  async #docker(args: string[]) {
-    const child = new Deno.Command(this.#engine.cli, {
-      args,
+  #docker(args: string[]) {
+    return run(this.#engine.cli, args, {
       env: { PATH, DOCKER_HOST: this.#engine.host },
       clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
+      timeoutMs: 60_000,
     });
-    const out = await child.output();
-    const dec = new TextDecoder();
-    return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
   }
 }
 
