@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { readState } from "../lib/machine/state.ts";
 import { sshArgv } from "../lib/ssh/argv.ts";
-import { dockerCompose } from "../tests/emulator/machine/compose_v1.ts";
+import { dockerCompose } from "../tests/emulator/machine/compose_command.ts";
 import type { Engine } from "../tests/engine/engine.ts";
 import type { TestImages } from "../tests/engine/images.ts";
 import { startWorld } from "../tests/e2e/harness.ts";

@@ -15,6 +15,7 @@ export interface WaitOptions {
   onWait?: () => Promise<void>;
 }
 
+const BRISK_MS = 5000;
 const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/;
 
 export async function waitUntilReachable(t: SshTarget, opts: WaitOptions): Promise<number> {
@@ -42,7 +43,10 @@ export async function waitUntilReachable(t: SshTarget, opts: WaitOptions): Promi
     }
     await opts.onWait?.();
     await sleep(delay, opts.signal);
-    delay = Math.min(1000, delay * 1.5);
+    // A machine that was just started answers within a few seconds: probe briskly then
+    // (Docker's proxy accepts TCP before sshd listens, so each miss costs an ssh), back
+    // off after.
+    if (performance.now() - started > BRISK_MS) delay = Math.min(1000, delay * 1.5);
   }
   throw new MachineNotReadyError(
     `the machine did not answer SSH on ${t.host}:${t.port} within ${

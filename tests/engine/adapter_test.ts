@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import YAML from "yaml";
 import { renderDotenv } from "../emulator/compose_files.ts";
 import { parseDotenv } from "../emulator/compose_spec.ts";
-import { parseInvocation, toV1 } from "../emulator/machine/compose_v1.ts";
+import { parseInvocation, toTestFile } from "../emulator/machine/compose_command.ts";
 import { parsePs } from "../emulator/machine/docker_runtime.ts";
 import { defaultRouteInterface, missingCapabilities, runcWrapper } from "./engine.ts";
 
@@ -109,7 +109,7 @@ Deno.test("compose v1 adapter: the copy reads the same under YAML 1.1", () => {
   };
   assert.equal(naive.services.machine.ports[0], 32453 * 60 + 22);
 
-  const v1 = YAML.parse(toV1(v2, "m-1"), { version: "1.1" }).services.machine;
+  const v1 = YAML.parse(toTestFile(v2, "m-1"), { version: "1.1" }).services.machine;
   assert.deepEqual(v1.ports, ["127.0.0.1:32453:22"], "quoted, and published on loopback only");
   assert.equal(v1.environment.FLAG, "yes");
   assert.equal(v1.environment.KEY, "${KEY}");

@@ -29,6 +29,8 @@ export interface Engine {
   cli: string;
   /** Whether this project started the daemon (so `down` may stop it). */
   ours: boolean;
+  /** The compose plugin (v2, as Dokploy runs) or Debian's docker-compose (v1, adapted). */
+  compose: "v2" | "v1";
 }
 
 /** Capability names by number, as in linux/capability.h (0…40). */
@@ -144,6 +146,17 @@ async function answers(cli: string, host: string): Promise<boolean> {
   return r.code === 0;
 }
 
+/** Which compose runs Dokploy's command lines here: the v2 plugin when the CLI has it. */
+async function composeFlavor(cli: string, host: string): Promise<"v2" | "v1"> {
+  const v2 = await run(cli, ["compose", "version"], { env: { DOCKER_HOST: host } });
+  if (v2.code === 0) return "v2";
+  if (which("docker-compose")) return "v1";
+  throw new Error(
+    "no docker compose here: install the compose plugin, or docker-compose (apt install " +
+      "docker-compose)",
+  );
+}
+
 /** Whether something answers: DOCKER_HOST, the default socket, then ours. */
 async function answeringHost(cli: string): Promise<string | null> {
   const candidates = [Deno.env.get("DOCKER_HOST"), "unix:///var/run/docker.sock", OWN_SOCKET];
@@ -176,20 +189,19 @@ export function ensureEngine(log: (line: string) => void = () => {}): Promise<En
     const ours = existing !== null && existing === await readText(HOST_FILE);
     if (existing) {
       await addNetworkGuard();
-      return { host: existing, cli, ours };
+      return { host: existing, cli, ours, compose: await composeFlavor(cli, existing) };
     }
     await installWhenMissing(log);
     const dockerd = which("dockerd");
-    if (!dockerd || !which("docker-compose")) {
+    if (!dockerd) {
       throw new Error(
         "the real-engine tests need Docker: run `deno task engine up` (installs docker.io and " +
           "docker-compose with apt and starts dockerd)",
       );
     }
-    const engine = { host: OWN_SOCKET, cli, ours: true };
     await startDockerd(dockerd, log);
     await addNetworkGuard();
-    return engine;
+    return { host: OWN_SOCKET, cli, ours: true, compose: await composeFlavor(cli, OWN_SOCKET) };
   });
 }
 

@@ -8,7 +8,7 @@
  */
 import type { Engine } from "../../engine/engine.ts";
 import { run } from "../../engine/run.ts";
-import { dockerCompose } from "./compose_v1.ts";
+import { dockerCompose } from "./compose_command.ts";
 import {
   codeDir,
   type ComposeApp,

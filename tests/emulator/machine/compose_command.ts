@@ -1,21 +1,20 @@
 /**
- * `docker compose` (v2, what Dokploy runs) on the compose v1 (1.29) that Debian ships:
- * takes Dokploy's v2 command lines and does what v2 would. Test-only.
- *
- * Where v1 differs:
- *   - it reads YAML 1.1, where `32453:22` is a base-60 number: the file v1 reads is a copy
- *     with every string quoted (`.docker-compose.v1.yml` beside the original);
+ * Dokploy's `docker compose` command lines (v2) run on this host's compose. Test-only.
+ * With the compose v2 plugin they run as they are. Debian ships only compose v1 (1.29),
+ * which differs:
+ *   - it reads YAML 1.1, where `32453:22` is a base-60 number: compose reads a copy with
+ *     every string quoted (`.docker-compose.test.yml` beside the original);
  *   - it names containers `app_machine_1`: the copy sets v2's `app-machine-1`;
  *   - it cannot `-p P stop|down` without a file: those find the project's containers,
  *     networks and volumes by the `com.docker.compose.project` label, as v2 does.
- * One test-only difference is deliberate: published ports are bound to 127.0.0.1, so no
- * test machine is reachable from outside this host.
+ * One difference from Dokploy is deliberate, on either compose: the copy binds published
+ * ports to 127.0.0.1, so no test machine is reachable from outside this host.
  */
 import YAML from "yaml";
 import type { Engine } from "../../engine/engine.ts";
 import { run } from "../../engine/run.ts";
 
-export const V1_FILE = ".docker-compose.v1.yml";
+export const TEST_FILE = ".docker-compose.test.yml";
 const PROJECT_LABEL = "com.docker.compose.project";
 
 export interface ComposeRun {
@@ -45,8 +44,8 @@ export function parseInvocation(argv: string[]): Invocation {
   return { project, file, command: argv[i] ?? "", flags: argv.slice(i + 1) };
 }
 
-/** The file compose v1 reads instead of a v2 one (see the module comment). */
-export function toV1(composeText: string, project: string): string {
+/** The file compose reads instead of Dokploy's (see the module comment). */
+export function toTestFile(composeText: string, project: string): string {
   const doc = YAML.parse(composeText) as Record<string, unknown>;
   const services = (doc.services ?? {}) as Record<string, Record<string, unknown>>;
   for (const [name, svc] of Object.entries(services)) {
@@ -72,19 +71,21 @@ export async function dockerCompose(
   const inv = parseInvocation(argv);
   const env = { ...opts.env, DOCKER_HOST: engine.host };
   const sh = (args: string[]) => merged(args, opts.cwd, env, opts.timeoutMs ?? 300_000);
-  switch (inv.command) {
-    case "up": {
-      const source = await Deno.readTextFile(`${opts.cwd}/${inv.file ?? "docker-compose.yml"}`);
-      await Deno.writeTextFile(`${opts.cwd}/${V1_FILE}`, toV1(source, inv.project));
-      return await sh(["docker-compose", "-p", inv.project, "-f", V1_FILE, "up", ...inv.flags]);
-    }
-    case "stop":
-      return await byLabel(engine, inv.project, sh, false, false);
-    case "down":
-      return await byLabel(engine, inv.project, sh, true, inv.flags.includes("--volumes"));
-    default:
-      throw new Error(`compose adapter: unsupported command ${inv.command}`);
+  const v2 = (args: string[]) => sh([engine.cli, "compose", "-p", inv.project, ...args]);
+  if (inv.command === "up") {
+    const source = await Deno.readTextFile(`${opts.cwd}/${inv.file ?? "docker-compose.yml"}`);
+    await Deno.writeTextFile(`${opts.cwd}/${TEST_FILE}`, toTestFile(source, inv.project));
+    const up = ["-f", TEST_FILE, "up", ...inv.flags];
+    return engine.compose === "v2"
+      ? await v2(up)
+      : await sh(["docker-compose", "-p", inv.project, ...up]);
   }
+  if (inv.command !== "stop" && inv.command !== "down") {
+    throw new Error(`compose adapter: unsupported command ${inv.command}`);
+  }
+  if (engine.compose === "v2") return await v2([inv.command, ...inv.flags]);
+  const down = inv.command === "down";
+  return await byLabel(engine, inv.project, sh, down, down && inv.flags.includes("--volumes"));
 }
 
 /** v2's `stop` / `down [--volumes]` for a project, found by its label. */
