@@ -31,6 +31,7 @@ Deno.test("ci: push and pull_request, Linux and macOS, Deno 2, check and tests",
   const script = runs(job);
   assert.match(script, /apt-get install -y openssh-client/);
   assert.match(script, /deno task check/);
+  assert.match(script, /deno task engine up/);
   assert.match(script, /deno task test/);
   assert.match(script, /deno test --allow-all --parallel tests\/unit tests\/dist/);
 });
