@@ -19,9 +19,9 @@ export function mapStatus(
   if (compose.composeStatus === "running") return { status: "Busy" };
   const states = containers.map((c) => c.state.toLowerCase());
   if (states.includes("running")) return { status: "Running" };
-  if (states.some((s) => ["restarting", "created", "removing"].includes(s))) {
-    return { status: "Busy" };
-  }
+  if (states.some((s) => ["created", "removing"].includes(s))) return { status: "Busy" };
+  // "restarting" is a crash loop more often than a blip, and DevPod polls Busy with no
+  // end: Stopped sends it to `start`, which brings the machine up or says why it cannot.
   if (compose.composeStatus === "error") return { deployFailed: true };
   // Exited, paused, dead, or never deployed: `start` (re)creates it.
   return { status: "Stopped" };

@@ -8,6 +8,9 @@ import { locateMachine } from "./locate.ts";
 import { sshTarget } from "./ssh_target.ts";
 import type { MachineState } from "./state.ts";
 
+/** Container states with nothing left to stop. */
+const STOPPED = new Set(["exited", "dead", "created"]);
+
 export async function stopMachine(d: MachineDeps): Promise<void> {
   const found = await locateMachine(d);
   if (!found.compose) {
@@ -26,8 +29,9 @@ export async function stopMachine(d: MachineDeps): Promise<void> {
   const containers = await d.api.containers(compose.appName, compose.serverId ?? null);
   // Dokploy answers [] when Docker errs, so [] after a good deploy still gets a stop;
   // a never-deployed service (stop would fail with a 500) or exited container does not.
-  const running = containers.some((c) => c.state === "running");
-  if (!running && (containers.length > 0 || compose.composeStatus !== "done")) {
+  // A restarting one does: stopping is what ends a crash loop.
+  const down = containers.every((c) => STOPPED.has(c.state.toLowerCase()));
+  if (down && (containers.length > 0 || compose.composeStatus !== "done")) {
     d.log.info(`machine ${d.machine.machineId} is already stopped`);
     return;
   }

@@ -114,6 +114,13 @@ export async function runProvider(
   };
 }
 
+/** `n` random bytes (getRandomValues fills at most 64 KiB a call). */
+export function randomBytes(n: number): Uint8Array {
+  const data = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+  return data;
+}
+
 export async function sha256Hex(data: Uint8Array): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data as BufferSource));
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");

@@ -4,7 +4,7 @@
  * stop → start (data kept) → delete (nothing left).
  */
 import assert from "node:assert/strict";
-import { runProvider, sha256Hex, startWorld, type World } from "./harness.ts";
+import { randomBytes, runProvider, sha256Hex, startWorld, type World } from "./harness.ts";
 
 const ONE_WORD = /^(Running|Busy|Stopped|NotFound)\n$/;
 
@@ -56,10 +56,7 @@ Deno.test({
       });
 
       await t.step("4 MiB of random bytes come back identical", async () => {
-        const data = new Uint8Array(4 * 1024 * 1024);
-        for (let i = 0; i < data.length; i += 65536) {
-          crypto.getRandomValues(data.subarray(i, i + 65536));
-        }
+        const data = randomBytes(4 * 1024 * 1024);
         const r = await w.run("command", id, { command: "cat", stdin: data });
         assert.equal(r.code, 0, r.stderr);
         assert.equal(r.stdout.length, data.length);

@@ -8,7 +8,7 @@
  *   real engine: N machines, M containers started, nested container ran: yes|no
  */
 import assert from "node:assert/strict";
-import { sha256Hex } from "../e2e/harness.ts";
+import { randomBytes, sha256Hex } from "../e2e/harness.ts";
 import { type EngineWorld, startEngineWorld } from "./world.ts";
 
 const figures = { machines: new Set<string>(), nestedRan: false };
@@ -165,10 +165,7 @@ Deno.test({
     });
 
     await t.step("4 MiB of random bytes round-trip through the tunnel", async () => {
-      const data = new Uint8Array(4 * 1024 * 1024);
-      for (let i = 0; i < data.length; i += 65536) {
-        crypto.getRandomValues(data.subarray(i, i + 65536));
-      }
+      const data = randomBytes(4 * 1024 * 1024);
       const r = await w.run("command", id, { command: "cat", stdin: data });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await sha256Hex(r.stdout), await sha256Hex(data));
@@ -383,6 +380,48 @@ Deno.test({
     ]);
     assert.equal(left.stdout.trim(), "", "rolled back: no container left");
     assert.equal(await status(w, m("broken"), broken), "NotFound");
+  },
+});
+
+Deno.test({
+  name:
+    "real engine: a machine that breaks later: Stopped (not Busy), stop ends the loop, start says why",
+  ...NO_SANITIZE,
+  async fn() {
+    const w = world;
+    const id = m("later");
+    await create(w, id);
+    // Break the next boot: the bootstrap's state dir becomes a file (the container's /run
+    // survives restarts), then a crash makes Docker restart it into a loop.
+    const machine = (await inspect(w, id)).Id;
+    const breakIt = "rm -rf /run/devpod && touch /run/devpod && " +
+      'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = sshd ] && ' +
+      '[ "$(cut -d" " -f4 $d/stat)" = 1 ] && kill -9 "${d#/proc/}"; done; true';
+    const k = await w.docker(["exec", machine, "sh", "-c", breakIt]);
+    assert.equal(k.code, 0, k.stderr);
+    // DevPod polls Busy with no end; a crash loop must read as Stopped so it calls start.
+    await eventually(
+      "status to say Stopped",
+      async () => (await status(w, id)) === "Stopped",
+      60_000,
+    );
+
+    const stop = await w.run("stop", id);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.doesNotMatch(stop.stderr, /already stopped/);
+    const stopped = await inspect(w, id);
+    assert.equal(stopped.State.Status, "exited", "stop ended the restart loop");
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal((await inspect(w, id)).State.Status, "exited", "and it stays stopped");
+
+    const started = Date.now();
+    const start = await w.run("start", id);
+    assert.notEqual(start.code, 0);
+    assert.ok(Date.now() - started < 90_000, "start fails fast");
+    assert.match(start.stderr, /bootstrap failed/);
+    assert.match(start.stderr, /cannot create \/run\/devpod/, "with the bootstrap's own words");
+    const del = await w.run("delete", id);
+    assert.equal(del.code, 0, del.stderr);
   },
 });
 

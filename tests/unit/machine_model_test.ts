@@ -133,7 +133,9 @@ Deno.test("status mapping keeps deploy pipeline and container state apart", () =
   assert.deepEqual(run("idle", ["exited"]), { status: "Stopped" });
   assert.deepEqual(run("done", ["exited"]), { status: "Stopped" });
   assert.deepEqual(run("idle", []), { status: "Stopped" });
-  assert.deepEqual(run("done", ["restarting"]), { status: "Busy" });
+  assert.deepEqual(run("done", ["created"]), { status: "Busy" });
+  // A crash loop: DevPod would poll Busy for ever; Stopped makes it `start`, which reports.
+  assert.deepEqual(run("done", ["restarting"]), { status: "Stopped" });
   assert.deepEqual(run("error", []), { deployFailed: true });
   assert.deepEqual(run("error", ["running"]), { status: "Running" });
 });
