@@ -3,15 +3,21 @@
  * and stdout directly — no copying, no buffering, no TTY — so the pipe is binary-safe
  * and stdin EOF reaches the remote. We print nothing to stdout and exit with the
  * remote command's exit code. Needs no Dokploy call: the state file has the address.
+ *
+ * ssh's stderr passes through us (minus OpenSSH's advice to remove the pinned key) so
+ * that a host-key refusal is noticed and recorded for `status`, the one place DevPod
+ * shows it while it injects its agent (lib/host_key_refusal.ts).
  */
 import { loadMachineContext, reuseConnections } from "../lib/machine_context.ts";
 import type { CommandContext } from "../lib/context.ts";
 import { ConfigError, StateError } from "../lib/errors.ts";
+import { noteSshOutcome } from "../lib/host_key_refusal.ts";
 import { sshTarget } from "../lib/machine/ssh_target.ts";
 import { readState } from "../lib/machine/state.ts";
 import { childEnv } from "../lib/process.ts";
 import { sshArgv } from "../lib/ssh/argv.ts";
 import { muxOptions } from "../lib/ssh/mux.ts";
+import { relayStderr } from "../lib/ssh/stderr_relay.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
   const machine = loadMachineContext(ctx.env);
@@ -35,11 +41,23 @@ export async function run(ctx: CommandContext): Promise<number> {
     ],
     stdin: "inherit",
     stdout: "inherit",
-    stderr: "inherit",
+    stderr: "piped",
     // The token must not reach ssh or the machine: give ssh only what it needs.
     clearEnv: true,
     env: childEnv(),
   }).spawn();
+  // Ends with ssh: a backgrounded ControlPersist master gets /dev/null as its stderr.
+  const stderrTail = relayStderr(child.stderr, writeStderr).catch(() => "");
   const status = await child.status;
+  // Bookkeeping for `status`: it must never change the tunnel's exit code.
+  const refused = await noteSshOutcome(machine.machineFolder, state, status.code, await stderrTail)
+    .catch(() => null);
+  if (refused) ctx.log.info(refused);
   return status.code;
 }
+
+const writeStderr = (bytes: Uint8Array) => {
+  try {
+    for (let off = 0; off < bytes.length;) off += Deno.stderr.writeSync(bytes.subarray(off));
+  } catch { /* DevPod closed our stderr: the tunnel itself is what matters */ }
+};

@@ -1,8 +1,9 @@
 /** `delete`: removes the machine (and its volumes unless KEEP_VOLUMES); idempotent. Logs on stderr only. */
 import type { CommandContext } from "../lib/context.ts";
 import { runMachineVerb } from "../lib/dokploy_context.ts";
+import { clearingRefusal } from "../lib/host_key_refusal.ts";
 import { deleteMachine } from "../lib/machine/delete.ts";
 
 export function run(ctx: CommandContext): Promise<number> {
-  return runMachineVerb(ctx, deleteMachine);
+  return runMachineVerb(ctx, clearingRefusal(deleteMachine));
 }

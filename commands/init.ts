@@ -2,20 +2,33 @@
  * `init`: run by DevPod when the provider is added or its options change. Validates
  * every option, then makes one call to learn the Dokploy version (which also proves
  * URL and token), and checks a configured remote server exists.
+ *
+ * DevPod logs init's stderr as errors (a red `error` line even on success) and its
+ * stdout at info, so everything init says goes to stdout; a failure still reaches
+ * stderr as one line through mod.ts (docs/devpod-protocol-notes.md).
  */
 import type { CommandContext } from "../lib/context.ts";
 import { dokployFromContext } from "../lib/dokploy_context.ts";
 import { ProviderError } from "../lib/errors.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
+import { createLogger } from "../lib/log.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
-  const { config, api } = dokployFromContext(ctx);
+  const log = createLogger({ debug: ctx.log.debugEnabled, write: writeStdoutSync });
+  const { config, api } = dokployFromContext({ ...ctx, log });
   const version = await detectVersion(api);
   if (config.serverId && !(await api.server(config.serverId))) {
     throw new ProviderError(
       `DOKPLOY_SERVER_ID "${config.serverId}" is not a server of this Dokploy; leave it empty to use the Dokploy host`,
     );
   }
-  ctx.log.info(`connected to Dokploy ${version} at ${config.serverUrl}`);
+  log.info(`connected to Dokploy ${version} at ${config.serverUrl}`);
   return 0;
+}
+
+const encoder = new TextEncoder();
+
+function writeStdoutSync(text: string): void {
+  const bytes = encoder.encode(text);
+  for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
 }

@@ -34,6 +34,13 @@ export interface ProviderConfig {
   sshReuseConnections: boolean;
   agentPath: string;
   agentUrl: string | null;
+  /**
+   * Whether SSH sessions on the machine get DEVPOD_DISABLE_TELEMETRY=true: the user's
+   * DevPod runs with it (DevPod hands providers its own environment, but not its
+   * TELEMETRY context option), or AGENT_URL is set — our sign of a machine without
+   * internet, where every agent call would wait ~3 s for telemetry to time out.
+   */
+  disableAgentTelemetry: boolean;
   readyTimeoutMs: number;
   debug: boolean;
 }
@@ -167,8 +174,9 @@ const parsers = {
   AGENT_PATH: z.string().regex(/^\/[^\s'"]+$/, "must be an absolute path without spaces or quotes"),
   AGENT_URL: z.string().transform((v, ctx) => {
     if (v === "") return null;
-    if (!/^https?:\/\/\S+$/.test(v)) {
-      ctx.addIssue({ code: "custom", message: `"${v}" must be an http(s) URL` });
+    const problem = agentUrlProblem(v);
+    if (problem) {
+      ctx.addIssue({ code: "custom", message: `"${v}" ${problem}` });
       return z.NEVER;
     }
     return v.replace(/\/+$/, "");
@@ -194,6 +202,24 @@ function durationSchema({ minMs = 0, maxMs }: { minMs?: number; maxMs: number })
     }
     return ms;
   });
+}
+
+/**
+ * Why AGENT_URL cannot be used, or null. DevPod's inject script pastes it unquoted into
+ * `curl -fsSL <url>/devpod-linux-<arch>` on the machine, so no white space or quotes;
+ * curl also reads file:// (an agent stored on an air-gapped machine), from an absolute
+ * path on the machine itself.
+ */
+function agentUrlProblem(v: string): string | null {
+  const unsafe = /[\s'"]/.test(v);
+  if (/^https?:\/\/[^/]/.test(v)) return unsafe ? "must not contain spaces or quotes" : null;
+  if (!v.startsWith("file:")) {
+    return "must be an http(s) URL or file:///absolute/path (a directory on the machine)";
+  }
+  if (!/^file:\/\/\/[^/]/.test(v) || unsafe) {
+    return "must be file:///absolute/path: three slashes (no host), no spaces or quotes";
+  }
+  return null;
 }
 
 function booleanSchema() {
@@ -249,6 +275,7 @@ export function loadConfig(env: Env): ProviderConfig {
     sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,
+    disableAgentTelemetry: env.DEVPOD_DISABLE_TELEMETRY === "true" || o.AGENT_URL !== null,
     readyTimeoutMs: o.READY_TIMEOUT,
     debug: isDebug(env),
   };

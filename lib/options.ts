@@ -206,7 +206,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: "Advanced",
     displayName: "Agent download URL",
     description:
-      "Base URL the machine downloads the DevPod agent from; empty uses DevPod's default.",
+      "Base URL the machine downloads the DevPod agent from: https://… or, on an air-gapped machine, file:///dir (read with curl). Set, it also turns agent telemetry off; empty uses DevPod's default.",
     default: "",
   },
   {

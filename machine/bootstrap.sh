@@ -37,6 +37,7 @@ SSHD_LISTEN=${DEVPOD_SSHD_LISTEN:-0.0.0.0}
 SSH_PORT=${DEVPOD_SSH_PORT:-$SSHD_PORT}
 STATE_DIR=${DEVPOD_STATE_DIR:-/run/devpod}
 SSHD_CONFIG=${DEVPOD_SSHD_CONFIG:-/etc/ssh/devpod_sshd_config}
+DISABLE_TELEMETRY=${DEVPOD_DISABLE_TELEMETRY:-}
 HOST_KEY=/etc/ssh/devpod_host_ed25519_key
 USER_NAME=devpod
 USER_UID=1000
@@ -54,6 +55,7 @@ is_uint "$SSHD_PORT" || die "DEVPOD_SSHD_PORT must be a port number, got '$SSHD_
 is_uint "$SSH_PORT" || die "DEVPOD_SSH_PORT must be a port number, got '$SSH_PORT'"
 case $DOCKER_MODE in dind | none) ;; *) die "DEVPOD_DOCKER_MODE must be dind or none, got '$DOCKER_MODE'" ;; esac
 case $MODE in '' | full | supervise) ;; *) die "DEVPOD_BOOTSTRAP_MODE must be empty or supervise, got '$MODE'" ;; esac
+case $DISABLE_TELEMETRY in '' | true | false) ;; *) die "DEVPOD_DISABLE_TELEMETRY must be true, false or empty, got '$DISABLE_TELEMETRY'" ;; esac
 
 # Writes stdin to $1 with mode $2 only when content or mode differ, so a second boot
 # changes nothing. Text files only (command substitution drops trailing newlines).
@@ -236,6 +238,11 @@ configure_sshd() {
     printf '%s\n' "$pub" | put_file "$HOST_KEY.pub" 644
     fingerprint=$(ssh-keygen -l -f "$HOST_KEY.pub" | cut -d' ' -f2)
   fi
+  # SSH sessions get sshd's environment, not the container's: without internet the DevPod
+  # agent waits ~3 s per call for telemetry unless this is set. SetEnv needs no PAM.
+  session_env=
+  [ "$DISABLE_TELEMETRY" != true ] || session_env="SetEnv DEVPOD_DISABLE_TELEMETRY=true"
+  # Last line of the file, so when empty it is dropped with the trailing newlines.
   put_file "$SSHD_CONFIG" 644 <<EOF
 # Written by devpod-bootstrap on every start: edits here are overwritten.
 Port $SSHD_PORT
@@ -261,9 +268,10 @@ ClientAliveCountMax 4
 PrintMotd no
 PrintLastLog no
 Subsystem sftp internal-sftp
+$session_env
 EOF
   out=$(sshd -t -f "$SSHD_CONFIG" 2>&1) || die "sshd -t rejected $SSHD_CONFIG: $out"
-  log "sshd: host key ${fingerprint:-(ssh-keygen missing)}, config ok in $(since "$t0")"
+  log "sshd: host key ${fingerprint:-(ssh-keygen missing)}${session_env:+, $session_env}, config ok in $(since "$t0")"
 }
 
 # ---------------------------------------------------------------- docker (dind)

@@ -6,9 +6,10 @@
 import { join } from "node:path";
 import { startEmulator } from "../tests/emulator/mod.ts";
 import { runProvider } from "../tests/e2e/harness.ts";
+import { styleFor } from "./terminal_style.ts";
 
-const bold = (s: string) => `\x1b[1m${s}\x1b[0m`;
-const dim = (s: string) => `\x1b[2m${s}\x1b[0m`;
+// Everything below goes to stdout (console.log).
+const { bold, dim } = styleFor(Deno.stdout);
 const rows: [string, string, string][] = [];
 
 async function main(): Promise<number> {

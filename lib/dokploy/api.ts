@@ -20,10 +20,24 @@ const ComposeSummary = z.looseObject({
 });
 export type ComposeSummary = z.infer<typeof ComposeSummary>;
 
+const Deployment = z.looseObject({
+  deploymentId: z.string(),
+  status: z.string().nullish(),
+  title: z.string().nullish(),
+  errorMessage: z.string().nullish(),
+  createdAt: z.string().nullish(),
+});
+export type Deployment = z.infer<typeof Deployment>;
+
+/** compose.one's row; compose.create answers the row without the relations. */
 const Compose = ComposeSummary.extend({
   composeFile: z.string().nullish(),
   env: z.string().nullish(),
   environmentId: z.string().nullish(),
+  /** compose.one only, in no promised order. */
+  deployments: z.array(Deployment).nullish(),
+  /** compose.one only: the environment with the project it belongs to. */
+  environment: z.looseObject({ projectId: z.string().nullish() }).nullish(),
 });
 export type Compose = z.infer<typeof Compose>;
 
@@ -58,15 +72,6 @@ const Container = z.looseObject({
   status: z.string().nullish(),
 });
 export type Container = z.infer<typeof Container>;
-
-const Deployment = z.looseObject({
-  deploymentId: z.string(),
-  status: z.string().nullish(),
-  title: z.string().nullish(),
-  errorMessage: z.string().nullish(),
-  createdAt: z.string().nullish(),
-});
-export type Deployment = z.infer<typeof Deployment>;
 
 const Server = z.looseObject({
   serverId: z.string(),

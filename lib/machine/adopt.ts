@@ -24,7 +24,7 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
     machineId: d.machine.machineId,
     composeId: compose.composeId,
     appName: compose.appName,
-    projectId: "",
+    projectId: compose.environment?.projectId ?? "",
     environmentId: compose.environmentId ?? "",
     serverId: compose.serverId ?? null,
     sshHost,

@@ -21,6 +21,8 @@ export interface MachineSpec {
   authorizedKey: string;
   inactivityTimeoutSec: number;
   dokployNetwork: boolean;
+  /** SSH sessions get DEVPOD_DISABLE_TELEMETRY=true (see ProviderConfig). */
+  disableAgentTelemetry: boolean;
   providerVersion: string;
 }
 
@@ -68,6 +70,8 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           DEVPOD_AUTHORIZED_KEY: spec.authorizedKey,
           DEVPOD_INACTIVITY_TIMEOUT: String(spec.inactivityTimeoutSec),
           DEVPOD_DOCKER_MODE: spec.dockerMode,
+          // Only when on, so existing machines' compose files (and deploys) stay as they are.
+          ...(spec.disableAgentTelemetry ? { DEVPOD_DISABLE_TELEMETRY: "true" } : {}),
         },
         ports: [`${spec.sshPort}:22`],
         volumes,

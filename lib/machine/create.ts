@@ -7,18 +7,22 @@ import { join } from "node:path";
 import { InterruptedError } from "../errors.ts";
 import { removeIfExists } from "../fs.ts";
 import { CLIENT_KEY, ensureKeyPair, fingerprint, HOST_KEY, writeKnownHosts } from "../ssh/keys.ts";
-import { readopt } from "./adopt.ts";
 import { waitForMachine } from "./boot_watch.ts";
 import { renderComposeEnv, SSH_USER } from "./compose.ts";
 import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
-import { locateMachine, resolveSshHost } from "./locate.ts";
+import { locateByState, resolveSshHost } from "./locate.ts";
 import { appNamePrefix, composeName } from "./naming.ts";
 import { portClaims, settlePortRace } from "./port_race.ts";
 import { chooseSshPort } from "./ports.ts";
-import { ensureProject } from "./project.ts";
+import {
+  ensureProject,
+  machineIn,
+  readProjectSnapshot,
+  refreshProjectSnapshot,
+} from "./project.ts";
 import { machineComposeFile, machineDescription } from "./spec.ts";
-import { ensureUp } from "./start.ts";
+import { upExisting } from "./start.ts";
 import { type MachineState, STATE_FILE, writeState } from "./state.ts";
 
 function checkAborted(signal: AbortSignal) {
@@ -28,26 +32,39 @@ function checkAborted(signal: AbortSignal) {
 export async function createMachine(d: MachineDeps): Promise<void> {
   const started = Date.now();
   const deadline = started + d.config.readyTimeoutMs;
-  const found = await locateMachine(d);
-  if (found.compose) {
+  const byState = await locateByState(d);
+  if (byState?.compose) {
     d.log.info(`machine ${d.machine.machineId} already exists in Dokploy; adopting it`);
-    const state = found.state ?? await readopt(d, found.compose);
-    await ensureUp(d, state, found.compose, deadline);
-    return;
+    return await upExisting(d, byState.state, byState.compose, deadline);
   }
-  if (found.state) {
+  if (byState) {
     d.log.warn("local state points to a Dokploy service that no longer exists; creating anew");
     await removeIfExists(join(d.machine.machineFolder, STATE_FILE));
+  }
+  // The one project read of this run: finds a machine whose state.json was lost, the
+  // project's environment and the ports already claimed.
+  const snapshot = await readProjectSnapshot(d.api, d.config.projectName);
+  const listed = machineIn(snapshot, d.machine.machineId);
+  const existing = listed && await d.api.composeOne(listed.composeId);
+  if (existing) {
+    d.log.info(`machine ${d.machine.machineId} already exists in Dokploy; adopting it`);
+    return await upExisting(d, null, existing, deadline);
   }
 
   const folder = d.machine.machineFolder;
   await Deno.mkdir(folder, { recursive: true, mode: 0o700 });
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
-  const { projectId, environmentId } = await ensureProject(d);
-  const usedPorts = new Set((await portClaims(d)).map((c) => c.sshPort));
+  const project = await ensureProject(d, snapshot);
+  let claimsFrom = project.snapshot;
+  // Parallel creates race for ports: after ours is claimed, re-read (project.one only).
+  const readClaims = async () => {
+    claimsFrom = await refreshProjectSnapshot(d.api, claimsFrom);
+    return portClaims(claimsFrom, d.config.serverId);
+  };
   const sshHost = await resolveSshHost(d.api, d.config);
-  const sshPort = chooseSshPort(d.config.sshPortRange, usedPorts);
+  const usedPorts = portClaims(claimsFrom, d.config.serverId).map((c) => c.sshPort);
+  const sshPort = chooseSshPort(d.config.sshPortRange, new Set(usedPorts));
   checkAborted(d.signal);
 
   d.log.info(`creating machine ${d.machine.machineId} in project "${d.config.projectName}"`);
@@ -55,11 +72,12 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     name: composeName(d.machine.machineId),
     appName: appNamePrefix(d.machine.machineId),
     description: machineDescription(d, sshPort),
-    environmentId,
+    environmentId: project.environmentId,
     composeFile: machineComposeFile(d, clientKey.publicKey, { sshPort }),
     serverId: d.config.serverId,
   });
   try {
+    // compose.create takes no env (dokploy-openapi.json): the secret needs this update.
     await d.api.updateCompose(compose.composeId, {
       env: renderComposeEnv(await Deno.readTextFile(hostKey.privatePath)),
     });
@@ -68,8 +86,8 @@ export async function createMachine(d: MachineDeps): Promise<void> {
       machineId: d.machine.machineId,
       composeId: compose.composeId,
       appName: compose.appName,
-      projectId,
-      environmentId,
+      projectId: project.projectId,
+      environmentId: project.environmentId,
       serverId: d.config.serverId,
       sshHost,
       sshPort,
@@ -81,11 +99,12 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     // Written before the deploy: a killed run leaves state the next run adopts.
     await writeState(folder, state);
     await writeKnownHosts(folder, sshHost, sshPort, hostKey.publicKey);
-    await settlePortRace(d, compose, state, clientKey.publicKey);
+    await settlePortRace(d, compose, state, clientKey.publicKey, readClaims);
     checkAborted(d.signal);
     await deployMachine(d, state, clientKey.publicKey, deadline, {
       title: "devpod: create machine",
-      movePort: true,
+      deployments: [], // a service this run created has none yet
+      readClaims,
     });
     await waitForMachine(d, state, deadline);
     d.log.info(

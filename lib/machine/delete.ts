@@ -3,8 +3,8 @@ import { join } from "node:path";
 import { removeIfExists } from "../fs.ts";
 import { CLIENT_KEY, HOST_KEY, KNOWN_HOSTS } from "../ssh/keys.ts";
 import type { MachineDeps } from "./deps.ts";
-import { locateMachine } from "./locate.ts";
-import { STATE_FILE } from "./state.ts";
+import { findByMarker } from "./locate.ts";
+import { readState, STATE_FILE } from "./state.ts";
 
 const LOCAL_FILES = [
   STATE_FILE,
@@ -16,15 +16,18 @@ const LOCAL_FILES = [
 ];
 
 export async function deleteMachine(d: MachineDeps): Promise<void> {
-  const found = await locateMachine(d);
-  if (found.compose) {
-    const keep = d.config.keepVolumes;
+  const folder = d.machine.machineFolder;
+  // state.json names the service: delete it straight away, a 404 says it was gone.
+  const composeId = (await readState(folder))?.composeId ?? (await findByMarker(d))?.composeId;
+  const keep = d.config.keepVolumes;
+  if (!composeId) {
+    d.log.info(`machine ${d.machine.machineId} is already gone from Dokploy`);
+  } else {
     d.log.info(
       `deleting machine ${d.machine.machineId}${keep ? " (KEEP_VOLUMES: volumes are kept)" : ""}`,
     );
-    await d.api.deleteCompose(found.compose.composeId, !keep);
-  } else {
-    d.log.info(`machine ${d.machine.machineId} is already gone from Dokploy`);
+    const deleted = await d.api.deleteCompose(composeId, !keep);
+    if (!deleted) d.log.info("it was already gone from Dokploy");
   }
-  for (const f of LOCAL_FILES) await removeIfExists(join(d.machine.machineFolder, f));
+  for (const f of LOCAL_FILES) await removeIfExists(join(folder, f));
 }

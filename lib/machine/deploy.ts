@@ -4,7 +4,7 @@
  * deployment list for the row this deploy adds. Deploys are serial per server, so a
  * long wait in the queue is normal: we say so instead of timing out early.
  */
-import type { DokployApi } from "../dokploy/api.ts";
+import type { Compose, Deployment, DokployApi } from "../dokploy/api.ts";
 import { DeployFailedError, InterruptedError, MachineNotReadyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "../ssh/ready.ts";
@@ -16,12 +16,19 @@ export interface DeployWait {
   signal?: AbortSignal;
 }
 
+/**
+ * Deploys and waits for the deployment row this deploy adds: the first not in `seen`,
+ * the ids of the service's deployments before it (known from compose.one, or none for a
+ * service this run created: no call needed). The new row joins `seen`, so a retry
+ * waits for its own.
+ */
 export async function deployAndWait(
   { api, log, deadline, signal }: DeployWait,
   composeId: string,
   title: string,
+  seen: Set<string>,
 ): Promise<void> {
-  const before = new Set((await api.deployments(composeId)).map((d) => d.deploymentId));
+  const before = new Set(seen);
   await api.deployCompose(composeId, title);
   const started = Date.now();
   let announced = "";
@@ -37,6 +44,7 @@ export async function deployAndWait(
       );
       announced = phase;
     }
+    if (mine) seen.add(mine.deploymentId);
     if (mine?.status === "done") return;
     if (mine && (mine.status === "error" || mine.status === "cancelled")) {
       const tail = await api.deploymentLog(mine.deploymentId, 15).catch(() => "");
@@ -50,17 +58,33 @@ export async function deployAndWait(
   );
 }
 
-/** Waits until no deploy of the service runs (or the deadline passes: the caller goes on). */
+/**
+ * Waits until no deploy of the service runs (or the deadline passes: the caller goes on);
+ * the service's row as last read (null when it is gone).
+ */
 export async function waitDeployIdle(
   { api, deadline, signal }: Omit<DeployWait, "log">,
-  composeId: string,
-): Promise<void> {
-  while (Date.now() < deadline) {
-    const c = await api.composeOne(composeId);
-    if (!c || c.composeStatus !== "running") return;
+  compose: Compose,
+): Promise<Compose | null> {
+  let last: Compose | null = compose;
+  while (last && last.composeStatus === "running" && Date.now() < deadline) {
     await sleep(1000, signal);
     if (signal?.aborted) throw new InterruptedError("interrupted while waiting for a deploy");
+    last = await api.composeOne(compose.composeId);
   }
+  return last;
+}
+
+/**
+ * The service's deployments, newest first: from its compose.one row, which carries them
+ * (in no promised order), else asked for.
+ */
+export async function deploymentsOf(
+  api: DokployApi,
+  compose: { composeId: string; deployments?: Deployment[] | null },
+): Promise<Deployment[]> {
+  const all = compose.deployments ?? await api.deployments(compose.composeId);
+  return all.toSorted((a, b) => String(b.createdAt ?? "").localeCompare(String(a.createdAt ?? "")));
 }
 
 export function deployFailureMessage(

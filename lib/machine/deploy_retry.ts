@@ -8,15 +8,20 @@ import { DeployFailedError } from "../errors.ts";
 import { planCpuCap, serverCpusFromError } from "./cpu_cap.ts";
 import { deployAndWait, isPortTaken } from "./deploy.ts";
 import type { MachineDeps } from "./deps.ts";
-import { PORT_ATTEMPTS, untriedPort } from "./port_race.ts";
+import { PORT_ATTEMPTS, type ReadClaims, untriedPort } from "./port_race.ts";
 import { publishSpec } from "./spec.ts";
 import type { MachineState } from "./state.ts";
 
 export interface DeployPlan {
   /** Deployment title shown in Dokploy. */
   title: string;
-  /** Move to another port when the published one is taken (create only: start keeps its port). */
-  movePort: boolean;
+  /** Ids of the service's deployments so far (see deployAndWait). */
+  deployments: Iterable<string>;
+  /**
+   * Given, a taken port moves to one no machine of ours claims (create only: start keeps
+   * its port).
+   */
+  readClaims?: ReadClaims;
 }
 
 /** Port moves plus one CPU cap: each fix is needed at most that often. */
@@ -31,9 +36,10 @@ export async function deployMachine(
   plan: DeployPlan,
 ): Promise<void> {
   const triedPorts = new Set<number>([state.sshPort]);
+  const seen = new Set(plan.deployments);
   for (let attempt = 1;; attempt++) {
     try {
-      await deployAndWait({ ...d, deadline }, state.composeId, plan.title);
+      await deployAndWait({ ...d, deadline }, state.composeId, plan.title, seen);
       return;
     } catch (err) {
       if (attempt >= MAX_DEPLOYS || !(await fixSpecFor(err, d, state, plan, triedPorts))) {
@@ -61,8 +67,8 @@ async function fixSpecFor(
     state.cpuLimit = cap.cpuLimit;
     return true;
   }
-  if (plan.movePort && isPortTaken(err)) {
-    state.sshPort = await untriedPort(d, triedPorts);
+  if (plan.readClaims && isPortTaken(err)) {
+    state.sshPort = await untriedPort(d, triedPorts, plan.readClaims);
     d.log.info(`port taken on the server; retrying on ${state.sshPort}`);
     return true;
   }

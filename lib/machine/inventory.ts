@@ -5,7 +5,7 @@
 import YAML from "yaml";
 import type { ProviderConfig } from "../config.ts";
 import type { ComposeSummary, DokployApi } from "../dokploy/api.ts";
-import { markedComposes } from "./locate.ts";
+import { readProjectSnapshot } from "./project.ts";
 import { mapStatus } from "./status.ts";
 
 export interface MachineInfo {
@@ -25,7 +25,7 @@ export async function listMachines(
   api: DokployApi,
   config: ProviderConfig,
 ): Promise<MachineInfo[]> {
-  const marked = await markedComposes(api, config.projectName);
+  const { machines: marked } = await readProjectSnapshot(api, config.projectName);
   const out = await Promise.all(
     marked.map(({ compose, marker }) => describe(api, compose, marker.machineId, marker.sshPort)),
   );

@@ -1,56 +1,47 @@
 /**
- * Finds a machine: through MACHINE_FOLDER/state.json, or — when that is lost — by
- * the id marker of the services in our project (never a global name search).
+ * Finds a machine: through MACHINE_FOLDER/state.json (one compose.one), or — when that
+ * is lost — by the id marker of the services in our project (never a global name search).
  */
 import type { ProviderConfig } from "../config.ts";
-import type { Compose, ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
+import type { Compose, ComposeSummary, DokployApi } from "../dokploy/api.ts";
 import { ProviderError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
-import { type MachineMarker, parseMarker } from "./naming.ts";
+import { machineIn, readProjectSnapshot } from "./project.ts";
 import { type MachineState, readState } from "./state.ts";
 
 /** Where a machine stands: local state and/or its Dokploy service. */
-export interface Located {
+export interface Located<C extends ComposeSummary = Compose> {
   state: MachineState | null;
-  compose: Compose | null;
+  compose: C | null;
 }
 
-export async function locateMachine(d: MachineDeps): Promise<Located> {
+/** Through state.json: its service by composeId (null when gone); null without the file. */
+export async function locateByState(
+  d: MachineDeps,
+): Promise<Located & { state: MachineState } | null> {
   const state = await readState(d.machine.machineFolder);
-  if (state) return { state, compose: await d.api.composeOne(state.composeId) };
-  const found = await findByMarker(d);
-  return { state: null, compose: found ? await d.api.composeOne(found.composeId) : null };
+  return state && { state, compose: await d.api.composeOne(state.composeId) };
 }
 
-/** Finds the machine by the id marker in our project only. */
-async function findByMarker(d: MachineDeps): Promise<{ composeId: string } | null> {
-  const all = await markedComposes(d.api, d.config.projectName);
-  return all.find((m) => m.marker.machineId === d.machine.machineId)?.compose ?? null;
+/** The machine with its whole service row (compose file, deployments): for start and stop. */
+export async function locateMachine(d: MachineDeps): Promise<Located> {
+  const byState = await locateByState(d);
+  if (byState) return byState;
+  const listed = await findByMarker(d);
+  return { state: null, compose: listed && await d.api.composeOne(listed.composeId) };
 }
 
-export interface MarkedCompose {
-  compose: ComposeSummary;
-  marker: MachineMarker;
+/**
+ * The machine's service as far as the project lists it, which is all status needs:
+ * found by marker, it costs no compose.one.
+ */
+export async function locateListed(d: MachineDeps): Promise<Located<ComposeSummary>> {
+  return await locateByState(d) ?? { state: null, compose: await findByMarker(d) };
 }
 
-/** Every service carrying a machine marker in the projects named `projectName`. */
-export async function markedComposes(
-  api: DokployApi,
-  projectName: string,
-): Promise<MarkedCompose[]> {
-  const out: MarkedCompose[] = [];
-  for (const p of await api.projects()) {
-    if (p.name !== projectName) continue;
-    for (const compose of composesOf(await api.project(p.projectId))) {
-      const marker = parseMarker(compose.description);
-      if (marker) out.push({ compose, marker });
-    }
-  }
-  return out;
-}
-
-function composesOf(project: Project | null) {
-  return (project?.environments ?? []).flatMap((e) => e.compose ?? []);
+/** The machine's service found by its marker in our project (project.all + project.one). */
+export async function findByMarker(d: MachineDeps): Promise<ComposeSummary | null> {
+  return machineIn(await readProjectSnapshot(d.api, d.config.projectName), d.machine.machineId);
 }
 
 /** The address DevPod dials: SSH_HOST, else the remote server's IP, else the URL's host. */

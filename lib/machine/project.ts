@@ -1,36 +1,90 @@
-/** The Dokploy project that holds the machines, and its default environment. */
+/**
+ * The Dokploy project that holds the machines, read once per verb run: its default
+ * environment, every machine in it (by marker) and so every SSH port they claim. Each
+ * API call costs a real server 0.2-0.5 s, so a run re-reads it only where a concurrent
+ * run may have changed it (the port check after creating a service).
+ */
+import type { ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
 import { ProviderError, StateError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
+import { type MachineMarker, parseMarker } from "./naming.ts";
+
+export interface MarkedCompose {
+  compose: ComposeSummary;
+  marker: MachineMarker;
+}
+
+export interface ProjectSnapshot {
+  /** The projects named DOKPLOY_PROJECT_NAME, oldest first: normally one (none before the first create). */
+  projects: Project[];
+  /** Every service in them that carries a machine marker. */
+  machines: MarkedCompose[];
+}
+
+/** project.all finds the projects by name (it lists no markers); project.one reads each. */
+export async function readProjectSnapshot(
+  api: DokployApi,
+  projectName: string,
+): Promise<ProjectSnapshot> {
+  return await readProjects(api, await projectIdsNamed(api, projectName));
+}
+
+/** The same projects read again (project.one each): what concurrent runs did meanwhile. */
+export async function refreshProjectSnapshot(
+  api: DokployApi,
+  snapshot: ProjectSnapshot,
+): Promise<ProjectSnapshot> {
+  return await readProjects(api, snapshot.projects.map((p) => p.projectId));
+}
+
+/** The machine with this id in the snapshot, as the project lists it. */
+export function machineIn(snapshot: ProjectSnapshot, machineId: string): ComposeSummary | null {
+  return snapshot.machines.find((m) => m.marker.machineId === machineId)?.compose ?? null;
+}
+
+/** Ids of the projects with this name, oldest first (then by id): the first is canonical. */
+async function projectIdsNamed(api: DokployApi, projectName: string): Promise<string[]> {
+  return (await api.projects())
+    .filter((p) => p.name === projectName)
+    .sort((a, b) =>
+      String(a.createdAt ?? "").localeCompare(String(b.createdAt ?? "")) ||
+      a.projectId.localeCompare(b.projectId)
+    )
+    .map((p) => p.projectId);
+}
+
+async function readProjects(api: DokployApi, projectIds: string[]): Promise<ProjectSnapshot> {
+  // A project removed meanwhile (a parallel run's extra one) reads as null: skipped.
+  const projects = (await Promise.all(projectIds.map((id) => api.project(id))))
+    .filter((p): p is Project => p !== null);
+  return { projects, machines: projects.flatMap(markedComposesOf) };
+}
+
+function markedComposesOf(project: Project): MarkedCompose[] {
+  return (project.environments ?? []).flatMap((e) => e.compose ?? []).flatMap((compose) => {
+    const marker = parseMarker(compose.description);
+    return marker ? [{ compose, marker }] : [];
+  });
+}
+
+export interface MachineProject {
+  projectId: string;
+  environmentId: string;
+  /** The snapshot the project was taken from (a new project's when it was just created). */
+  snapshot: ProjectSnapshot;
+}
 
 /**
- * The project and its default environment, created when missing. Parallel first
- * creates may each make one: all converge on the oldest and drop their own extra.
+ * The project (from the snapshot, or created when missing) and its default environment.
+ * Parallel first creates may each make one: all converge on the oldest and drop their
+ * own extra.
  */
 export async function ensureProject(
   d: MachineDeps,
-): Promise<{ projectId: string; environmentId: string }> {
-  const named = () =>
-    d.api.projects().then((all) =>
-      all.filter((p) => p.name === d.config.projectName)
-        .sort((a, b) =>
-          String(a.createdAt ?? "").localeCompare(String(b.createdAt ?? "")) ||
-          a.projectId.localeCompare(b.projectId)
-        )
-    );
-  let candidates = await named();
-  if (candidates.length === 0) {
-    d.log.info(`creating Dokploy project "${d.config.projectName}"`);
-    const mine = await d.api.createProject(
-      d.config.projectName,
-      "DevPod workspaces (managed by devpod-provider-dokploy)",
-    );
-    candidates = await named();
-    const canonical = candidates[0] ?? mine;
-    if (canonical.projectId !== mine.projectId) {
-      await d.api.removeProject(mine.projectId).catch(() => {});
-    }
-  }
-  const project = await d.api.project(candidates[0]?.projectId ?? "");
+  snapshot: ProjectSnapshot,
+): Promise<MachineProject> {
+  if (snapshot.projects.length === 0) snapshot = await createProject(d);
+  const project = snapshot.projects[0];
   if (!project) {
     throw new StateError(`Dokploy project "${d.config.projectName}" vanished; run again`);
   }
@@ -41,5 +95,19 @@ export async function ensureProject(
       `Dokploy project "${project.name}" has no environment; add one in Dokploy or pick another DOKPLOY_PROJECT_NAME`,
     );
   }
-  return { projectId: project.projectId, environmentId: env.environmentId };
+  return { projectId: project.projectId, environmentId: env.environmentId, snapshot };
+}
+
+/** Creates the project; the snapshot of the oldest one of that name, ours or a parallel run's. */
+async function createProject(d: MachineDeps): Promise<ProjectSnapshot> {
+  d.log.info(`creating Dokploy project "${d.config.projectName}"`);
+  const mine = await d.api.createProject(
+    d.config.projectName,
+    "DevPod workspaces (managed by devpod-provider-dokploy)",
+  );
+  const canonical = (await projectIdsNamed(d.api, d.config.projectName))[0] ?? mine.projectId;
+  // Ours: the create's answer is the whole (empty) project, no need to read it.
+  if (canonical === mine.projectId) return { projects: [mine], machines: [] };
+  await d.api.removeProject(mine.projectId).catch(() => {});
+  return await readProjects(d.api, [canonical]);
 }

@@ -2,6 +2,8 @@
  * The machine's spec as this provider renders it into Dokploy: the compose file, the
  * description carrying the marker (see naming.ts), and publishing a changed spec.
  */
+import { userInfo } from "node:os";
+import type { Env } from "../machine_context.ts";
 import { writeKnownHosts } from "../ssh/keys.ts";
 import { renderComposeFile } from "./compose.ts";
 import { effectiveCpus } from "./cpu_cap.ts";
@@ -25,6 +27,7 @@ export function machineComposeFile(
     authorizedKey,
     inactivityTimeoutSec: d.config.inactivityTimeoutSec,
     dokployNetwork: d.config.dokployNetwork,
+    disableAgentTelemetry: d.config.disableAgentTelemetry,
     providerVersion: d.providerVersion,
   });
 }
@@ -54,11 +57,23 @@ export async function publishSpec(
   });
 }
 
-function owner(): string {
-  const user = Deno.env.get("USER") ?? Deno.env.get("USERNAME") ?? "unknown";
+/**
+ * Who created the machine, for `list`: `user@host`. USER is often unset (root in a
+ * container, some CI runners), so the OS account name is the fallback.
+ */
+export function owner(env: Env = Deno.env.toObject()): string {
+  const user = env.USER || env.USERNAME || osAccountName() || "unknown";
   let host = "unknown";
   try {
     host = Deno.hostname();
   } catch { /* no sys permission: the owner is informative only */ }
   return `${user}@${host}`.replace(/[\[\];]/g, "");
+}
+
+function osAccountName(): string | null {
+  try {
+    return userInfo().username || null;
+  } catch {
+    return null; // a uid without a passwd entry
+  }
 }

@@ -8,7 +8,7 @@ import { StateError } from "../errors.ts";
 import { CLIENT_KEY, ensureKeyPair } from "../ssh/keys.ts";
 import { readopt } from "./adopt.ts";
 import { waitForMachine } from "./boot_watch.ts";
-import { waitDeployIdle } from "./deploy.ts";
+import { deploymentsOf, waitDeployIdle } from "./deploy.ts";
 import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateMachine } from "./locate.ts";
@@ -23,12 +23,21 @@ export async function startMachine(d: MachineDeps): Promise<void> {
       `machine ${d.machine.machineId} does not exist in Dokploy (deleted outside DevPod?); run 'devpod up' again to recreate it`,
     );
   }
-  const state = found.state ?? await readopt(d, found.compose);
-  await ensureUp(d, state, found.compose, deadline);
+  await upExisting(d, found.state, found.compose, deadline);
+}
+
+/** An existing service (compose.one's row): re-adopted when state.json is lost, then brought up. */
+export async function upExisting(
+  d: MachineDeps,
+  state: MachineState | null,
+  compose: Compose,
+  deadline: number,
+): Promise<void> {
+  await ensureUp(d, state ?? await readopt(d, compose), compose, deadline);
 }
 
 /** Brings an existing machine up: redeploy when its spec changed, else compose start. */
-export async function ensureUp(
+async function ensureUp(
   d: MachineDeps,
   state: MachineState,
   compose: Compose,
@@ -36,12 +45,12 @@ export async function ensureUp(
 ): Promise<void> {
   const clientKey = await ensureKeyPair(d.machine.machineFolder, CLIENT_KEY, "");
   const expected = machineComposeFile(d, clientKey.publicKey, state);
-  const deployed = (await d.api.deployments(compose.composeId)).some((x) => x.status === "done");
   if (compose.composeStatus === "running") {
     d.log.info("a deploy of this machine is in progress; waiting for it");
-    await waitDeployIdle({ ...d, deadline }, compose.composeId);
+    compose = await waitDeployIdle({ ...d, deadline }, compose) ?? compose;
   }
-  if (!deployed || compose.composeFile !== expected) {
+  const deployments = await deploymentsOf(d.api, compose);
+  if (!deployments.some((x) => x.status === "done") || compose.composeFile !== expected) {
     if (compose.composeFile !== expected) {
       d.log.info(
         "machine spec changed (new provider version or options); redeploying, volumes kept",
@@ -50,14 +59,13 @@ export async function ensureUp(
     }
     await deployMachine(d, state, clientKey.publicKey, deadline, {
       title: "devpod: start machine",
-      movePort: false,
+      deployments: deployments.map((x) => x.deploymentId),
     });
   } else {
-    const containers = await d.api.containers(compose.appName, compose.serverId ?? null);
-    if (!containers.some((c) => c.state === "running")) {
-      d.log.info(`starting machine ${d.machine.machineId}`);
-      await d.api.startCompose(compose.composeId);
-    }
+    // compose.start is `docker compose up -d`: a no-op on a running machine, so no
+    // container check first; it also revives a crash-looping or self-stopped one.
+    d.log.info(`starting machine ${d.machine.machineId}`);
+    await d.api.startCompose(compose.composeId);
   }
   await waitForMachine(d, state, deadline);
   d.log.info(`machine ${d.machine.machineId} is running`);

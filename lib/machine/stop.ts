@@ -2,14 +2,11 @@
 import { StateError } from "../errors.ts";
 import { sshArgv } from "../ssh/argv.ts";
 import { closeMux } from "../ssh/mux.ts";
-import { waitDeployIdle } from "./deploy.ts";
+import { deploymentsOf, waitDeployIdle } from "./deploy.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateMachine } from "./locate.ts";
 import { sshTarget } from "./ssh_target.ts";
 import type { MachineState } from "./state.ts";
-
-/** Container states with nothing left to stop. */
-const STOPPED = new Set(["exited", "dead", "created"]);
 
 export async function stopMachine(d: MachineDeps): Promise<void> {
   const found = await locateMachine(d);
@@ -18,21 +15,18 @@ export async function stopMachine(d: MachineDeps): Promise<void> {
       `machine ${d.machine.machineId} does not exist in Dokploy; nothing to stop`,
     );
   }
-  const compose = found.compose;
+  let compose = found.compose;
   if (compose.composeStatus === "running") {
     d.log.info("waiting for the running deploy to finish before stopping");
-    await waitDeployIdle(
-      { ...d, deadline: Date.now() + d.config.readyTimeoutMs },
-      compose.composeId,
-    );
+    const deadline = Date.now() + d.config.readyTimeoutMs;
+    compose = await waitDeployIdle({ ...d, deadline }, compose) ?? compose;
   }
-  const containers = await d.api.containers(compose.appName, compose.serverId ?? null);
-  // Dokploy answers [] when Docker errs, so [] after a good deploy still gets a stop;
-  // a never-deployed service (stop would fail with a 500) or exited container does not.
-  // A restarting one does: stopping is what ends a crash loop.
-  const down = containers.every((c) => STOPPED.has(c.state.toLowerCase()));
-  if (down && (containers.length > 0 || compose.composeStatus !== "done")) {
-    d.log.info(`machine ${d.machine.machineId} is already stopped`);
+  // Without a successful deploy no container ever ran, and compose.stop would fail (no
+  // compose directory yet). Otherwise stop without asking Docker first: `docker compose
+  // stop` is a no-op on a stopped machine, ends a crash loop, and the container list
+  // could not prove the machine down anyway ([] is also Dokploy's answer to any error).
+  if (!(await deploymentsOf(d.api, compose)).some((x) => x.status === "done")) {
+    d.log.info(`machine ${d.machine.machineId} was never deployed; nothing to stop`);
     return;
   }
   d.log.info(`stopping machine ${d.machine.machineId} (volumes are kept)`);

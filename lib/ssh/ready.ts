@@ -6,6 +6,7 @@ import { HostKeyMismatchError, InterruptedError, MachineNotReadyError } from "..
 import type { Logger } from "../log.ts";
 import { childEnv } from "../process.ts";
 import { sshArgv, type SshTarget } from "./argv.ts";
+import { HOST_KEY_REFUSED, hostKeyRefusedMessage } from "./host_key.ts";
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -16,7 +17,6 @@ export interface WaitOptions {
 }
 
 const BRISK_MS = 5000;
-const HOST_KEY_CHANGED = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/;
 
 export async function waitUntilReachable(t: SshTarget, opts: WaitOptions): Promise<number> {
   const started = performance.now();
@@ -28,16 +28,14 @@ export async function waitUntilReachable(t: SshTarget, opts: WaitOptions): Promi
     if (opts.signal?.aborted) throw new InterruptedError("interrupted while waiting for SSH");
     attempts++;
     if (await tcpOpen(t.host, t.port)) {
-      const r = await sshTrue(t, Math.max(1, Math.min(10, (deadline - performance.now()) / 1000)));
+      const r = await sshProbe(t, Math.max(1, Math.min(10, (deadline - performance.now()) / 1000)));
       if (r.ok) {
         const ms = Math.round(performance.now() - started);
         opts.log.debug(`ssh ready after ${ms}ms (${attempts} probes)`);
         return ms;
       }
-      if (HOST_KEY_CHANGED.test(r.stderr)) {
-        throw new HostKeyMismatchError(
-          `the SSH server on ${t.host}:${t.port} presents a host key that is not this machine's pinned key; another service may hold that port (or someone is in the middle). Refusing to connect`,
-        );
+      if (HOST_KEY_REFUSED.test(r.stderr)) {
+        throw new HostKeyMismatchError(hostKeyRefusedMessage(t.host, t.port));
       }
       lastError = r.stderr.trim().split("\n").pop() || "ssh failed";
     }
@@ -69,7 +67,11 @@ export async function tcpOpen(host: string, port: number): Promise<boolean> {
   }
 }
 
-async function sshTrue(t: SshTarget, timeoutSec: number): Promise<{ ok: boolean; stderr: string }> {
+/** One fresh `ssh true` (no shared connection, so the host key is checked again). */
+export async function sshProbe(
+  t: SshTarget,
+  timeoutSec: number,
+): Promise<{ ok: boolean; stderr: string }> {
   const out = await new Deno.Command("ssh", {
     args: [...sshArgv(t, { connectTimeoutSec: Math.ceil(timeoutSec) }), "true"],
     stdin: "null",

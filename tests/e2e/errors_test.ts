@@ -22,7 +22,7 @@ Deno.test({
     try {
       const ok = await w.run("init", "m");
       assert.equal(ok.code, 0, ok.stderr);
-      assert.match(ok.stderr, /connected to Dokploy v0\.30\.2/);
+      assert.match(ok.stdoutText, /connected to Dokploy v0\.30\.2/);
 
       const badToken = await w.run("init", "m", {
         env: { DOKPLOY_API_TOKEN: "wrong-token-value" },

@@ -4,6 +4,7 @@
  * and only when asked with --yes.
  */
 import assert from "node:assert/strict";
+import { userInfo } from "node:os";
 import { runProvider, startWorld } from "./harness.ts";
 
 Deno.test({
@@ -50,6 +51,9 @@ Deno.test({
       const table = await runProvider(["list"], human);
       assert.match(table.stdoutText, /^MACHINE\s+STATE\s+SIZE\s+SERVER\s+PORT\s+AGE\s+OWNER\n/);
       assert.match(table.stdoutText, /inv-b\s+Running\s+2 CPU\/4096m\s+local/);
+      // No USER in the environment (root in a container): the OS account name stands in.
+      assert.ok(!("USER" in human));
+      assert.match(table.stdoutText, new RegExp(`^inv-b .* ${userInfo().username}@\\S+$`, "m"));
 
       // DevPod forgot inv-b (its folder is gone): it is an orphan, the others are not.
       await Deno.remove(w.folder("inv-b"), { recursive: true });

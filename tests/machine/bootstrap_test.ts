@@ -43,7 +43,13 @@ Deno.test({
       const hostKeyB64 = btoa(await Deno.readTextFile(host.path));
 
       const boot = async (
-        opts: { shell: string; timeout: number; before?: string; docker?: "dind" },
+        opts: {
+          shell: string;
+          timeout: number;
+          before?: string;
+          docker?: "dind";
+          env?: Record<string, string>;
+        },
       ) => {
         // One machine at a time on this root fs and port, even after a failed step.
         for (const old of machines) await old.dispose();
@@ -68,6 +74,7 @@ Deno.test({
             DEVPOD_DOCKER_MODE: opts.docker ?? "none",
             DEVPOD_SSHD_PORT: String(port),
             DEVPOD_SSHD_LISTEN: "127.0.0.1",
+            ...opts.env,
           },
         );
         machines.push(m);
@@ -154,6 +161,29 @@ Deno.test({
         await stop(m);
         console.log(bootTimes.map((l) => `  ${l}`).join("\n"));
       });
+
+      await t.step(
+        "DEVPOD_DISABLE_TELEMETRY=true: every session sees it (sshd SetEnv), and not otherwise",
+        async () => {
+          const telemetry = () => ssh("printenv DEVPOD_DISABLE_TELEMETRY || echo unset");
+          const on = await boot({
+            shell: "/bin/sh",
+            timeout: 0,
+            env: { DEVPOD_DISABLE_TELEMETRY: "true" },
+          });
+          await on.waitForLog(READY, 30_000);
+          assert.match(on.log, /SetEnv DEVPOD_DISABLE_TELEMETRY=true, config ok/);
+          const seen = await telemetry();
+          assert.equal(seen.code, 0, `${seen.stderr}\n${on.log}`);
+          assert.equal(seen.stdout, "true\n");
+          await stop(on);
+
+          const off = await boot({ shell: "/bin/sh", timeout: 0 });
+          await off.waitForLog(READY, 30_000);
+          assert.equal((await telemetry()).stdout, "unset\n", "the config is rewritten without it");
+          await stop(off);
+        },
+      );
 
       await t.step("idle for 3 s with no session: PID 1 exits 0 by itself", async () => {
         const m = await boot({ shell: "/bin/sh", timeout: 3 });

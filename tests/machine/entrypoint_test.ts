@@ -32,3 +32,19 @@ Deno.test("composeEntrypoint runs the script inline with every $ escaped for com
   assert.doesNotMatch(body.replaceAll("$$", ""), /\$/);
   assert.equal(body.replaceAll("$$", "$"), BOOTSTRAP_SCRIPT);
 });
+
+Deno.test("bootstrap.sh refuses a DEVPOD_DISABLE_TELEMETRY it does not know, before touching anything", async () => {
+  const out = await new Deno.Command("sh", {
+    args: [SCRIPT],
+    clearEnv: true,
+    env: { PATH: "/usr/bin:/bin", DEVPOD_DISABLE_TELEMETRY: "yes" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 1);
+  assert.match(
+    new TextDecoder().decode(out.stderr),
+    /^\[devpod-bootstrap\] error: DEVPOD_DISABLE_TELEMETRY must be true, false or empty, got 'yes'\n$/,
+  );
+});

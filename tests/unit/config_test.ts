@@ -65,6 +65,38 @@ Deno.test("bad values name the option and the fix", () => {
   rejects({ MACHINE_IMAGE: "bad image" }, "MACHINE_IMAGE");
 });
 
+Deno.test("AGENT_URL: http(s), or file:// with an absolute path for air-gapped machines", () => {
+  const agentUrl = (v: string) => loadConfig({ ...base, AGENT_URL: v }).agentUrl;
+  assert.equal(agentUrl(""), null);
+  assert.equal(agentUrl("https://mirror.example.com/devpod/"), "https://mirror.example.com/devpod");
+  assert.equal(agentUrl("http://10.0.0.5:8080/agent"), "http://10.0.0.5:8080/agent");
+  assert.equal(agentUrl("file:///opt/devpod-agent"), "file:///opt/devpod-agent");
+  assert.equal(agentUrl("file:///opt/devpod-agent/"), "file:///opt/devpod-agent");
+  for (
+    const bad of [
+      "ftp://mirror.example.com/devpod",
+      "mirror.example.com/devpod",
+      "/opt/devpod-agent",
+      "file://opt/devpod-agent", // a host, not a path
+      "file://host/opt/devpod-agent",
+      "file:opt/devpod-agent",
+      "file:///",
+      "file:///opt/devpod agent",
+      "https://mirror.example.com/a'b",
+    ]
+  ) rejects({ AGENT_URL: bad }, "AGENT_URL");
+});
+
+Deno.test("agent telemetry is off when DevPod runs with it off or AGENT_URL is set", () => {
+  const off = (env: Record<string, string>) =>
+    loadConfig({ ...base, ...env }).disableAgentTelemetry;
+  assert.equal(off({}), false);
+  assert.equal(off({ DEVPOD_DISABLE_TELEMETRY: "true" }), true);
+  assert.equal(off({ DEVPOD_DISABLE_TELEMETRY: "1" }), false, "DevPod itself accepts only true");
+  assert.equal(off({ AGENT_URL: "file:///opt/devpod-agent" }), true);
+  assert.equal(off({ AGENT_URL: "https://mirror.example.com/devpod" }), true);
+});
+
 Deno.test("a malformed token is never echoed", () => {
   try {
     loadConfig({ ...base, DOKPLOY_API_TOKEN: "sec ret-token-value" });

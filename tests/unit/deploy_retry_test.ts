@@ -86,7 +86,6 @@ function fakeDokploy(outcomes: (string | null)[]) {
       updates.push(patch);
       return Promise.resolve();
     },
-    projects: () => Promise.resolve([]),
   } as unknown as DokployApi;
   return { api, updates, deploys: () => rows.length };
 }
@@ -140,7 +139,11 @@ async function world(options: Record<string, string>, outcomes: (string | null)[
 }
 
 const KEY = "ssh-ed25519 AAAAC3NzaCLIENT devpod";
-const plan = { title: "devpod: create machine", movePort: true };
+const plan = {
+  title: "devpod: create machine",
+  deployments: [],
+  readClaims: () => Promise.resolve([]),
+};
 
 Deno.test("deploy: a CPU limit above the server's is capped once, remembered, redeployed", async () => {
   const w = await world({ MACHINE_TYPE: "medium" }, [CPU_REFUSAL, null]);
@@ -204,7 +207,7 @@ Deno.test("deploy: start keeps its port (a taken port fails) but still caps CPUs
     await assert.rejects(
       deployMachine(w.d, w.state, KEY, Date.now() + 10_000, {
         title: "devpod: start machine",
-        movePort: false,
+        deployments: [],
       }),
       /port is already allocated/,
     );

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { userInfo } from "node:os";
 import YAML from "yaml";
 import { loadConfig } from "../../lib/config.ts";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
@@ -10,6 +11,7 @@ import {
 } from "../../lib/machine/compose.ts";
 import { appNamePrefix, describeMachine, parseMarker } from "../../lib/machine/naming.ts";
 import { chooseSshPort, mustYieldPort } from "../../lib/machine/ports.ts";
+import { owner } from "../../lib/machine/spec.ts";
 import { mapStatus } from "../../lib/machine/status.ts";
 
 const spec = {
@@ -22,6 +24,7 @@ const spec = {
   authorizedKey: "ssh-ed25519 AAAAC3Nza devpod",
   inactivityTimeoutSec: 1800,
   dokployNetwork: false,
+  disableAgentTelemetry: false,
   providerVersion: "v0.1.0",
 };
 
@@ -73,6 +76,24 @@ Deno.test("compose sizes follow the spec and dokploy-network is opt-in", () => {
   assert.equal(m.services.machine.cpus, "8");
   assert.equal(m.services.machine.mem_limit, "16384m");
   assert.deepEqual(m.networks, { "dokploy-network": { external: true } });
+});
+
+Deno.test("agent telemetry off reaches the machine's environment, and only then", () => {
+  const env = (disableAgentTelemetry: boolean) =>
+    YAML.parse(renderComposeFile({ ...spec, disableAgentTelemetry })).services.machine
+      .environment;
+  assert.equal(env(true).DEVPOD_DISABLE_TELEMETRY, "true");
+  // Absent rather than "false": machines without it keep their compose file unchanged.
+  assert.equal("DEVPOD_DISABLE_TELEMETRY" in env(false), false);
+});
+
+Deno.test("the owner falls back to the OS account name when USER is unset", () => {
+  const account = userInfo().username;
+  assert.match(owner({}), new RegExp(`^${account}@[^@]+$`));
+  assert.doesNotMatch(owner({}), /^unknown@/);
+  assert.match(owner({ USER: "" }), new RegExp(`^${account}@`));
+  assert.match(owner({ USER: "alice" }), /^alice@/);
+  assert.match(owner({ USERNAME: "bob" }), /^bob@/, "Windows");
 });
 
 Deno.test("the bootstrap is embedded with compose's $ escaped and no secret in the body", () => {

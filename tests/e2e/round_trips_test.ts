@@ -1,0 +1,72 @@
+/**
+ * Round trips per verb (issue 10): against a real Dokploy each API call costs 0.17-0.5 s,
+ * so every verb has a budget of calls, counted through the real entry point as DevPod
+ * runs it (see api_calls.ts for what counts: deploy and boot polls do not).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { STATE_FILE } from "../../lib/machine/state.ts";
+import { runCounted } from "./api_calls.ts";
+import { startWorld, type World } from "./harness.ts";
+
+/**
+ * The most calls each case may make. A fresh project costs one more than an existing
+ * one: project.create and the project.all re-read that settles parallel first creates
+ * (+2), while the create's own answer stands in for project.one (−1).
+ */
+const BUDGET = {
+  "create (fresh project)": 7,
+  "create (existing project)": 6,
+  "status (running)": 2,
+  "stop": 2,
+  "status (stopped)": 2,
+  "start (stopped)": 3,
+  "status without state.json": 3,
+  "delete without state.json": 3,
+  "delete": 2,
+} as const;
+
+type Case = keyof typeof BUDGET;
+
+Deno.test({
+  name: "round trips: each verb stays within its API call budget",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const w = await startWorld();
+    const measured: string[] = [];
+    /** Runs the verb, checks it succeeded (and what status printed), then its budget. */
+    const within = async (name: Case, verb: string, id: string, prints?: string) => {
+      await t.step(`${name}: ≤ ${BUDGET[name]} calls`, async () => {
+        const { result, calls } = await runCounted(w, verb, id);
+        assert.equal(result.code, 0, `${verb} failed: ${result.stderr}`);
+        if (prints) assert.equal(result.stdoutText, `${prints}\n`);
+        measured.push(`${name}: ${calls.length} (${calls.join(" → ")})`);
+        assert.ok(
+          calls.length <= BUDGET[name],
+          `${name} made ${calls.length} calls, budget ${BUDGET[name]}: ${calls.join(" → ")}`,
+        );
+      });
+    };
+    try {
+      await within("create (fresh project)", "create", "rt-first");
+      await within("create (existing project)", "create", "rt-second");
+      await within("status (running)", "status", "rt-second", "Running");
+      await within("stop", "stop", "rt-second");
+      await within("status (stopped)", "status", "rt-second", "Stopped");
+      await within("start (stopped)", "start", "rt-second");
+      await removeStateFile(w, "rt-first");
+      await within("status without state.json", "status", "rt-first", "Running");
+      await within("delete without state.json", "delete", "rt-first");
+      await within("delete", "delete", "rt-second");
+      assert.equal((await w.emu.snapshot()).composes.length, 0, "both machines are gone");
+    } finally {
+      console.log(measured.map((m) => `  ${m}`).join("\n"));
+      await w.close();
+    }
+  },
+});
+
+async function removeStateFile(w: World, id: string) {
+  await Deno.remove(join(w.folder(id), STATE_FILE));
+}
