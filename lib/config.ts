@@ -42,6 +42,8 @@ export interface ProviderConfig {
    */
   disableAgentTelemetry: boolean;
   readyTimeoutMs: number;
+  /** How long a call safe to repeat rides out a Dokploy outage (DOKPLOY_RETRY_WINDOW). */
+  retryWindowMs: number;
   debug: boolean;
 }
 
@@ -182,6 +184,7 @@ const parsers = {
     return v.replace(/\/+$/, "");
   }),
   READY_TIMEOUT: durationSchema({ minMs: 5_000, maxMs: 86_400_000 }),
+  DOKPLOY_RETRY_WINDOW: durationSchema({ maxMs: 3_600_000 }),
 } satisfies Record<string, z.ZodType<unknown, string>>;
 
 type ParsedOptions = { [K in keyof typeof parsers]: z.output<(typeof parsers)[K]> };
@@ -277,6 +280,7 @@ export function loadConfig(env: Env): ProviderConfig {
     agentUrl: o.AGENT_URL,
     disableAgentTelemetry: env.DEVPOD_DISABLE_TELEMETRY === "true" || o.AGENT_URL !== null,
     readyTimeoutMs: o.READY_TIMEOUT,
+    retryWindowMs: o.DOKPLOY_RETRY_WINDOW,
     debug: isDebug(env),
   };
 }

@@ -13,6 +13,7 @@ export function dokployFromContext(ctx: CommandContext) {
   const client = new DokployClient({
     baseUrl: config.serverUrl,
     token: config.token,
+    retryWindowMs: config.retryWindowMs,
     log: ctx.log,
   });
   return { config, api: new DokployApi(client) };

@@ -217,6 +217,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     type: "duration",
     default: "10m",
   },
+  {
+    name: "DOKPLOY_RETRY_WINDOW",
+    group: "Advanced",
+    displayName: "Dokploy retry window",
+    description:
+      "How long to keep retrying while Dokploy is unreachable or answers 502/503/504 (it restarts in ~20 s on upgrades and reboots); 0 fails on the first error.",
+    type: "duration",
+    default: "60s",
+  },
 ];
 
 export function optionByName(name: string): OptionSpec {

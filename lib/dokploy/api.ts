@@ -138,6 +138,7 @@ export class DokployApi {
     );
   }
 
+  /** Never retried here: a lost answer may hide a created service (see create.ts). */
   async createCompose(input: CreateComposeInput): Promise<Compose> {
     const res = await this.client.mutate("compose.create", {
       ...input,
@@ -154,8 +155,9 @@ export class DokployApi {
     await this.client.mutate("compose.update", { composeId, ...patch }, { idempotent: true });
   }
 
+  /** Repeating it at worst queues a second deploy of the same spec: safe to retry. */
   async deployCompose(composeId: string, title: string): Promise<void> {
-    await this.client.mutate("compose.deploy", { composeId, title });
+    await this.client.mutate("compose.deploy", { composeId, title }, { idempotent: true });
   }
 
   async startCompose(composeId: string): Promise<void> {

@@ -2,7 +2,9 @@
  * Transport to the Dokploy API (dokploy-api.md §1–2): `x-api-key` auth, queries as
  * GET with flat params, mutations as POST JSON, empty 200 bodies, per-request
  * timeouts, retries with backoff and jitter for idempotent calls only, and one
- * error mapping that never lets the token through.
+ * error mapping that never lets the token through. Dokploy restarts in ~20 s on
+ * upgrades and reboots: calls safe to repeat ride out such an outage (connection
+ * refused/reset, timeouts, 502/503/504) for up to a bounded window, said once per run.
  */
 import { DokployError } from "../errors.ts";
 import { type Logger, redact, registerSecret, silentLogger } from "../log.ts";
@@ -14,11 +16,15 @@ export interface ClientOptions {
   token: string;
   /** Per-request timeout; long synchronous calls pass their own. */
   timeoutMs?: number;
-  /** Attempts for idempotent calls (1 = no retry). */
+  /** Attempts for idempotent calls on a flaky 500/429 (1 = no retry at all, outages included). */
   attempts?: number;
+  /** How long an idempotent call rides out an outage (DOKPLOY_RETRY_WINDOW); 0 = not at all. */
+  retryWindowMs?: number;
   log?: Logger;
   fetch?: typeof fetch;
   sleep?: (ms: number) => Promise<void>;
+  /** Clock for the retry window (tests advance it with `sleep`). */
+  now?: () => number;
   /** Aborts every request (Ctrl-C). */
   signal?: AbortSignal;
   /** Auth header style; only `init`'s version probe uses "bearer" to name old servers. */
@@ -26,19 +32,37 @@ export interface ClientOptions {
 }
 
 export interface CallOptions {
-  /** Safe to repeat: retried on transport errors and 5xx. */
+  /** Safe to repeat: outages ride out the retry window, a 500/429 gets a few tries. */
   idempotent?: boolean;
   timeoutMs?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
-const RETRYABLE_STATUS = new Set([500, 502, 503, 504, 429]);
+export const DEFAULT_RETRY_WINDOW_MS = 60_000;
+/** A proxy in front of a restarting Dokploy answers these: ride them out for the window. */
+const OUTAGE_STATUS = new Set([502, 503, 504]);
+/** A real server error may be a blip: a few quick tries, not a whole window. */
+const FLAKY_STATUS = new Set([500, 429]);
+const MAX_BACKOFF_MS = 4_000;
+
+type RetryKind = "outage" | "flaky" | "final";
+
+/** How a failed call may be retried; 400/401/403/404 and parse errors never are. */
+function retryKind(err: unknown): RetryKind {
+  if (!(err instanceof DokployError)) return "final";
+  if (err.transport || OUTAGE_STATUS.has(err.status!)) return "outage";
+  return FLAKY_STATUS.has(err.status!) ? "flaky" : "final";
+}
 
 export class DokployClient {
   readonly baseUrl: string;
   readonly #token: string;
   readonly #timeoutMs: number;
   readonly #attempts: number;
+  readonly #retryWindowMs: number;
+  readonly #now: () => number;
+  /** The outage notice is said once per run, however many calls wait it out. */
+  #outageAnnounced = false;
   readonly #log: Logger;
   readonly #fetch: typeof fetch;
   readonly #sleep: (ms: number) => Promise<void>;
@@ -46,6 +70,8 @@ export class DokployClient {
   readonly #auth: "x-api-key" | "bearer";
   /** Number of HTTP requests sent (the bench and tests count calls). */
   requestCount = 0;
+  /** Outages ridden out so far: a caller that sees it grow knows Dokploy may have restarted. */
+  outages = 0;
 
   constructor(opts: ClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
@@ -53,6 +79,8 @@ export class DokployClient {
     registerSecret(opts.token);
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#attempts = Math.max(1, opts.attempts ?? 4);
+    this.#retryWindowMs = this.#attempts === 1 ? 0 : opts.retryWindowMs ?? DEFAULT_RETRY_WINDOW_MS;
+    this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? silentLogger;
     this.#fetch = opts.fetch ?? fetch;
     this.#sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
@@ -87,20 +115,53 @@ export class DokployClient {
     body: string | undefined,
     opts: CallOptions,
   ): Promise<T> {
-    const attempts = opts.idempotent ? this.#attempts : 1;
+    let outageSince: number | undefined;
     for (let attempt = 1;; attempt++) {
       try {
-        return await this.#once<T>(procedure, method, suffix, body, opts.timeoutMs);
+        return await this.#once<T>(procedure, method, suffix, body, opts);
       } catch (err) {
-        const retryable = err instanceof DokployError &&
-          (err.status === undefined || RETRYABLE_STATUS.has(err.status));
-        if (!retryable || attempt >= attempts || this.#signal?.aborted) throw err;
-        // Exponential backoff with full jitter: 250 ms, 500 ms, 1 s … capped at 4 s.
-        const delay = Math.random() * Math.min(4000, 250 * 2 ** (attempt - 1));
-        this.#log.debug(`${procedure}: ${err.message}; retry ${attempt}/${attempts - 1}`);
+        const kind = opts.idempotent ? retryKind(err) : "final";
+        if (kind === "final" || this.#signal?.aborted) throw err;
+        const dokployErr = err as DokployError;
+        // Exponential backoff with jitter: ~250 ms, 500 ms, 1 s … capped at 4 s.
+        let delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+        if (kind === "outage") {
+          if (outageSince === undefined) this.outages++;
+          outageSince ??= this.#now();
+          const left = outageSince + this.#retryWindowMs - this.#now();
+          if (left <= 0) throw this.#gaveUp(dokployErr, outageSince);
+          this.#announceOutage(dokployErr, opts.timeoutMs ?? this.#timeoutMs);
+          delay = Math.min(delay, left);
+        } else if (attempt >= this.#attempts) {
+          throw err;
+        }
+        this.#log.debug(`${procedure}: ${dokployErr.message}; retry ${attempt}`);
         await this.#sleep(delay);
       }
     }
+  }
+
+  #announceOutage(err: DokployError, timeoutMs: number): void {
+    if (this.#outageAnnounced) return;
+    this.#outageAnnounced = true;
+    const reason = err.transport ? transportReason(err.cause, timeoutMs) : `HTTP ${err.status}`;
+    this.#log.warn(
+      `Dokploy at ${this.baseUrl} is unavailable (${reason}); retrying for up to ${
+        Math.round(this.#retryWindowMs / 1000)
+      }s`,
+    );
+  }
+
+  /** The last error, saying how long we waited and which option waits longer. */
+  #gaveUp(err: DokployError, since: number): DokployError {
+    if (this.#retryWindowMs === 0) return err;
+    const waited = Math.round((this.#now() - since) / 1000);
+    return new DokployError(
+      `${err.message} (still failing after ${waited}s of retries; raise DOKPLOY_RETRY_WINDOW to wait longer)`,
+      err.procedure,
+      err.status,
+      { cause: err.cause },
+    );
   }
 
   async #once<T>(
@@ -108,7 +169,7 @@ export class DokployClient {
     method: "GET" | "POST",
     suffix: string,
     body: string | undefined,
-    timeoutMs = this.#timeoutMs,
+    { timeoutMs = this.#timeoutMs, idempotent: repeatable = false }: CallOptions,
   ): Promise<T> {
     const url = `${this.baseUrl}/api/${procedure}${suffix}`;
     const signals = [AbortSignal.timeout(timeoutMs)];
@@ -121,11 +182,25 @@ export class DokployClient {
     this.requestCount++;
     let res: Response;
     let text: string;
+    // A mutation not safe to repeat gets a connection of its own: the HTTP stack silently
+    // resends a request whose pooled (reused) connection closed unanswered, which for
+    // compose.create meant two services.
+    const ownConnection = method === "POST" && !repeatable
+      ? Deno.createHttpClient({ poolMaxIdlePerHost: 0 })
+      : undefined;
     try {
-      res = await this.#fetch(url, { method, headers, body, signal: AbortSignal.any(signals) });
+      res = await this.#fetch(url, {
+        method,
+        headers,
+        body,
+        signal: AbortSignal.any(signals),
+        client: ownConnection,
+      });
       text = await res.text();
     } catch (err) {
       throw this.#transportError(procedure, err, timeoutMs);
+    } finally {
+      ownConnection?.close();
     }
     this.#log.debug(
       `${method} /api/${procedure} → ${res.status} ${text.length}B ${
@@ -140,17 +215,23 @@ export class DokployClient {
     if (this.#signal?.aborted) {
       return new DokployError(`${procedure}: interrupted`, procedure, undefined, { cause: err });
     }
-    const timedOut = err instanceof DOMException && err.name === "TimeoutError";
-    const reason = timedOut
-      ? `no answer within ${Math.round(timeoutMs / 1000)}s`
-      : redact(String((err as Error)?.message ?? err)).split("\n")[0];
     return new DokployError(
-      `cannot reach Dokploy at ${this.baseUrl} (${procedure}: ${reason}); check DOKPLOY_SERVER_URL and that the server is up`,
+      `cannot reach Dokploy at ${this.baseUrl} (${procedure}: ${
+        transportReason(err, timeoutMs)
+      }); check DOKPLOY_SERVER_URL and that the server is up`,
       procedure,
       undefined,
       { cause: err },
     );
   }
+}
+
+/** Why a request got no HTTP answer, in a few words (never the token). */
+function transportReason(err: unknown, timeoutMs: number): string {
+  const timedOut = err instanceof DOMException && err.name === "TimeoutError";
+  return timedOut
+    ? `no answer within ${Math.round(timeoutMs / 1000)}s`
+    : redact(String((err as Error)?.message ?? err)).split("\n")[0];
 }
 
 /** Empty 200 bodies are normal for some procedures; a bare string comes JSON-quoted. */

@@ -9,6 +9,7 @@ import { removeIfExists } from "../fs.ts";
 import { CLIENT_KEY, ensureKeyPair, fingerprint, HOST_KEY, writeKnownHosts } from "../ssh/keys.ts";
 import { waitForMachine } from "./boot_watch.ts";
 import { renderComposeEnv, SSH_USER } from "./compose.ts";
+import { createComposeOnce } from "./create_service.ts";
 import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateByState, resolveSshHost } from "./locate.ts";
@@ -68,14 +69,14 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   checkAborted(d.signal);
 
   d.log.info(`creating machine ${d.machine.machineId} in project "${d.config.projectName}"`);
-  const compose = await d.api.createCompose({
+  const compose = await createComposeOnce(d, {
     name: composeName(d.machine.machineId),
     appName: appNamePrefix(d.machine.machineId),
     description: machineDescription(d, sshPort),
     environmentId: project.environmentId,
     composeFile: machineComposeFile(d, clientKey.publicKey, { sshPort }),
     serverId: d.config.serverId,
-  });
+  }, claimsFrom);
   try {
     // compose.create takes no env (dokploy-openapi.json): the secret needs this update.
     await d.api.updateCompose(compose.composeId, {
@@ -123,10 +124,11 @@ async function rollbackCreate(d: MachineDeps, composeId: string): Promise<void> 
   try {
     await d.api.deleteCompose(composeId, true);
   } catch (err) {
+    // Its marker finds it again: no state.json is needed to adopt or remove it later.
     d.log.warn(
       `could not remove Dokploy service ${composeId} (${
         (err as Error).message
-      }); run 'devpod-provider-dokploy cleanup --yes'`,
+      }); the next create of machine ${d.machine.machineId} adopts it, the next delete removes it`,
     );
   }
   await removeIfExists(join(d.machine.machineFolder, STATE_FILE));

@@ -8,6 +8,10 @@ import type { Compose, Deployment, DokployApi } from "../dokploy/api.ts";
 import { DeployFailedError, InterruptedError, MachineNotReadyError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "../ssh/ready.ts";
+import { lostInOutage } from "./lost_deploy.ts";
+
+/** When the first look at a new deploy is worth its call. */
+const FIRST_POLL_MS = 250;
 
 export interface DeployWait {
   api: DokployApi;
@@ -31,10 +35,31 @@ export async function deployAndWait(
   const before = new Set(seen);
   await api.deployCompose(composeId, title);
   const started = Date.now();
+  // No deploy finishes this fast, and Dokploy adds the row only once the job starts:
+  // a poll at once would only read "queued".
+  await sleep(FIRST_POLL_MS, signal);
   let announced = "";
+  // Outages seen so far; one more means Dokploy may have restarted and lost this deploy.
+  let outagesJudged = outagesOf(api);
+  let redeployed = false;
   while (Date.now() < deadline) {
     if (signal?.aborted) throw new InterruptedError("interrupted while Dokploy was deploying");
     const mine = (await api.deployments(composeId)).find((d) => !before.has(d.deploymentId));
+    if (!redeployed && outagesOf(api) > outagesJudged) {
+      outagesJudged = outagesOf(api);
+      if (await lostInOutage(api, mine, { signal })) {
+        // Redeployed once: a second loss is for the user (READY_TIMEOUT) to see.
+        redeployed = true;
+        log.warn("Dokploy was down during the deploy and lost it; deploying again");
+        if (mine) {
+          // The lost row stays `running` forever: never wait for it again, nor on a retry.
+          before.add(mine.deploymentId);
+          seen.add(mine.deploymentId);
+        }
+        await api.deployCompose(composeId, title);
+        continue;
+      }
+    }
     const phase = mine?.status ?? "queued";
     if (phase !== announced) {
       log.info(
@@ -54,8 +79,22 @@ export async function deployAndWait(
     await sleep(Date.now() - started < 10_000 ? 250 : 1000, signal);
   }
   throw new MachineNotReadyError(
-    `Dokploy did not finish deploying the machine in time (last phase: ${announced}); raise READY_TIMEOUT or check the deploy queue in Dokploy`,
+    `Dokploy did not finish deploying the machine in time (last phase: ${
+      lastPhase(announced)
+    }); raise READY_TIMEOUT or check the deploy queue in Dokploy`,
   );
+}
+
+/** How many outages the API client rode out (0 for API fakes without a client). */
+function outagesOf(api: DokployApi): number {
+  return api.client?.outages ?? 0;
+}
+
+/** The phase for the timeout message; none seen means no deployment row ever appeared. */
+export function lastPhase(announced: string): string {
+  return announced && announced !== "queued"
+    ? announced
+    : "queued, Dokploy never started it (a Dokploy restart loses its queue: run 'devpod up' again)";
 }
 
 /**

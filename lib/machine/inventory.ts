@@ -4,7 +4,7 @@
  */
 import YAML from "yaml";
 import type { ProviderConfig } from "../config.ts";
-import type { ComposeSummary, DokployApi } from "../dokploy/api.ts";
+import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
 import { readProjectSnapshot } from "./project.ts";
 import { mapStatus } from "./status.ts";
 
@@ -13,6 +13,10 @@ export interface MachineInfo {
   composeId: string;
   appName: string;
   state: string;
+  /** Dokploy's deploy pipeline state of the service. */
+  composeStatus: ComposeStatus;
+  /** Containers Docker reports for it (0 may also be a Docker error: never alone proof). */
+  containers: number;
   sshPort: number;
   serverId: string | null;
   createdAt: string | null;
@@ -55,6 +59,8 @@ async function describe(
     composeId: c.composeId,
     appName: c.appName,
     state: "status" in verdict ? verdict.status : "Error",
+    composeStatus: c.composeStatus,
+    containers: containers.length,
     sshPort,
     serverId: c.serverId ?? null,
     createdAt: c.createdAt ?? null,

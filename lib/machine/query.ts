@@ -1,15 +1,23 @@
 /**
  * `status` as a query: two API calls with the state file (compose.one, containers),
- * three without it (the project walk finds the service by marker).
+ * three without it (the project walk finds the service by marker). Only a deploy that
+ * has been `running` for longer than a live one ever does costs more: the lost-deploy
+ * check (lost_deploy.ts), after which a lost deploy reads as Stopped so DevPod runs
+ * `start` instead of polling Busy forever.
  */
+import type { ComposeSummary, Deployment } from "../dokploy/api.ts";
 import { DeployFailedError } from "../errors.ts";
 import { deploymentsOf } from "./deploy.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateListed } from "./locate.ts";
+import { isLostDeploy, maybeLost } from "./lost_deploy.ts";
 import { type MachineStatus, mapStatus } from "./status.ts";
 
 export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
   const { compose } = await locateListed(d);
+  if (compose?.composeStatus === "running" && await newestDeployIsLost(d, compose)) {
+    return "Stopped";
+  }
   const containers = compose && compose.composeStatus !== "running"
     ? await d.api.containers(compose.appName, compose.serverId ?? null)
     : [];
@@ -22,4 +30,15 @@ export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
       tail.split("\n").filter(Boolean).slice(-4).join(" | ") || last?.errorMessage || "no log"
     }; run 'devpod up' again to retry`,
   );
+}
+
+/** Deployments come with the compose.one row (state.json path); by marker they cost a call. */
+async function newestDeployIsLost(
+  d: MachineDeps,
+  compose: ComposeSummary & { deployments?: Deployment[] | null },
+): Promise<boolean> {
+  // Without state.json the row has no deployments: read them only if the age could tell.
+  const newest = (await deploymentsOf(d.api, compose))[0];
+  return maybeLost(compose, newest) &&
+    await isLostDeploy(d.api, compose, newest, { signal: d.signal });
 }

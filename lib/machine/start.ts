@@ -12,6 +12,7 @@ import { deploymentsOf, waitDeployIdle } from "./deploy.ts";
 import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateMachine } from "./locate.ts";
+import { isLostDeploy } from "./lost_deploy.ts";
 import { machineComposeFile } from "./spec.ts";
 import type { MachineState } from "./state.ts";
 
@@ -45,12 +46,23 @@ async function ensureUp(
 ): Promise<void> {
   const clientKey = await ensureKeyPair(d.machine.machineFolder, CLIENT_KEY, "");
   const expected = machineComposeFile(d, clientKey.publicKey, state);
+  let lost = false;
   if (compose.composeStatus === "running") {
-    d.log.info("a deploy of this machine is in progress; waiting for it");
-    compose = await waitDeployIdle({ ...d, deadline }, compose) ?? compose;
+    lost = await isLostDeploy(d.api, compose, (await deploymentsOf(d.api, compose))[0], {
+      signal: d.signal,
+    });
+    if (lost) {
+      d.log.warn(
+        "the last deploy of this machine was lost (Dokploy restarted while it ran); deploying it again",
+      );
+    } else {
+      d.log.info("a deploy of this machine is in progress; waiting for it");
+      compose = await waitDeployIdle({ ...d, deadline }, compose) ?? compose;
+    }
   }
   const deployments = await deploymentsOf(d.api, compose);
-  if (!deployments.some((x) => x.status === "done") || compose.composeFile !== expected) {
+  const neverDeployed = !deployments.some((x) => x.status === "done");
+  if (lost || neverDeployed || compose.composeFile !== expected) {
     if (compose.composeFile !== expected) {
       d.log.info(
         "machine spec changed (new provider version or options); redeploying, volumes kept",

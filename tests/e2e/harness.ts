@@ -36,21 +36,50 @@ export interface World {
   close(): Promise<void>;
 }
 
-let portBase = 33000 + (Deno.pid % 50) * 100;
+const RANGE_SIZE = 40;
+const FIRST_PORT = 33000;
+const RANGE_COUNT = 500; // 33000–52999
+const RANGE_LOCKS = join(Deno.env.get("TMPDIR") ?? "/tmp", "devpod-e2e-port-ranges");
 
-/** A distinct port range per world, so parallel test files never collide. */
-function nextRange(): string {
-  const from = portBase;
-  portBase += 40;
-  return `${from}-${from + 39}`;
+/**
+ * A port range no other world holds, in this process or another test file's (they run
+ * in parallel): a lock file per range naming its owner's pid; a dead owner's is stale.
+ */
+async function claimRange(): Promise<{ range: string; release(): Promise<void> }> {
+  await Deno.mkdir(RANGE_LOCKS, { recursive: true });
+  for (let i = 0; i < RANGE_COUNT; i++) {
+    const slot = (Deno.pid + i) % RANGE_COUNT;
+    const lock = join(RANGE_LOCKS, `${slot}.pid`);
+    if (!(await tryLock(lock))) continue;
+    const from = FIRST_PORT + slot * RANGE_SIZE;
+    return {
+      range: `${from}-${from + RANGE_SIZE - 1}`,
+      release: () => Deno.remove(lock).catch(() => {}),
+    };
+  }
+  throw new Error("no free SSH port range for an e2e world");
+}
+
+async function tryLock(lock: string, staleChecked = false): Promise<boolean> {
+  try {
+    await Deno.writeTextFile(lock, String(Deno.pid), { createNew: true });
+    return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists) || staleChecked) return false;
+  }
+  const owner = Number(await Deno.readTextFile(lock).catch(() => ""));
+  if (owner > 0 && await Deno.stat(`/proc/${owner}`).then(() => true, () => false)) return false;
+  await Deno.remove(lock).catch(() => {});
+  return await tryLock(lock, true); // createNew again: one claimant wins a stale lock
 }
 
 export async function startWorld(
   opts: EmulatorOptions & { options?: Record<string, string>; entry?: string } = {},
 ): Promise<World> {
+  // Claimed first: a lock outlives a failed start only until this process exits.
+  const { range, release } = await claimRange();
   const emu = await startEmulator({ deployDelayMs: 50, ...opts });
   const root = await Deno.makeTempDir({ prefix: "devpod-e2e-" });
-  const range = nextRange();
   // DevPod's own layout, so `cleanup` can tell live machines from orphans.
   const devpodHome = join(root, "devpod");
   const folder = (id: string) => join(devpodHome, "contexts", "default", "machines", id);
@@ -90,6 +119,7 @@ export async function startWorld(
     },
     async close() {
       await emu.close();
+      await release();
       await Deno.remove(root, { recursive: true }).catch(() => {});
     },
   };

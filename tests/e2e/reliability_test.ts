@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { readState } from "../../lib/machine/state.ts";
-import { MOD, type RunResult, startWorld, type World } from "./harness.ts";
+import { orphans, spawnVerb } from "./fault_support.ts";
+import { type RunResult, startWorld, type World } from "./harness.ts";
 
 const CANARY = `dkp-CANARY-${crypto.randomUUID().replaceAll("-", "")}`;
 
@@ -39,20 +40,6 @@ async function world(extra: Parameters<typeof startWorld>[0] = {}) {
   });
 }
 
-/** Services/volumes in the emulator that no machine folder's state.json refers to. */
-async function orphans(w: World, ids: string[]): Promise<number> {
-  const known = new Set<string>();
-  for (const id of ids) {
-    const s = await readState(w.folder(id)).catch(() => null);
-    if (s) known.add(s.composeId);
-  }
-  const snap = await w.emu.snapshot();
-  const services = snap.composes.filter((c) => !known.has(c.composeId));
-  const liveVolumes = new Set(snap.composes.flatMap((c) => c.volumes));
-  const strayVolumes = snap.volumeDirs.filter((d) => ![...liveVolumes].some((v) => d.endsWith(v)));
-  return services.length + strayVolumes.length;
-}
-
 /** Files the provider wrote (machine folder) and the emulator stored (machines, volumes). */
 async function grepTree(dir: string): Promise<number> {
   let hits = 0;
@@ -77,18 +64,6 @@ function killAfter(child: Deno.ChildProcess, w: World, procedure: string, signal
     }
   }, 20);
   return () => clearInterval(timer);
-}
-
-async function spawnVerb(w: World, verb: string, id: string) {
-  await Deno.mkdir(w.folder(id), { recursive: true });
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", MOD, verb],
-    env: w.env(id),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
 }
 
 type Scenario = { name: string; run: (ev: Evidence) => Promise<Figures> };

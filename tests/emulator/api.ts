@@ -10,6 +10,7 @@ import { DROP, type HttpReply, type HttpRequest } from "./http_server.ts";
 import { operations, queryInput } from "./openapi.ts";
 import { hasProcedure, inputSchema } from "./profiles.ts";
 import { type Issue, validate } from "./schema.ts";
+import { sleepUnlessAborted } from "./sleep.ts";
 import { composeProcedures } from "./procedures/compose.ts";
 import { projectProcedures } from "./procedures/projects.ts";
 import { runtimeProcedures } from "./procedures/runtime_views.ts";
@@ -74,8 +75,9 @@ async function handle(
 
   const fault = opts.faults.take(procedure);
   if (fault) {
-    if (fault.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
-    if (fault.drop) return DROP;
+    if (fault.delayMs) await sleepUnlessAborted(fault.delayMs, req.closed);
+    // The server went down while the call waited: a dead process handles nothing.
+    if (fault.drop || req.closed.aborted) return DROP;
     if (fault.status !== undefined) {
       const body = fault.body !== undefined
         ? fault.body
@@ -85,7 +87,16 @@ async function handle(
       return json(fault.status, body);
     }
   }
+  const reply = await route(opts, req, procedure);
+  return fault?.dropAfter ? DROP : reply;
+}
 
+/** Normal handling: auth → route → content type → JSON → validation → handler. */
+async function route(
+  opts: ApiOptions,
+  req: HttpRequest,
+  procedure: string,
+): Promise<HttpReply> {
   if (procedure === "health" && req.method === "GET") return json(200, { ok: true });
   if (!authorized(opts, req.headers)) return json(401, { message: "Unauthorized" });
 

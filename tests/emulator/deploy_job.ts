@@ -2,6 +2,10 @@
  * The compose deploy pipeline as Dokploy's queue worker runs it: a deployment row
  * (running), the files written, `docker compose up -d`, then done or error, with a
  * deployment log that reads like the real one.
+ *
+ * A job whose Dokploy restarts under it (`lost`) is lost the way Dokploy loses it: the
+ * deployment row and the service's composeStatus stay `running` forever, the log stops
+ * growing, and if `docker compose up` had not started yet there is no container.
  */
 import { composeApp, writeComposeFiles } from "./compose_files.ts";
 import type { Ctx } from "./context.ts";
@@ -18,21 +22,26 @@ export function queueDeploy(
   description?: string,
 ): void {
   const key = compose.serverId ?? "dokploy-host";
-  ctx.queues.enqueue(key, () => runDeploy(ctx, compose.composeId, kind, title, description));
+  ctx.queues.enqueue(
+    key,
+    (lost) => runDeploy(ctx, lost, compose.composeId, kind, title, description),
+  );
 }
 
 async function runDeploy(
   ctx: Ctx,
+  lost: AbortSignal,
   composeId: string,
   kind: DeployKind,
   title?: string,
   description?: string,
 ): Promise<void> {
   const compose = ctx.store.composes.get(composeId);
-  if (!compose || ctx.shutdown.aborted) return;
+  if (!compose || ctx.shutdown.aborted || lost.aborted) return;
   const { appName } = compose;
   const logDir = `${ctx.dataDir}/logs/${appName}`;
   await Deno.mkdir(logDir, { recursive: true });
+  if (lost.aborted) return;
   const deployment: DeploymentRow = {
     deploymentId: newId(),
     title: title ?? (kind === "deploy" ? "Manual deployment" : "Rebuild deployment"),
@@ -56,8 +65,10 @@ async function runDeploy(
   };
   ctx.store.deployments.set(deployment.deploymentId, deployment);
   compose.composeStatus = "running";
-  const log = (line: string) =>
-    Deno.writeTextFileSync(deployment.logPath, `${line}\n`, { append: true });
+  // The log is the output pipe of Dokploy's process: it dies with it.
+  const log = (line: string) => {
+    if (!lost.aborted) Deno.writeTextFileSync(deployment.logPath, `${line}\n`, { append: true });
+  };
 
   const command = `compose -p ${appName} -f docker-compose.yml up -d --build --remove-orphans`;
   let ok = false;
@@ -66,7 +77,9 @@ async function runDeploy(
     const app = composeApp(ctx, compose);
     await writeComposeFiles(app, compose);
     // Queue wait and image work of a real server, in short (the real engine takes its own).
-    await abortableSleep(ctx.deployDelayMs, ctx.shutdown);
+    await abortableSleep(ctx.deployDelayMs, AbortSignal.any([ctx.shutdown, lost]));
+    if (lost.aborted) return;
+    // Once `docker compose up` runs, the engine finishes it even if Dokploy dies.
     await ctx.runtime.deploy(app, log);
     log("Docker Compose Deployed: ✅");
     ok = true;
@@ -74,6 +87,7 @@ async function runDeploy(
     log((e as Error).message);
     log("Error: ❌ Docker command failed");
   }
+  if (lost.aborted) return; // nobody is left to record the outcome
   deployment.status = ok ? "done" : "error";
   deployment.finishedAt = now();
   compose.composeStatus = ok ? "done" : "error";

@@ -9,10 +9,20 @@ export interface FaultRule {
   body?: unknown;
   /** Wait this long first; alone, the call is then handled normally (a slow server). */
   delayMs?: number;
-  /** Close the TCP connection without any answer. */
+  /** Close the TCP connection without any answer (the call is not handled). */
   drop?: boolean;
+  /**
+   * Handle the call fully (its effects happen), then close the connection without
+   * answering: the client cannot tell whether it took effect.
+   */
+  dropAfter?: boolean;
   /** How many calls this rule applies to; default 1, Infinity allowed. */
   times?: number;
+  /**
+   * Called when a call matches, before anything else: pins a moment in a client's run
+   * (with `delayMs`, e.g. to restart the emulator while this call is in flight).
+   */
+  onMatch?: (procedure: string) => void;
 }
 
 export class FaultController {
@@ -35,6 +45,7 @@ export class FaultController {
     if (!entry) return undefined;
     entry.left--;
     if (entry.left <= 0) this.#rules = this.#rules.filter((e) => e !== entry);
+    entry.rule.onMatch?.(procedure);
     return entry.rule;
   }
 }

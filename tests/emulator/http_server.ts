@@ -2,6 +2,8 @@
  * A minimal HTTP/1.1 server on a raw TCP listener. `Deno.serve` cannot abort a
  * connection without answering, and fault injection needs exactly that ("drop"):
  * here a handler may return DROP and the socket is closed with no response.
+ * close() drops every open connection, answered or not (a server process dying), and
+ * tells handlers still at work through `HttpRequest.closed`.
  */
 
 export const DROP = Symbol("drop");
@@ -14,6 +16,8 @@ export interface HttpRequest {
   /** Header names lower-cased. */
   headers: Record<string, string>;
   body: Uint8Array;
+  /** Aborted when the server closes while this request is being handled. */
+  closed: AbortSignal;
 }
 
 export interface HttpReply {
@@ -59,6 +63,7 @@ export function serveHttp(
   const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
+  const closing = new AbortController();
   let closed = false;
 
   const acceptLoop = (async () => {
@@ -70,7 +75,7 @@ export function serveHttp(
         break; // listener closed
       }
       conns.add(conn);
-      const task = serveConn(conn, handler).finally(() => {
+      const task = serveConn(conn, handler, closing.signal).finally(() => {
         conns.delete(conn);
         tasks.delete(task);
       });
@@ -78,15 +83,18 @@ export function serveHttp(
     }
   })();
 
+  let stopped: Promise<void> | undefined;
   return {
     port: (listener.addr as Deno.NetAddr).port,
-    async close() {
-      closed = true;
-      listener.close();
-      for (const c of conns) safeClose(c);
-      await acceptLoop;
-      await Promise.allSettled([...tasks]);
-    },
+    close: () =>
+      stopped ??= (async () => {
+        closed = true;
+        closing.abort();
+        listener.close();
+        for (const c of conns) safeClose(c);
+        await acceptLoop;
+        await Promise.allSettled([...tasks]);
+      })(),
   };
 }
 
@@ -98,13 +106,17 @@ function safeClose(conn: Deno.Conn) {
   }
 }
 
-async function serveConn(conn: Deno.Conn, handler: HttpHandler): Promise<void> {
+async function serveConn(
+  conn: Deno.Conn,
+  handler: HttpHandler,
+  closed: AbortSignal,
+): Promise<void> {
   const reader = new ConnReader(conn);
   try {
     while (true) {
       const head = await reader.readHead();
       if (head === null) return;
-      const req = parseHead(head);
+      const req = parseHead(head, closed);
       if (!req) {
         await writeAll(conn, renderReply({ status: 400, body: "Bad Request" }, false));
         return;
@@ -126,7 +138,7 @@ async function serveConn(conn: Deno.Conn, handler: HttpHandler): Promise<void> {
   }
 }
 
-function parseHead(head: string): HttpRequest | null {
+function parseHead(head: string, closed: AbortSignal): HttpRequest | null {
   const lines = head.split("\r\n");
   const [method, target, version] = lines[0].split(" ");
   if (!method || !target || !version?.startsWith("HTTP/1.")) return null;
@@ -143,6 +155,7 @@ function parseHead(head: string): HttpRequest | null {
     query: url.searchParams,
     headers,
     body: new Uint8Array(),
+    closed,
   };
 }
 

@@ -20,12 +20,13 @@ import { composeSummary } from "./procedures/projects.ts";
 import type { Ctx } from "./context.ts";
 import { DeployQueues } from "./deploy_queue.ts";
 import { FaultController, type FaultRule } from "./faults.ts";
-import { serveHttp } from "./http_server.ts";
+import { type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
 import { DockerRuntime } from "./machine/docker_runtime.ts";
 import { HostRuntime } from "./machine/host_runtime.ts";
 import type { Engine } from "../engine/engine.ts";
 import type { MachineRuntime } from "./machine/runtime.ts";
 import { type DokployVersion, profileFor } from "./profiles.ts";
+import { sleepUnlessAborted } from "./sleep.ts";
 import { newId, now, ORGANIZATION_ID, Store } from "./store.ts";
 
 export type { DokployVersion, FaultRule, RecordedRequest };
@@ -92,6 +93,19 @@ export interface Emulator {
   requests: RecordedRequest[];
   /** Resolves when the deploy queues are empty. */
   waitIdle(timeoutMs?: number): Promise<void>;
+  /**
+   * Simulates a Dokploy restart: the listener closes (new connections are refused,
+   * requests in flight lose their connection unanswered), every queued and running
+   * deploy is lost the way Dokploy loses it (see deploy_job.ts), the store (Postgres)
+   * and the machines (Docker) are kept, and after `downMs` (default 3000) it listens
+   * again on the same port. Resolves then; a second call while down joins the first.
+   */
+  restart(opts?: { downMs?: number }): Promise<void>;
+  /**
+   * Moves every service's and deployment's timestamps `ms` into the past: a deploy lost
+   * long ago, without the wait (the provider tells lost deploys by their age).
+   */
+  backdate(ms: number): void;
   /** Stops the HTTP server and every machine, and waits for their processes to exit. */
   close(): Promise<void>;
 }
@@ -139,30 +153,45 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   };
   const faults = new FaultController();
   const requests: RecordedRequest[] = [];
-  const server = serveHttp(
-    { hostname: "127.0.0.1", port: opts.port ?? 0 },
-    createApiHandler({
-      ctx,
-      token,
-      faults,
-      requests,
-      latencyMs: opts.latencyMs ?? 0,
-      log: opts.log,
-    }),
-  );
+  const handler = createApiHandler({
+    ctx,
+    token,
+    faults,
+    requests,
+    latencyMs: opts.latencyMs ?? 0,
+    log: opts.log,
+  });
+  let server = serveHttp({ hostname: "127.0.0.1", port: opts.port ?? 0 }, handler);
+  const port = server.port;
+  /** Servers of earlier lifetimes, still letting their dropped requests unwind. */
+  const stopped: Promise<void>[] = [];
+
+  let restarting: Promise<void> | undefined;
+  const restart = ({ downMs = 3000 } = {}) =>
+    restarting ??= (async () => {
+      // close() shuts the listener and drops connections synchronously; handlers that
+      // are still at work see `closed` and answer nothing.
+      stopped.push(server.close());
+      queues.abandon();
+      await sleepUnlessAborted(downMs, shutdown.signal);
+      if (!shutdown.signal.aborted) server = await listenAgain(port, handler);
+    })().finally(() => restarting = undefined);
 
   let closing: Promise<void> | undefined;
   const close = () =>
     closing ??= (async () => {
       shutdown.abort();
+      await restarting?.catch(() => {});
       await server.close();
-      await queues.waitIdle(15_000).catch(() => {});
+      await Promise.allSettled(stopped);
+      // Lost deploys too: a `docker compose up` they started must end before the runtime.
+      await queues.settle(15_000);
       await runtime.close();
       if (ownDataDir) await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     })();
 
   return {
-    url: `http://127.0.0.1:${server.port}`,
+    url: `http://127.0.0.1:${port}`,
     token,
     dataDir,
     faults,
@@ -170,8 +199,32 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     runtime: runtime.kind,
     snapshot: () => snapshot(ctx),
     waitIdle: (timeoutMs) => queues.waitIdle(timeoutMs),
+    restart,
+    backdate: (ms) => backdate(store, ms),
     close,
   };
+}
+
+function backdate(store: Store, ms: number): void {
+  const earlier = (iso: string) => new Date(Date.parse(iso) - ms).toISOString();
+  for (const c of store.composes.values()) c.createdAt = earlier(c.createdAt);
+  for (const d of store.deployments.values()) {
+    d.createdAt = earlier(d.createdAt);
+    if (d.startedAt) d.startedAt = earlier(d.startedAt);
+    if (d.finishedAt) d.finishedAt = earlier(d.finishedAt);
+  }
+}
+
+/** The same port again; the old socket may linger a moment, so a few tries (bounded). */
+async function listenAgain(port: number, handler: HttpHandler): Promise<HttpServer> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return serveHttp({ hostname: "127.0.0.1", port }, handler);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AddrInUse) || attempt >= 50) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }
 
 async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
