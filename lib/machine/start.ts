@@ -37,6 +37,9 @@ export async function upExisting(
   await ensureUp(d, state ?? await readopt(d, compose), compose, deadline);
 }
 
+/** How often a wait for someone else's deploy asks again whether it was lost. */
+const LOST_RECHECK_MS = 15_000;
+
 /** Brings an existing machine up: redeploy when its spec changed, else compose start. */
 async function ensureUp(
   d: MachineDeps,
@@ -47,18 +50,23 @@ async function ensureUp(
   const clientKey = await ensureKeyPair(d.machine.machineFolder, CLIENT_KEY, "");
   const expected = machineComposeFile(d, clientKey.publicKey, state);
   let lost = false;
-  if (compose.composeStatus === "running") {
-    lost = await isLostDeploy(d.api, compose, (await deploymentsOf(d.api, compose))[0], {
-      signal: d.signal,
-    });
+  let announced = false;
+  // A deploy in progress is waited for; one that turns out lost (Dokploy restarted while
+  // it ran: it reads `running` for ever) is deployed again. The lost test is free while
+  // the deploy is young, so it is asked again between short waits.
+  while (compose.composeStatus === "running" && Date.now() < deadline) {
+    const newest = (await deploymentsOf(d.api, compose))[0];
+    lost = await isLostDeploy(d.api, compose, newest, { signal: d.signal });
     if (lost) {
       d.log.warn(
         "the last deploy of this machine was lost (Dokploy restarted while it ran); deploying it again",
       );
-    } else {
-      d.log.info("a deploy of this machine is in progress; waiting for it");
-      compose = await waitDeployIdle({ ...d, deadline }, compose) ?? compose;
+      break;
     }
+    if (!announced) d.log.info("a deploy of this machine is in progress; waiting for it");
+    announced = true;
+    const slice = Math.min(deadline, Date.now() + LOST_RECHECK_MS);
+    compose = await waitDeployIdle({ ...d, deadline: slice }, compose) ?? compose;
   }
   const deployments = await deploymentsOf(d.api, compose);
   const neverDeployed = !deployments.some((x) => x.status === "done");

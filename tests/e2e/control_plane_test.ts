@@ -299,6 +299,49 @@ for (const recover of ["start", "create"]) {
   );
 }
 
+/**
+ * `start` right after the restart: the lost deploy is still young, so start waits for it
+ * as for a live one — and must notice once it ages past the threshold, not wait out
+ * READY_TIMEOUT.
+ */
+scenario(
+  "lost deploy still young: start waits, then notices and redeploys",
+  { restarts: 1, lostDeploys: 1 },
+  async () => {
+    const w = await world(5000);
+    try {
+      const child = await spawnVerb(w, "create", "young");
+      const restart = restartDuring(w, "deployment.allByCompose", () => {
+        child.kill("SIGKILL");
+        return deployStarted(w);
+      });
+      await child.output();
+      await restart.happened();
+      const before = w.emu.requests.length;
+      const start = await spawnVerb(w, "start", "young");
+      const output = start.output();
+      // Start is now waiting on the "running" deploy; later the deploy is old.
+      await waitFor(
+        "start to wait on the deploy",
+        () => w.emu.requests.slice(before).filter((q) => q.procedure === "compose.one").length >= 2,
+        30_000,
+      );
+      w.emu.backdate(LONG_AGO_MS);
+      const done = await output;
+      const stderr = new TextDecoder().decode(done.stderr);
+      assert.equal(done.code, 0, stderr);
+      assert.match(stderr, /in progress; waiting for it/);
+      assert.match(stderr, /was lost .*deploying it again/);
+      const deploys = w.emu.requests.slice(before)
+        .filter((q) => /^compose\.(re)?deploy$/.test(q.procedure));
+      assert.equal(deploys.length, 1, "redeployed once");
+      return await usableThenDeleted(w, "young");
+    } finally {
+      await w.close();
+    }
+  },
+);
+
 Deno.test({
   name: "control plane: Dokploy restarts, bursts and dropped answers, with figures",
   sanitizeOps: false,
