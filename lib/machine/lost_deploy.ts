@@ -4,10 +4,11 @@
  * composeStatus. Such a deploy is lost when every signal agrees:
  *
  * - it is older than LOST_DEPLOY_AGE_MS — a live deploy is much younger;
- * - the service has no container — a deploy that got anywhere made one (but [] is
- *   also Dokploy's answer to any Docker error, so this alone proves nothing);
  * - its log does not grow across two reads LOG_STILL_GAP_MS apart — a live deploy
  *   writes while it works.
+ * A container says nothing either way: `docker compose up` may have finished before
+ * Dokploy died (the machine runs, the row says `running` for ever), and an old one keeps
+ * running while a redeploy that never started waits in a lost queue.
  */
 import type { ComposeSummary, Deployment, DokployApi } from "../dokploy/api.ts";
 import { sleep } from "../ssh/ready.ts";
@@ -48,17 +49,13 @@ export function maybeLost(
 /** True when the newest deploy of `compose` is lost (see above); false on any doubt. */
 export async function isLostDeploy(
   api: DokployApi,
-  compose: Pick<ComposeSummary, "composeId" | "composeStatus" | "appName" | "serverId">,
+  compose: Pick<ComposeSummary, "composeStatus">,
   newest: Deployment | undefined,
   opts: LostDeployOptions = {},
 ): Promise<boolean> {
   if (!maybeLost(compose, newest, opts.now)) return false;
   try {
-    const [containers, before] = await Promise.all([
-      api.containers(compose.appName, compose.serverId ?? null),
-      api.deploymentLog(newest.deploymentId, 20),
-    ]);
-    if (containers.length > 0) return false;
+    const before = await api.deploymentLog(newest.deploymentId, 20);
     await sleep(opts.gapMs ?? LOG_STILL_GAP_MS, opts.signal);
     return (await api.deploymentLog(newest.deploymentId, 20)) === before;
   } catch {

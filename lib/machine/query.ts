@@ -2,8 +2,8 @@
  * `status` as a query: two API calls with the state file (compose.one, containers),
  * three without it (the project walk finds the service by marker). Only a deploy that
  * has been `running` for longer than a live one ever does costs more: the lost-deploy
- * check (lost_deploy.ts), after which a lost deploy reads as Stopped so DevPod runs
- * `start` instead of polling Busy forever.
+ * check (lost_deploy.ts), after which a lost deploy reads as what its containers say —
+ * Running, or Stopped so DevPod runs `start` — instead of Busy for ever.
  */
 import type { ComposeSummary, Deployment } from "../dokploy/api.ts";
 import { DeployFailedError } from "../errors.ts";
@@ -15,13 +15,13 @@ import { type MachineStatus, mapStatus } from "./status.ts";
 
 export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
   const { compose } = await locateListed(d);
-  if (compose?.composeStatus === "running" && await newestDeployIsLost(d, compose)) {
-    return "Stopped";
-  }
-  const containers = compose && compose.composeStatus !== "running"
+  // A lost deploy is no deploy in progress: the containers say what the machine is.
+  const deploying = compose?.composeStatus === "running" && !await newestDeployIsLost(d, compose);
+  const containers = compose && !deploying
     ? await d.api.containers(compose.appName, compose.serverId ?? null)
     : [];
-  const verdict = mapStatus(compose, containers);
+  const lost = compose?.composeStatus === "running" && !deploying;
+  const verdict = mapStatus(lost ? { composeStatus: "idle" } : compose, containers);
   if ("status" in verdict) return verdict.status;
   const last = (await deploymentsOf(d.api, compose!))[0];
   const tail = last ? await d.api.deploymentLog(last.deploymentId, 10).catch(() => "") : "";

@@ -342,6 +342,40 @@ scenario(
   },
 );
 
+/**
+ * A redeploy lost before its `docker compose up`: the machine from the earlier deploy
+ * still runs, and Dokploy says `running` for ever. Status must say Running (not Busy for
+ * ever), and start must deploy it again once and work.
+ */
+scenario(
+  "lost redeploy next to a running machine: status Running, start redeploys",
+  { restarts: 1, lostDeploys: 1 },
+  async () => {
+    const w = await world(5000);
+    try {
+      await created(w, "beside");
+      const [{ composeId }] = (await w.emu.snapshot()).composes;
+      await ok(w.emu, "POST", "compose.redeploy", { composeId });
+      await deployStarted(w);
+      await w.emu.restart({ downMs: DOWN_MS });
+      w.emu.backdate(LONG_AGO_MS);
+      const [row] = (await w.emu.snapshot()).composes;
+      assert.equal(row.composeStatus, "running", "Dokploy still says running");
+      assert.equal(row.container.state, "running", "the machine runs");
+      await assertStatus(w, "beside", "Running");
+      const before = w.emu.requests.length;
+      const start = await run(w, "start", "beside");
+      assert.equal(start.code, 0, start.stderr);
+      const deploys = w.emu.requests.slice(before)
+        .filter((q) => /^compose\.(re)?deploy$/.test(q.procedure));
+      assert.equal(deploys.length, 1, "redeployed once");
+      return await usableThenDeleted(w, "beside");
+    } finally {
+      await w.close();
+    }
+  },
+);
+
 Deno.test({
   name: "control plane: Dokploy restarts, bursts and dropped answers, with figures",
   sanitizeOps: false,
