@@ -7,14 +7,13 @@ import { join } from "node:path";
 import { readState } from "../lib/machine/state.ts";
 import { sshArgv } from "../lib/ssh/argv.ts";
 import { dockerCompose } from "../tests/emulator/machine/compose_command.ts";
+import { SERVER_PATH as PATH } from "../tests/emulator/machine/runtime.ts";
 import type { Engine } from "../tests/engine/engine.ts";
 import type { TestImages } from "../tests/engine/images.ts";
 import { startWorld } from "../tests/e2e/harness.ts";
 import { median, time } from "./bench_stats.ts";
 
 type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
-
-const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /** ssh `true` until it succeeds: the least any "ready" can mean. */
 async function sshUntilReady(argv: string[], timeoutMs = 60_000): Promise<void> {

@@ -53,15 +53,7 @@ export async function isLostDeploy(
   newest: Deployment | undefined,
   opts: LostDeployOptions = {},
 ): Promise<boolean> {
-  if (!maybeLost(compose, newest, opts.now)) return false;
-  try {
-    const before = await api.deploymentLog(newest.deploymentId, 20);
-    await sleep(opts.gapMs ?? LOG_STILL_GAP_MS, opts.signal);
-    return (await api.deploymentLog(newest.deploymentId, 20)) === before;
-  } catch {
-    // Cannot tell (Dokploy still flaky): a deploy we cannot judge is not declared lost.
-    return false;
-  }
+  return maybeLost(compose, newest, opts.now) && await logStandsStill(api, newest, opts);
 }
 
 /**
@@ -76,12 +68,21 @@ export async function lostInOutage(
   opts: Omit<LostDeployOptions, "now"> = {},
 ): Promise<boolean> {
   if (!mine) return true;
-  if (mine.status !== "running") return false;
+  return mine.status === "running" && await logStandsStill(api, mine, opts);
+}
+
+/** The deploy's log tail is the same across LOG_STILL_GAP_MS: nothing is working on it. */
+async function logStandsStill(
+  api: DokployApi,
+  deploy: Deployment,
+  opts: Omit<LostDeployOptions, "now">,
+): Promise<boolean> {
   try {
-    const before = await api.deploymentLog(mine.deploymentId, 20);
+    const before = await api.deploymentLog(deploy.deploymentId, 20);
     await sleep(opts.gapMs ?? LOG_STILL_GAP_MS, opts.signal);
-    return (await api.deploymentLog(mine.deploymentId, 20)) === before;
+    return (await api.deploymentLog(deploy.deploymentId, 20)) === before;
   } catch {
+    // Cannot tell (Dokploy still flaky): a deploy we cannot judge is not declared lost.
     return false;
   }
 }

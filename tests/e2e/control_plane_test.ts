@@ -141,6 +141,24 @@ async function assertLostDeployLeft(w: World) {
   assert.ok(statuses.includes("done"), `not redeployed: ${statuses}`);
 }
 
+/**
+ * A create killed while its deploy runs, Dokploy restarting then: the deploy is lost
+ * (its row `running` for ever, no container), as a user's interrupted `devpod up` leaves it.
+ */
+async function createLosingItsDeploy(w: World, id: string) {
+  const child = await spawnVerb(w, "create", id);
+  const restart = restartDuring(w, "deployment.allByCompose", () => {
+    child.kill("SIGKILL");
+    return deployStarted(w);
+  });
+  await child.output();
+  await restart.happened();
+}
+
+/** Deploys and redeploys asked of Dokploy since request number `before`. */
+const deploysSince = (w: World, before: number) =>
+  w.emu.requests.slice(before).filter((q) => /^compose\.(re)?deploy$/.test(q.procedure)).length;
+
 async function created(w: World, id: string) {
   const r = await run(w, "create", id);
   assert.equal(r.code, 0, r.stderr);
@@ -273,13 +291,7 @@ for (const recover of ["start", "create"]) {
     async () => {
       const w = await world(5000);
       try {
-        const child = await spawnVerb(w, "create", "lost");
-        const restart = restartDuring(w, "deployment.allByCompose", () => {
-          child.kill("SIGKILL");
-          return deployStarted(w);
-        });
-        await child.output();
-        await restart.happened();
+        await createLosingItsDeploy(w, "lost");
         w.emu.backdate(LONG_AGO_MS);
         const [lostRow] = (await w.emu.snapshot()).composes;
         assert.equal(lostRow.composeStatus, "running", "Dokploy still says running");
@@ -288,9 +300,7 @@ for (const recover of ["start", "create"]) {
         const before = w.emu.requests.length;
         const r = await run(w, recover, "lost");
         assert.equal(r.code, 0, r.stderr);
-        const deploys = w.emu.requests.slice(before)
-          .filter((q) => /^compose\.(re)?deploy$/.test(q.procedure));
-        assert.equal(deploys.length, 1, "redeployed once");
+        assert.equal(deploysSince(w, before), 1, "redeployed once");
         return await usableThenDeleted(w, "lost");
       } finally {
         await w.close();
@@ -310,13 +320,7 @@ scenario(
   async () => {
     const w = await world(5000);
     try {
-      const child = await spawnVerb(w, "create", "young");
-      const restart = restartDuring(w, "deployment.allByCompose", () => {
-        child.kill("SIGKILL");
-        return deployStarted(w);
-      });
-      await child.output();
-      await restart.happened();
+      await createLosingItsDeploy(w, "young");
       const before = w.emu.requests.length;
       const start = await spawnVerb(w, "start", "young");
       const output = start.output();
@@ -332,9 +336,7 @@ scenario(
       assert.equal(done.code, 0, stderr);
       assert.match(stderr, /in progress; waiting for it/);
       assert.match(stderr, /was lost .*deploying it again/);
-      const deploys = w.emu.requests.slice(before)
-        .filter((q) => /^compose\.(re)?deploy$/.test(q.procedure));
-      assert.equal(deploys.length, 1, "redeployed once");
+      assert.equal(deploysSince(w, before), 1, "redeployed once");
       return await usableThenDeleted(w, "young");
     } finally {
       await w.close();
@@ -366,9 +368,7 @@ scenario(
       const before = w.emu.requests.length;
       const start = await run(w, "start", "beside");
       assert.equal(start.code, 0, start.stderr);
-      const deploys = w.emu.requests.slice(before)
-        .filter((q) => /^compose\.(re)?deploy$/.test(q.procedure));
-      assert.equal(deploys.length, 1, "redeployed once");
+      assert.equal(deploysSince(w, before), 1, "redeployed once");
       return await usableThenDeleted(w, "beside");
     } finally {
       await w.close();

@@ -16,9 +16,9 @@ import {
   MachineError,
   type MachineRuntime,
   type MachineView,
+  SERVER_PATH as PATH,
 } from "./runtime.ts";
 
-const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const PROJECT_LABEL = "com.docker.compose.project";
 /** Dokploy's format for `docker.getContainersByAppNameMatch`. */
 const PS_FORMAT =

@@ -12,6 +12,9 @@ export interface ComposeApp {
   dir: string;
 }
 
+/** The PATH Dokploy's `env -i PATH="$PATH" docker compose …` hands on (a server's default). */
+export const SERVER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 export const codeDir = (app: ComposeApp) => `${app.dir}/code`;
 
 /** One line of `docker ps -a` as Dokploy parses it for `docker.getContainersByAppNameMatch`. */
