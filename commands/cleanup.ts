@@ -1,24 +1,38 @@
 /**
  * `cleanup`: finds orphans — Dokploy services marked as this provider's machines
  * whose DevPod machine folder no longer exists — and, separately, stalled machines
- * (folder still there, but no container and no deploy in progress). With --yes it
- * deletes both: orphans with their volumes, stalled ones keeping their volumes, since
- * DevPod still knows them. A dry run by default: deleting is asked for.
+ * (folder still there, but no container and no deploy in progress), and shared image
+ * caches no machine on their server needs any more. With --yes it deletes them:
+ * orphans with their volumes, stalled ones keeping their volumes, since DevPod still
+ * knows them, unused caches with their storage (public images, fetched again on
+ * demand). A dry run by default: deleting is asked for.
  */
+import { listImageCaches } from "../lib/cache/inventory.ts";
+import { serverKey } from "../lib/cache/spec.ts";
 import type { CommandContext } from "../lib/context.ts";
 import { dokployFromContext } from "../lib/dokploy_context.ts";
 import { devpodHome, localMachineIds } from "../lib/devpod_home.ts";
-import { listMachines, type MachineInfo } from "../lib/machine/inventory.ts";
+import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
+import { readProjectSnapshot } from "../lib/machine/project.ts";
 import { stalledMachines } from "../lib/machine/stalled.ts";
 
 export async function run(ctx: CommandContext, opts: { yes?: boolean }): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
   const home = devpodHome(ctx.env);
   const known = await localMachineIds(home);
-  const machines = await listMachines(api, config);
+  const snapshot = await readProjectSnapshot(api, config.projectName);
+  const [machines, caches] = await Promise.all([
+    machinesIn(api, snapshot),
+    listImageCaches(api, snapshot),
+  ]);
   const orphans = machines.filter((m) => !known.has(m.machineId));
   const stalled = await stalledMachines(api, machines, known);
-  if (orphans.length === 0 && stalled.length === 0) {
+  // A cache is kept while a machine DevPod knows lives on its server (stalled ones too:
+  // they come back); orphans deleted now do not count.
+  const unusedCaches = caches.filter((c) =>
+    !machines.some((m) => known.has(m.machineId) && m.serverId === c.serverId)
+  );
+  if (orphans.length === 0 && stalled.length === 0 && unusedCaches.length === 0) {
     await ctx.stdout(`no orphaned machines (DevPod home ${home})\n`);
     return 0;
   }
@@ -32,6 +46,16 @@ export async function run(ctx: CommandContext, opts: { yes?: boolean }): Promise
   };
   for (const m of orphans) await act(m, "orphan", !config.keepVolumes);
   for (const m of stalled) await act(m, "stalled", false);
+  for (const c of unusedCaches) {
+    if (opts.yes) {
+      await api.deleteCompose(c.composeId, true);
+      await ctx.stdout(`deleted image cache ${c.appName} (server ${serverKey(c.serverId)})\n`);
+    } else {
+      await ctx.stdout(
+        `unused image cache ${c.appName} (server ${serverKey(c.serverId)}, ${c.state})\n`,
+      );
+    }
+  }
   if (!opts.yes) {
     if (orphans.length) {
       await ctx.stdout(
@@ -41,6 +65,11 @@ export async function run(ctx: CommandContext, opts: { yes?: boolean }): Promise
     if (stalled.length) {
       await ctx.stdout(
         `${stalled.length} stalled machine(s) (DevPod has their folder, Dokploy has no container and no deploy running); run again with --yes to delete their services, volumes kept\n`,
+      );
+    }
+    if (unusedCaches.length) {
+      await ctx.stdout(
+        `${unusedCaches.length} image cache(s) no machine needs; run again with --yes to delete them and the public images they store (the next machine on that server makes a new one)\n`,
       );
     }
   }

@@ -1,19 +1,22 @@
 /**
  * `doctor`: checks everything a working setup needs, one line each, with the fix
  * for what fails — options, server, API key, version, project, remote server,
- * local OpenSSH, and that machines' SSH ports are reachable from here.
+ * the shared image cache of each server, local OpenSSH, and that machines' SSH ports
+ * are reachable from here.
  */
 import { loadConfig } from "../lib/config.ts";
 import type { CommandContext } from "../lib/context.ts";
 import { DokployApi } from "../lib/dokploy/api.ts";
 import { DokployClient } from "../lib/dokploy/client.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
-import { listMachines } from "../lib/machine/inventory.ts";
+import { machinesIn } from "../lib/machine/inventory.ts";
+import { readProjectSnapshot } from "../lib/machine/project.ts";
+import { checkImageCaches } from "../lib/cache/doctor.ts";
 import { resolveSshHost } from "../lib/machine/locate.ts";
 import { childEnv } from "../lib/process.ts";
 import { tcpOpen } from "../lib/ssh/ready.ts";
 
-type Check = { ok: boolean; name: string; detail: string };
+import type { Check } from "../lib/cache/doctor.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
   const checks: Check[] = [];
@@ -90,8 +93,11 @@ export async function run(ctx: CommandContext): Promise<number> {
       }
       return `${s.name} (${s.ipAddress})`;
     });
+    const snapshot = await readProjectSnapshot(api, config.projectName).catch(() => null);
+    if (snapshot) await checkImageCaches(config, api, snapshot, report);
     await attempt("machine SSH ports", async () => {
-      const running = (await listMachines(api, config)).filter((m) => m.state === "Running");
+      if (!snapshot) throw new Error("the project could not be read; run doctor again");
+      const running = (await machinesIn(api, snapshot)).filter((m) => m.state === "Running");
       if (running.length === 0) return "no running machine to probe";
       const host = await resolveSshHost(api, config);
       const closed = [];

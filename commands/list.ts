@@ -1,29 +1,61 @@
-/** `list`: this provider's machines on the Dokploy server (a table, or --json). */
+/**
+ * `list`: this provider's machines on the Dokploy server and, apart from them, the
+ * shared image cache of each server (a table, or --json).
+ */
+import { formatKiB, type ImageCacheInfo, listImageCaches } from "../lib/cache/inventory.ts";
+import { serverKey } from "../lib/cache/spec.ts";
 import type { CommandContext } from "../lib/context.ts";
 import { dokployFromContext } from "../lib/dokploy_context.ts";
-import { listMachines, type MachineInfo } from "../lib/machine/inventory.ts";
+import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
+import { readProjectSnapshot } from "../lib/machine/project.ts";
 
 export async function run(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
-  const machines = await listMachines(api, config);
-  await ctx.stdout(opts.json ? JSON.stringify(machines, null, 2) + "\n" : formatTable(machines));
+  const snapshot = await readProjectSnapshot(api, config.projectName);
+  const [machines, imageCaches] = await Promise.all([
+    machinesIn(api, snapshot),
+    listImageCaches(api, snapshot),
+  ]);
+  await ctx.stdout(
+    opts.json
+      ? JSON.stringify({ machines, imageCaches }, null, 2) + "\n"
+      : formatTable(machines) + formatCaches(imageCaches),
+  );
   return 0;
 }
 
 export function formatTable(machines: MachineInfo[], now = Date.now()): string {
   if (machines.length === 0) return "no machines\n";
-  const rows = [
+  return table([
     ["MACHINE", "STATE", "SIZE", "SERVER", "PORT", "AGE", "OWNER"],
     ...machines.map((m) => [
       m.machineId,
       m.state,
       m.cpus && m.memory ? `${m.cpus} CPU/${m.memory}` : "-",
-      m.serverId ?? "local",
+      serverKey(m.serverId),
       String(m.sshPort),
       m.createdAt ? age(now - Date.parse(m.createdAt)) : "-",
       m.owner ?? "-",
     ]),
-  ];
+  ]);
+}
+
+/** Below the machines, after a blank line; nothing when no server has a cache. */
+export function formatCaches(caches: ImageCacheInfo[]): string {
+  if (caches.length === 0) return "";
+  return "\n" + table([
+    ["IMAGE CACHE", "STATE", "STORED", "SERVER", "MACHINES"],
+    ...caches.map((c) => [
+      c.appName,
+      c.state,
+      c.sizeKiB === null ? "-" : formatKiB(c.sizeKiB),
+      serverKey(c.serverId),
+      String(c.machines),
+    ]),
+  ]);
+}
+
+function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") +
     "\n";

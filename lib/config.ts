@@ -31,6 +31,11 @@ export interface ProviderConfig {
   sshHost: string | null;
   sshPortRange: PortRange;
   dokployNetwork: boolean;
+  /** IMAGE_CACHE: a shared pull-through cache per server, used by dind machines. */
+  imageCache: boolean;
+  imageCacheImage: string;
+  /** Normalised: no trailing slash. */
+  imageCacheUpstream: string;
   sshReuseConnections: boolean;
   agentPath: string;
   agentUrl: string | null;
@@ -149,10 +154,25 @@ const parsers = {
     }
     return mib;
   }),
-  MACHINE_IMAGE: z.string().min(1, "must not be empty").regex(
-    /^[a-z0-9][a-z0-9._\/:@-]*$/i,
-    "is not an image reference such as debian:bookworm-slim",
-  ),
+  MACHINE_IMAGE: imageSchema(),
+  IMAGE_CACHE: booleanSchema(),
+  IMAGE_CACHE_IMAGE: imageSchema(),
+  IMAGE_CACHE_UPSTREAM: z.string().transform((v, ctx) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(v);
+    } catch { /* reported below */ }
+    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
+      !url.search && !url.hash && /^\/?$/.test(url.pathname) && !/[\s'"$]/.test(v);
+    if (!plain) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" must be a registry URL such as https://registry-1.docker.io (no path)`,
+      });
+      return z.NEVER;
+    }
+    return v.replace(/\/+$/, "");
+  }),
   DOCKER_MODE: z.enum(["dind", "none"], { error: () => "must be dind or none" }),
   INACTIVITY_TIMEOUT: durationSchema({ maxMs: 30 * 86_400_000 }),
   KEEP_VOLUMES: booleanSchema(),
@@ -225,6 +245,13 @@ function agentUrlProblem(v: string): string | null {
   return null;
 }
 
+function imageSchema() {
+  return z.string().min(1, "must not be empty").regex(
+    /^[a-z0-9][a-z0-9._\/:@-]*$/i,
+    "is not an image reference such as debian:bookworm-slim",
+  );
+}
+
 function booleanSchema() {
   return z.string().transform((v, ctx) => {
     const lower = v.toLowerCase();
@@ -275,6 +302,9 @@ export function loadConfig(env: Env): ProviderConfig {
     sshHost: o.SSH_HOST,
     sshPortRange: o.SSH_PORT_RANGE,
     dokployNetwork: o.DOKPLOY_NETWORK,
+    imageCache: o.IMAGE_CACHE,
+    imageCacheImage: o.IMAGE_CACHE_IMAGE,
+    imageCacheUpstream: o.IMAGE_CACHE_UPSTREAM,
     sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,

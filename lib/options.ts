@@ -53,6 +53,9 @@ export type MachineType = keyof typeof MACHINE_TYPES;
 export const FALLBACK_MACHINE_IMAGE = "debian:bookworm-slim";
 export const DEFAULT_AGENT_PATH = "/home/devpod/.devpod/devpod";
 export const DEFAULT_SSH_PORT_RANGE = "32200-32999";
+/** Docker's own registry (distribution 2.8), pinned: proxy mode and the layout we rely on. */
+export const DEFAULT_IMAGE_CACHE_IMAGE = "registry:2.8.3";
+export const DEFAULT_IMAGE_CACHE_UPSTREAM = "https://registry-1.docker.io";
 
 export const OPTIONS: readonly OptionSpec[] = [
   {
@@ -141,6 +144,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     ],
   },
   {
+    name: "IMAGE_CACHE",
+    group: "Machine",
+    displayName: "Shared image cache",
+    description:
+      "Run one pull-through Docker Hub cache per server (a registry in the provider's project, on a private network, never published) as every dind machine's registry mirror: the second workspace pulls nothing from the internet. If the cache is down, pulls go to Docker Hub as before.",
+    type: "boolean",
+    default: "true",
+  },
+  {
     name: "INACTIVITY_TIMEOUT",
     group: "Machine",
     displayName: "Idle auto-stop",
@@ -192,6 +204,24 @@ export const OPTIONS: readonly OptionSpec[] = [
       "Attach machines to dokploy-network so they reach other Dokploy services by name (off: each machine has its own network).",
     type: "boolean",
     default: "false",
+  },
+  {
+    name: "IMAGE_CACHE_IMAGE",
+    group: "Advanced",
+    displayName: "Image cache image",
+    description:
+      "Registry image the shared image cache runs (distribution v2 with proxy support; IMAGE_CACHE).",
+    default: DEFAULT_IMAGE_CACHE_IMAGE,
+  },
+  {
+    name: "IMAGE_CACHE_UPSTREAM",
+    group: "Advanced",
+    displayName: "Image cache upstream",
+    description:
+      "Registry the image cache pulls through from: Docker Hub, or a Docker Hub mirror of your own (http(s) URL).",
+    default: DEFAULT_IMAGE_CACHE_UPSTREAM,
+    validationPattern: "^https?://[^\\s/]+/?$",
+    validationMessage: "must be an http(s) URL of a registry such as https://registry-1.docker.io",
   },
   {
     name: "AGENT_PATH",

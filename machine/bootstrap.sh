@@ -38,6 +38,9 @@ SSH_PORT=${DEVPOD_SSH_PORT:-$SSHD_PORT}
 STATE_DIR=${DEVPOD_STATE_DIR:-/run/devpod}
 SSHD_CONFIG=${DEVPOD_SSHD_CONFIG:-/etc/ssh/devpod_sshd_config}
 DISABLE_TELEMETRY=${DEVPOD_DISABLE_TELEMETRY:-}
+MIRROR=${DEVPOD_REGISTRY_MIRROR:-}
+# Test-only: lets tests feed the interface lookup a route table of their own.
+ROUTE_FILE=${DEVPOD_PROC_NET_ROUTE:-/proc/net/route}
 HOST_KEY=/etc/ssh/devpod_host_ed25519_key
 USER_NAME=devpod
 USER_UID=1000
@@ -276,6 +279,142 @@ EOF
 
 # ---------------------------------------------------------------- docker (dind)
 
+# DNS name or IPv4 address as dockerd's --insecure-registry accepts it (labels of letters,
+# digits and inner hyphens), so a value we pass on can never stop dockerd from starting.
+valid_host() {
+  case $1 in '' | *[!A-Za-z0-9.-]* | .* | *. | *..* | -* | *- | *.-* | *-.*) return 1 ;; esac
+}
+# No leading zero: $((08)) is octal, and an error there would end the script.
+valid_port() {
+  case $1 in '' | 0* | *[!0-9]*) return 1 ;; esac
+  [ ${#1} -le 5 ] && [ "$1" -le 65535 ]
+}
+is_ipv4() {
+  case $1 in *[!0-9.]* | .* | *. | *..*) return 1 ;; esac
+  old_ifs=$IFS
+  IFS=.
+  # shellcheck disable=SC2086 # split on dots
+  set -- $1
+  IFS=$old_ifs
+  [ $# -eq 4 ] || return 1
+  for o in "$@"; do
+    case $o in 0?* | ????*) return 1 ;; esac
+    [ "$o" -le 255 ] || return 1
+  done
+}
+
+# Checks $MIRROR (http(s)://host[:port][/]) and sets MIRROR_HOST and MIRROR_ADDR (host[:port]
+# as written: what dockerd contacts). A bad value costs the cache, never the machine.
+parse_mirror() {
+  MIRROR_HOST=
+  MIRROR_ADDR=
+  [ -n "$MIRROR" ] || return 0
+  case $MIRROR in
+    http://*) MIRROR_ADDR=${MIRROR#http://} ;;
+    https://*) MIRROR_ADDR=${MIRROR#https://} ;;
+  esac
+  MIRROR_ADDR=${MIRROR_ADDR%/}
+  MIRROR_HOST=${MIRROR_ADDR%%:*}
+  if valid_host "$MIRROR_HOST" &&
+    { [ "$MIRROR_ADDR" = "$MIRROR_HOST" ] || valid_port "${MIRROR_ADDR#*:}"; }; then
+    return 0
+  fi
+  log "warning: DEVPOD_REGISTRY_MIRROR must be http(s)://host[:port], got '$MIRROR'; pulling without a mirror"
+  MIRROR=
+  MIRROR_HOST=
+  MIRROR_ADDR=
+}
+
+# Prints an IPv4 address of host $1 (itself when it is one).
+resolve_ipv4() {
+  if is_ipv4 "$1"; then
+    echo "$1"
+    return 0
+  fi
+  # ahostsv4 (glibc) skips IPv6 answers; musl's getent only knows `hosts`.
+  for db in ahostsv4 hosts; do
+    found=$(getent "$db" "$1" 2>/dev/null) || continue
+    for a in $found; do
+      is_ipv4 "$a" && echo "$a" && return 0
+    done
+  done
+  return 1
+}
+
+is_hex() { case $1 in '' | ?????????* | *[!0-9A-Fa-f]*) return 1 ;; esac } # 1 to 8 digits
+
+# Prints the interface whose connected (gateway-less, non-default) route in $ROUTE_FILE
+# holds IPv4 $1, the most specific one if several do. The file prints addresses and masks
+# as hex of the kernel's little-endian words: 172.20.0.0/16 is 000014AC/0000FFFF.
+route_iface() {
+  is_ipv4 "$1" && [ -r "$ROUTE_FILE" ] || return 1
+  old_ifs=$IFS
+  IFS=.
+  # shellcheck disable=SC2086 # split on dots
+  set -- $1
+  IFS=$old_ifs
+  addr=$(($1 + ($2 << 8) + ($3 << 16) + ($4 << 24)))
+  best=
+  best_bits=-1
+  while read -r iface dest gw flags _ _ _ mask _; do
+    # The header and anything odd are skipped before any arithmetic sees them.
+    if ! is_hex "$dest" || ! is_hex "$gw" || ! is_hex "$flags" || ! is_hex "$mask"; then
+      continue
+    fi
+    # Connected: no gateway; not the default route; RTF_UP.
+    if [ $((0x$dest)) -eq 0 ] || [ $((0x$gw)) -ne 0 ] || [ $((0x$flags & 1)) -eq 0 ] ||
+      [ $((addr & 0x$mask)) -ne $((0x$dest)) ]; then
+      continue
+    fi
+    m=$((0x$mask))
+    bits=0
+    while [ "$m" -ne 0 ]; do
+      bits=$((bits + (m & 1)))
+      m=$((m >> 1))
+    done
+    [ "$bits" -gt "$best_bits" ] || continue
+    best=$iface
+    best_bits=$bits
+  done <"$ROUTE_FILE"
+  [ -n "$best" ] && echo "$best"
+}
+
+# The cache's network is shared by every machine of the server: over it, the others may
+# reach this machine's sshd (as they can through Dokploy anyway) and nothing else of it or
+# its containers. mangle PREROUTING sees packets before dockerd's DNAT and filter rules;
+# replies to our own connections (the pulls) are not NEW and pass.
+mirror_firewall() {
+  [ -n "$MIRROR_HOST" ] || return 0
+  t0=$(now_cs)
+  missing=
+  command -v iptables >/dev/null 2>&1 || missing=iptables
+  is_ipv4 "$MIRROR_HOST" || command -v getent >/dev/null 2>&1 || missing=${missing:-getent}
+  if [ -n "$missing" ]; then
+    log "warning: $missing not found: no firewall on the registry mirror's network"
+    return 0
+  fi
+  if ! ip=$(resolve_ipv4 "$MIRROR_HOST"); then
+    log "warning: cannot resolve $MIRROR_HOST: no firewall on the registry mirror's network"
+    return 0
+  fi
+  if ! iface=$(route_iface "$ip"); then
+    log "warning: no interface has a route to $ip ($MIRROR_HOST): no firewall on the registry mirror's network"
+    return 0
+  fi
+  # ACCEPT goes first, DROP last, whichever of them a previous boot left.
+  for rule in "-p tcp --dport $SSHD_PORT -j ACCEPT" "-m conntrack --ctstate NEW -j DROP"; do
+    add="-I PREROUTING 1"
+    [ "${rule##* }" = DROP ] && add="-A PREROUTING"
+    # shellcheck disable=SC2086 # word lists
+    iptables -t mangle -C PREROUTING -i "$iface" $rule >/dev/null 2>&1 ||
+      out=$(iptables -t mangle $add -i "$iface" $rule 2>&1) || {
+      log "warning: iptables failed ($out): no firewall on the registry mirror's network"
+      return 0
+    }
+  done
+  log "firewall: on $iface ($MIRROR_HOST $ip) only tcp port $SSHD_PORT accepts new connections, in $(since "$t0")"
+}
+
 DOCKERD_PID=
 start_dockerd() {
   t0=$(now_cs)
@@ -296,7 +435,29 @@ start_dockerd() {
   fi
   # The container's /run survives a restart: a stale pid file would stop dockerd.
   rm -f /var/run/docker.pid /run/docker.pid /var/run/docker/containerd/containerd.pid
-  dockerd >"$STATE_DIR/dockerd.log" 2>&1 &
+  # dockerd refuses to start when a flag repeats a daemon.json setting.
+  set --
+  daemon_json=/etc/docker/daemon.json
+  if [ -z "$MIRROR" ]; then
+    :
+  elif [ -f "$daemon_json" ] && grep -q '"registry-mirrors"' "$daemon_json"; then
+    log "docker: $daemon_json sets registry-mirrors; not adding $MIRROR"
+  else
+    set -- --registry-mirror "$MIRROR"
+    note=
+    case $MIRROR in
+      http://*)
+        if [ -f "$daemon_json" ] && grep -q '"insecure-registries"' "$daemon_json"; then
+          note=" (insecure-registries from $daemon_json)"
+        else
+          set -- "$@" --insecure-registry "$MIRROR_ADDR"
+          note=" (plain HTTP allowed for $MIRROR_ADDR)"
+        fi
+        ;;
+    esac
+    log "docker: registry mirror $MIRROR$note"
+  fi
+  dockerd "$@" >"$STATE_DIR/dockerd.log" 2>&1 &
   DOCKERD_PID=$!
   i=0
   until docker info >/dev/null 2>&1; do
@@ -439,5 +600,9 @@ mkdir -p "$STATE_DIR" || die "cannot create $STATE_DIR"
 install_packages
 ensure_user
 configure_sshd
-[ "$DOCKER_MODE" = dind ] && start_dockerd
+if [ "$DOCKER_MODE" = dind ]; then
+  parse_mirror
+  mirror_firewall # before dockerd: its containers are reachable as soon as they start
+  start_dockerd
+fi
 supervise

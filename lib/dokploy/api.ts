@@ -205,11 +205,16 @@ export class DokployApi {
    * --timestamps`), found by container name. Dokploy v0.29+; it fails when the container
    * is not running.
    */
-  async containerLog(composeId: string, container: string, tail: number): Promise<string> {
+  async containerLog(
+    composeId: string,
+    container: string,
+    tail: number,
+    search?: string,
+  ): Promise<string> {
     // One try: a 500 here means "no running container", which a retry rarely changes.
     const res = await this.client.query<unknown>(
       "compose.readLogs",
-      { composeId, containerId: container, tail },
+      { composeId, containerId: container, tail, ...(search ? { search } : {}) },
       { idempotent: false, timeoutMs: 10_000 },
     );
     return typeof res === "string" ? res : "";

@@ -1,4 +1,6 @@
 /** Re-adopting a machine whose state.json is gone: rebuilt from Dokploy + local keys. */
+import YAML from "yaml";
+import { cacheOfMirror } from "../cache/spec.ts";
 import type { Compose } from "../dokploy/api.ts";
 import { StateError } from "../errors.ts";
 import { CLIENT_KEY, ensureKeyPair, fingerprint, HOST_KEY, writeKnownHosts } from "../ssh/keys.ts";
@@ -33,6 +35,7 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
     hostPublicKey: hostKey.publicKey,
     hostKeyFingerprint: await fingerprint(hostKey.publicKey),
     createdAt: compose.createdAt ?? new Date().toISOString(),
+    ...cacheOf(compose.composeFile),
   };
   // A CPU cap learnt earlier is lost with state.json; the next deploy learns it again.
   const expected = machineComposeFile(d, clientKey.publicKey, state);
@@ -48,4 +51,14 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
   await writeState(folder, state);
   await writeKnownHosts(folder, sshHost, state.sshPort, hostKey.publicKey);
   return state;
+}
+
+/** The image cache a machine's compose file mirrors through: kept when state.json is rebuilt. */
+function cacheOf(composeFile: string | null | undefined): { imageCache?: string } {
+  let mirror: unknown;
+  try {
+    mirror = YAML.parse(composeFile ?? "")?.services?.machine?.environment?.DEVPOD_REGISTRY_MIRROR;
+  } catch { /* a hand-edited file: no cache */ }
+  const imageCache = cacheOfMirror(typeof mirror === "string" ? mirror : null);
+  return imageCache ? { imageCache } : {};
 }

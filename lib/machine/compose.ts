@@ -5,6 +5,7 @@
  */
 import YAML from "yaml";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
+import { mirrorUrl } from "../cache/spec.ts";
 import type { DockerMode } from "../config.ts";
 
 export const SERVICE = "machine";
@@ -23,6 +24,8 @@ export interface MachineSpec {
   dokployNetwork: boolean;
   /** SSH sessions get DEVPOD_DISABLE_TELEMETRY=true (see ProviderConfig). */
   disableAgentTelemetry: boolean;
+  /** The appName of the server's image cache this machine's dockerd mirrors through. */
+  imageCache: string | null;
   providerVersion: string;
 }
 
@@ -56,6 +59,12 @@ export function escapeForCompose(text: string): string {
 export function composeModel(spec: MachineSpec): ComposeModel {
   const dind = spec.dockerMode === "dind";
   const network = spec.dokployNetwork ? "dokploy-network" : "machine";
+  const networks: ComposeModel["networks"] = spec.dokployNetwork
+    ? { "dokploy-network": { external: true } }
+    : { machine: {} };
+  // The cache's network is its own (made by its deploy): joined, never created here.
+  const cache = dind ? spec.imageCache : null;
+  if (cache) networks[cache] = { external: true };
   const volumes = [`home:${HOME_DIR}`];
   if (dind) volumes.push("docker:/var/lib/docker");
   return {
@@ -72,6 +81,7 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           DEVPOD_DOCKER_MODE: spec.dockerMode,
           // Only when on, so existing machines' compose files (and deploys) stay as they are.
           ...(spec.disableAgentTelemetry ? { DEVPOD_DISABLE_TELEMETRY: "true" } : {}),
+          ...(cache ? { DEVPOD_REGISTRY_MIRROR: mirrorUrl(cache) } : {}),
         },
         ports: [`${spec.sshPort}:22`],
         volumes,
@@ -86,11 +96,11 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           "dev.devpod.provider": "devpod-provider-dokploy",
           "dev.devpod.provider-version": spec.providerVersion,
         },
-        networks: [network],
+        networks: cache ? [network, cache] : [network],
       },
     },
     volumes: dind ? { home: {}, docker: {} } : { home: {} },
-    networks: spec.dokployNetwork ? { "dokploy-network": { external: true } } : { machine: {} },
+    networks,
   };
 }
 

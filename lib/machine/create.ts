@@ -4,6 +4,7 @@
  * READY_TIMEOUT, and on failure it removes what it made.
  */
 import { join } from "node:path";
+import { ensureImageCache, settleImageCache } from "../cache/ensure.ts";
 import { InterruptedError } from "../errors.ts";
 import { removeIfExists } from "../fs.ts";
 import { CLIENT_KEY, ensureKeyPair, fingerprint, HOST_KEY, writeKnownHosts } from "../ssh/keys.ts";
@@ -22,7 +23,7 @@ import {
   readProjectSnapshot,
   refreshProjectSnapshot,
 } from "./project.ts";
-import { machineComposeFile, machineDescription } from "./spec.ts";
+import { machineComposeFile, machineDescription, publishSpec } from "./spec.ts";
 import { upExisting } from "./start.ts";
 import { type MachineState, STATE_FILE, writeState } from "./state.ts";
 
@@ -67,6 +68,8 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   const usedPorts = portClaims(claimsFrom, d.config.serverId).map((c) => c.sshPort);
   const sshPort = chooseSshPort(d.config.sshPortRange, new Set(usedPorts));
   checkAborted(d.signal);
+  const cachePlan = await ensureImageCache(d, claimsFrom, project.environmentId);
+  const imageCache = cachePlan.appName;
 
   d.log.info(`creating machine ${d.machine.machineId} in project "${d.config.projectName}"`);
   const compose = await createComposeOnce(d, {
@@ -74,7 +77,7 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     appName: appNamePrefix(d.machine.machineId),
     description: machineDescription(d, sshPort),
     environmentId: project.environmentId,
-    composeFile: machineComposeFile(d, clientKey.publicKey, { sshPort }),
+    composeFile: machineComposeFile(d, clientKey.publicKey, { sshPort, imageCache }),
     serverId: d.config.serverId,
   }, claimsFrom);
   try {
@@ -96,11 +99,19 @@ export async function createMachine(d: MachineDeps): Promise<void> {
       hostPublicKey: hostKey.publicKey,
       hostKeyFingerprint: await fingerprint(hostKey.publicKey),
       createdAt: new Date().toISOString(),
+      ...(imageCache ? { imageCache } : {}),
     };
     // Written before the deploy: a killed run leaves state the next run adopts.
     await writeState(folder, state);
     await writeKnownHosts(folder, sshHost, sshPort, hostKey.publicKey);
     await settlePortRace(d, compose, state, clientKey.publicKey, readClaims);
+    // The port check's re-read also settles parallel first caches; deployed before the machine.
+    const settled = await settleImageCache(d, cachePlan, claimsFrom);
+    if (settled !== imageCache) {
+      if (settled) state.imageCache = settled;
+      else delete state.imageCache;
+      await publishSpec(d, state, clientKey.publicKey);
+    }
     checkAborted(d.signal);
     await deployMachine(d, state, clientKey.publicKey, deadline, {
       title: "devpod: create machine",

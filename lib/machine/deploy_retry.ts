@@ -1,9 +1,11 @@
 /**
  * Deploying a machine until Docker accepts it. Some refusals are ours to fix: the SSH
- * port is held by something outside our project (create moves to another port), or
- * the CPU limit is above the server's CPU count (capped, and remembered). One loop
- * handles every such cause; anything else fails the deploy as before.
+ * port is held by something outside our project (create moves to another port), the
+ * CPU limit is above the server's CPU count (capped, and remembered), or the image
+ * cache's network is gone (the machine goes on without the cache). One loop handles
+ * every such cause; anything else fails the deploy as before.
  */
+import { dropImageCacheFor } from "../cache/fallback.ts";
 import { DeployFailedError } from "../errors.ts";
 import { planCpuCap, serverCpusFromError } from "./cpu_cap.ts";
 import { deployAndWait, isPortTaken } from "./deploy.ts";
@@ -24,8 +26,8 @@ export interface DeployPlan {
   readClaims?: ReadClaims;
 }
 
-/** Port moves plus one CPU cap: each fix is needed at most that often. */
-const MAX_DEPLOYS = PORT_ATTEMPTS + 1;
+/** Port moves, one CPU cap and one cache drop: each fix is needed at most that often. */
+const MAX_DEPLOYS = PORT_ATTEMPTS + 2;
 
 /** Deploys; on a refusal we can fix, updates the spec (state.json and Dokploy) and deploys again. */
 export async function deployMachine(
@@ -59,6 +61,7 @@ async function fixSpecFor(
   triedPorts: Set<number>,
 ): Promise<boolean> {
   if (!(err instanceof DeployFailedError)) return false;
+  if (dropImageCacheFor(err, d, state)) return true;
   const serverCpus = serverCpusFromError(err.message);
   if (serverCpus !== null) {
     const cap = planCpuCap(d.config, state.cpuLimit, serverCpus);

@@ -3,9 +3,10 @@
  * marker, with its container state — for `list` and `cleanup`.
  */
 import YAML from "yaml";
+import { cacheOfMirror } from "../cache/spec.ts";
 import type { ProviderConfig } from "../config.ts";
 import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
-import { readProjectSnapshot } from "./project.ts";
+import { type ProjectSnapshot, readProjectSnapshot } from "./project.ts";
 import { mapStatus } from "./status.ts";
 
 export interface MachineInfo {
@@ -23,13 +24,22 @@ export interface MachineInfo {
   owner: string | null;
   cpus: string | null;
   memory: string | null;
+  /** The image cache (its appName) this machine mirrors Docker Hub through, if any. */
+  imageCache: string | null;
 }
 
 export async function listMachines(
   api: DokployApi,
   config: ProviderConfig,
 ): Promise<MachineInfo[]> {
-  const { machines: marked } = await readProjectSnapshot(api, config.projectName);
+  return await machinesIn(api, await readProjectSnapshot(api, config.projectName));
+}
+
+/** The machines of a project snapshot, described (two calls each, in parallel). */
+export async function machinesIn(
+  api: DokployApi,
+  { machines: marked }: ProjectSnapshot,
+): Promise<MachineInfo[]> {
   const out = await Promise.all(
     marked.map(({ compose, marker }) => describe(api, compose, marker.machineId, marker.sshPort)),
   );
@@ -49,10 +59,12 @@ async function describe(
   const verdict = mapStatus(c, containers);
   let cpus: string | null = null;
   let memory: string | null = null;
+  let imageCache: string | null = null;
   try {
     const m = YAML.parse(full?.composeFile ?? "")?.services?.machine;
     cpus = m?.cpus != null ? String(m.cpus) : null;
     memory = m?.mem_limit != null ? String(m.mem_limit) : null;
+    imageCache = cacheOfMirror(m?.environment?.DEVPOD_REGISTRY_MIRROR);
   } catch { /* a hand-edited file: size unknown */ }
   return {
     machineId,
@@ -67,5 +79,6 @@ async function describe(
     owner: /owner ([^)\s]+)/.exec(c.description ?? "")?.[1] ?? null,
     cpus,
     memory,
+    imageCache,
   };
 }

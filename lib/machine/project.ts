@@ -4,6 +4,7 @@
  * API call costs a real server 0.2-0.5 s, so a run re-reads it only where a concurrent
  * run may have changed it (the port check after creating a service).
  */
+import { parseCacheMarker } from "../cache/spec.ts";
 import type { ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
 import { ProviderError, StateError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
@@ -19,6 +20,14 @@ export interface ProjectSnapshot {
   projects: Project[];
   /** Every service in them that carries a machine marker. */
   machines: MarkedCompose[];
+  /** Every shared image cache in them (see lib/cache), oldest first. */
+  caches: MarkedCache[];
+}
+
+export interface MarkedCache {
+  compose: ComposeSummary;
+  /** The server it serves (from its marker); null is the Dokploy host. */
+  serverId: string | null;
 }
 
 /** project.all finds the projects by name (it lists no markers); project.one reads each. */
@@ -57,14 +66,27 @@ async function readProjects(api: DokployApi, projectIds: string[]): Promise<Proj
   // A project removed meanwhile (a parallel run's extra one) reads as null: skipped.
   const projects = (await Promise.all(projectIds.map((id) => api.project(id))))
     .filter((p): p is Project => p !== null);
-  return { projects, machines: projects.flatMap(markedComposesOf) };
+  const composes = projects.flatMap((p) => (p.environments ?? []).flatMap((e) => e.compose ?? []));
+  return {
+    projects,
+    machines: composes.flatMap((compose) => {
+      const marker = parseMarker(compose.description);
+      return marker ? [{ compose, marker }] : [];
+    }),
+    caches: composes.flatMap((compose) => {
+      const marker = parseCacheMarker(compose.description);
+      return marker ? [{ compose, serverId: marker.serverId }] : [];
+    }).sort((a, b) => byAge(a.compose, b.compose)),
+  };
 }
 
-function markedComposesOf(project: Project): MarkedCompose[] {
-  return (project.environments ?? []).flatMap((e) => e.compose ?? []).flatMap((compose) => {
-    const marker = parseMarker(compose.description);
-    return marker ? [{ compose, marker }] : [];
-  });
+/** Oldest first, then by id: the order parallel runs agree on. */
+export function byAge(
+  a: Pick<ComposeSummary, "createdAt" | "composeId">,
+  b: Pick<ComposeSummary, "createdAt" | "composeId">,
+): number {
+  return String(a.createdAt ?? "").localeCompare(String(b.createdAt ?? "")) ||
+    a.composeId.localeCompare(b.composeId);
 }
 
 export interface MachineProject {
@@ -107,7 +129,7 @@ async function createProject(d: MachineDeps): Promise<ProjectSnapshot> {
   );
   const canonical = (await projectIdsNamed(d.api, d.config.projectName))[0] ?? mine.projectId;
   // Ours: the create's answer is the whole (empty) project, no need to read it.
-  if (canonical === mine.projectId) return { projects: [mine], machines: [] };
+  if (canonical === mine.projectId) return { projects: [mine], machines: [], caches: [] };
   await d.api.removeProject(mine.projectId).catch(() => {});
   return await readProjects(d.api, [canonical]);
 }

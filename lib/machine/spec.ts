@@ -15,7 +15,7 @@ import { type MachineState, writeState } from "./state.ts";
 export function machineComposeFile(
   d: MachineDeps,
   authorizedKey: string,
-  at: Pick<MachineState, "sshPort" | "cpuLimit">,
+  at: Pick<MachineState, "sshPort" | "cpuLimit"> & { imageCache?: string | null },
 ): string {
   return renderComposeFile({
     machineId: d.machine.machineId,
@@ -28,6 +28,7 @@ export function machineComposeFile(
     inactivityTimeoutSec: d.config.inactivityTimeoutSec,
     dokployNetwork: d.config.dokployNetwork,
     disableAgentTelemetry: d.config.disableAgentTelemetry,
+    imageCache: at.imageCache ?? null,
     providerVersion: d.providerVersion,
   });
 }

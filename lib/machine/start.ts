@@ -3,8 +3,9 @@
  * deployed or its spec changed, else a compose start — and waits for SSH. Safe on a
  * running machine.
  */
+import { dropImageCacheFor } from "../cache/fallback.ts";
 import type { Compose } from "../dokploy/api.ts";
-import { StateError } from "../errors.ts";
+import { DokployError, StateError } from "../errors.ts";
 import { CLIENT_KEY, ensureKeyPair } from "../ssh/keys.ts";
 import { readopt } from "./adopt.ts";
 import { waitForMachine } from "./boot_watch.ts";
@@ -13,7 +14,7 @@ import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateMachine } from "./locate.ts";
 import { isLostDeploy } from "./lost_deploy.ts";
-import { machineComposeFile } from "./spec.ts";
+import { machineComposeFile, publishSpec } from "./spec.ts";
 import type { MachineState } from "./state.ts";
 
 export async function startMachine(d: MachineDeps): Promise<void> {
@@ -85,7 +86,19 @@ async function ensureUp(
     // compose.start is `docker compose up -d`: a no-op on a running machine, so no
     // container check first; it also revives a crash-looping or self-stopped one.
     d.log.info(`starting machine ${d.machine.machineId}`);
-    await d.api.startCompose(compose.composeId);
+    try {
+      await d.api.startCompose(compose.composeId);
+    } catch (err) {
+      // Docker refused (a 500 names only the command line): a deploy shows why in its
+      // log, and fixes what is ours to fix, such as an image cache that is gone.
+      if (!(err instanceof DokployError) || err.transport || (err.status ?? 0) < 500) throw err;
+      d.log.info(`compose start failed (${err.message}); deploying the machine again`);
+      if (dropImageCacheFor(err, d, state)) await publishSpec(d, state, clientKey.publicKey);
+      await deployMachine(d, state, clientKey.publicKey, deadline, {
+        title: "devpod: start machine",
+        deployments: deployments.map((x) => x.deploymentId),
+      });
+    }
   }
   await waitForMachine(d, state, deadline);
   d.log.info(`machine ${d.machine.machineId} is running`);

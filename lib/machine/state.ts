@@ -26,6 +26,11 @@ export interface MachineState {
    * refuses more); absent when the configured limit fits. See cpu_cap.ts.
    */
   cpuLimit?: number;
+  /**
+   * The appName of the server's shared image cache this machine mirrors Docker Hub
+   * through (lib/cache); absent when it pulls from Docker Hub directly.
+   */
+  imageCache?: string;
 }
 
 const STRING_FIELDS = [
@@ -48,7 +53,9 @@ function isMachineState(v: unknown): v is MachineState {
   return o.version === 1 && STRING_FIELDS.every((k) => typeof o[k] === "string") &&
     (o.serverId === null || typeof o.serverId === "string") &&
     Number.isInteger(o.sshPort) && (o.sshPort as number) > 0 && (o.sshPort as number) < 65536 &&
-    (o.cpuLimit === undefined || (typeof o.cpuLimit === "number" && o.cpuLimit > 0));
+    (o.cpuLimit === undefined || (typeof o.cpuLimit === "number" && o.cpuLimit > 0)) &&
+    (o.imageCache === undefined ||
+      (typeof o.imageCache === "string" && /^[a-zA-Z0-9._-]+$/.test(o.imageCache)));
 }
 
 export const STATE_FILE = "state.json";

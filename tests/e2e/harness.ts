@@ -103,6 +103,9 @@ export async function startWorld(
     SSH_PORT_RANGE: range,
     READY_TIMEOUT: "60s",
     INACTIVITY_TIMEOUT: "0",
+    // Off unless a test is about it (image_cache_test, round trips): the cache adds a
+    // service, a deploy and calls that the other tests' counts and faults do not expect.
+    IMAGE_CACHE: "false",
     ...opts.options,
     ...extra,
   });

@@ -25,7 +25,7 @@ Deno.test({
       const human = w.env("unused");
       const list = await runProvider(["list", "--json"], human);
       assert.equal(list.code, 0, list.stderr);
-      const machines = JSON.parse(list.stdoutText) as {
+      const machines = JSON.parse(list.stdoutText).machines as {
         machineId: string;
         state: string;
         sshPort: number;
@@ -47,7 +47,8 @@ Deno.test({
       const bare = { PATH: human.PATH, HOME: human.HOME, DEVPOD_HOME: human.DEVPOD_HOME };
       const fromFile = await runProvider(["list", "--json", "--env-file", envFile], bare);
       assert.equal(fromFile.code, 0, fromFile.stderr);
-      assert.equal(JSON.parse(fromFile.stdoutText).length, 3);
+      assert.equal(JSON.parse(fromFile.stdoutText).machines.length, 3);
+      assert.deepEqual(JSON.parse(fromFile.stdoutText).imageCaches, [], "IMAGE_CACHE off here");
       const table = await runProvider(["list"], human);
       assert.match(table.stdoutText, /^MACHINE\s+STATE\s+SIZE\s+SERVER\s+PORT\s+AGE\s+OWNER\n/);
       assert.match(table.stdoutText, /inv-b\s+Running\s+2 CPU\/4096m\s+local/);

@@ -8,8 +8,15 @@ import type { Ctx } from "./context.ts";
 import { codeDir, type ComposeApp } from "./machine/runtime.ts";
 import type { ComposeRow } from "./store.ts";
 
-export function composeApp(ctx: Ctx, compose: Pick<ComposeRow, "appName">): ComposeApp {
-  return { appName: compose.appName, dir: `${ctx.dataDir}/compose/${compose.appName}` };
+export function composeApp(
+  ctx: Ctx,
+  compose: Pick<ComposeRow, "appName"> & Partial<Pick<ComposeRow, "serverId">>,
+): ComposeApp {
+  return {
+    appName: compose.appName,
+    dir: `${ctx.dataDir}/compose/${compose.appName}`,
+    serverId: compose.serverId ?? null,
+  };
 }
 
 /** Whether a deploy has written the files (start and stop run inside that directory). */

@@ -1,6 +1,6 @@
 /**
- * From a compose file + Dokploy `env` text to the one thing the emulator runs: the
- * `machine` service. Interpolation follows docker compose (compose-go) so that a
+ * From a compose file + Dokploy `env` text to what the emulator brings up: the
+ * `machine` service (run), other services (recorded), their networks and volumes. Interpolation follows docker compose (compose-go) so that a
  * compose file the real server would mangle or reject is mangled or rejected here too.
  */
 import { parse as parseYaml } from "yaml";
@@ -20,6 +20,8 @@ export interface MachineSpec {
   /** Host port published for container port 22. */
   publishedPort: number;
   volumes: VolumeMount[];
+  /** Docker names of the networks it joins, e.g. "<appName>_machine", "dokploy-network". */
+  networks: string[];
   restart: string;
   privileged: boolean;
   /** `cpus:` (Docker's NanoCpus / 1e9), null when unlimited. */
@@ -176,18 +178,61 @@ function interpolateTree(
   return node;
 }
 
+/** A top-level network as docker compose resolves it (after interpolation). */
+export interface NetworkDecl {
+  /** Key under the top-level `networks:` ("default" for the implicit one). */
+  key: string;
+  /** Docker's name: `name:` when given, else `<appName>_<key>`; an external one: its key. */
+  name: string;
+  external: boolean;
+}
+
+/** A service the host runtime records but does not run (e.g. the image cache's `registry`). */
+export interface ServiceSpec {
+  service: string;
+  image: string;
+  volumes: VolumeMount[];
+  /** Docker names of the networks it joins. */
+  networks: string[];
+  restart: string;
+  labels: Record<string, string>;
+}
+
+/** What `docker compose up` of one project brings up, as the host runtime needs it. */
+export interface ProjectSpec {
+  appName: string;
+  /** `services.machine`, run as a real sshd; null when the file has none. */
+  machine: MachineSpec | null;
+  /** Every other service, in file order (recorded, not run). */
+  services: ServiceSpec[];
+  /**
+   * The networks some service joins, in declaration order (the implicit `default` last);
+   * compose drops unused ones, so an unused external network is never looked up.
+   */
+  networks: NetworkDecl[];
+  /** Named volume keys some service mounts. */
+  volumes: string[];
+}
+
+export type ProjectResult = { ok: true; project: ProjectSpec; warnings: string[] } | {
+  ok: false;
+  error: string;
+  warnings: string[];
+};
+
 /**
- * Reads the `machine` service out of a compose file, after the variable substitution
- * docker compose applies with the `.env` Dokploy writes (APP_NAME, COMPOSE_PROJECT_NAME
- * and the compose `env`). Errors carry docker-compose-like messages for the deploy log.
+ * Reads a compose project after the variable substitution docker compose applies with
+ * the `.env` Dokploy writes (APP_NAME, COMPOSE_PROJECT_NAME and the compose `env`).
+ * `services.machine` becomes a MachineSpec; other services with an image are passive
+ * records. Errors carry docker-compose-like messages for the deploy log.
  */
-export function machineSpec(
+export function projectSpec(
   composeFile: string,
   envText: string | null,
   appName: string,
-): SpecResult {
+): ProjectResult {
   const warnings: string[] = [];
-  const fail = (error: string): SpecResult => ({ ok: false, error, warnings });
+  const fail = (error: string): ProjectResult => ({ ok: false, error, warnings });
   const vars = { APP_NAME: appName, COMPOSE_PROJECT_NAME: appName, ...parseDotenv(envText) };
   const onMissing = (name: string) => {
     const w = `The "${name}" variable is not set. Defaulting to a blank string.`;
@@ -207,51 +252,134 @@ export function machineSpec(
     return fail((e as Error).message.replace(/for \./, "for "));
   }
   const root = doc as Record<string, unknown>;
-  const services = root.services;
-  if (!isMap(services) || !isMap(services.machine)) {
-    return fail("no such service: machine (the compose file must define services.machine)");
+  const services = root.services ?? {};
+  if (!isMap(services)) return fail("services must be a mapping");
+  if (!Object.keys(services).length) return fail("no service selected");
+
+  const declared = new Map<string, NetworkDecl>();
+  for (const [key, value] of Object.entries(isMap(root.networks) ? root.networks : {})) {
+    const n = isMap(value) ? value : {};
+    const external = n.external === true || isMap(n.external);
+    const legacyName = isMap(n.external) && typeof n.external.name === "string"
+      ? n.external.name
+      : undefined;
+    const name = typeof n.name === "string" && n.name
+      ? n.name
+      : legacyName ?? (external ? key : `${appName}_${key}`);
+    declared.set(key, { key, name, external });
   }
-  const svc = services.machine as Record<string, unknown>;
-  if (typeof svc.image !== "string" || !svc.image) {
-    return fail(
-      'service "machine" has neither an image nor a build context specified: invalid compose project',
-    );
+  if (!declared.has("default")) {
+    declared.set("default", { key: "default", name: `${appName}_default`, external: false });
   }
   const declaredVolumes = isMap(root.volumes) ? Object.keys(root.volumes) : [];
-  const volumes: VolumeMount[] = [];
-  for (const v of asList(svc.volumes)) {
-    const mount = parseVolume(v);
-    if (!mount) continue; // bind mounts and tmpfs do not matter to the emulator
-    if (!declaredVolumes.includes(mount.source)) {
+
+  let machine: MachineSpec | null = null;
+  const others: ServiceSpec[] = [];
+  const usedNetworks = new Set<string>();
+  const usedVolumes = new Set<string>();
+  for (const [service, value] of Object.entries(services)) {
+    const svc = isMap(value) ? value : {};
+    if (typeof svc.image !== "string" || !svc.image) {
       return fail(
-        `service "machine" refers to undefined volume ${mount.source}: invalid compose project`,
+        `service "${service}" has neither an image nor a build context specified: ` +
+          "invalid compose project",
       );
     }
-    volumes.push(mount);
-  }
-  const port = asList(svc.ports).map(parsePort).find((p) => p !== null);
-  if (port === undefined) {
-    return fail(
-      'emulator: service "machine" must publish container port 22 (ports: ["<host>:22"])',
-    );
+    const volumes: VolumeMount[] = [];
+    for (const v of asList(svc.volumes)) {
+      const mount = parseVolume(v);
+      if (!mount) continue; // bind mounts and tmpfs do not matter to the emulator
+      if (!declaredVolumes.includes(mount.source)) {
+        return fail(
+          `service "${service}" refers to undefined volume ${mount.source}: invalid compose project`,
+        );
+      }
+      volumes.push(mount);
+      usedVolumes.add(mount.source);
+    }
+    const keys = networkKeys(svc);
+    for (const key of keys) {
+      if (!declared.has(key)) {
+        return fail(
+          `service "${service}" refers to undefined network ${key}: invalid compose project`,
+        );
+      }
+      usedNetworks.add(key);
+    }
+    const networks = keys.map((k) => declared.get(k)!.name);
+    const restart = typeof svc.restart === "string" ? svc.restart : "no";
+    const labels = isMap(svc.labels) ? stringMap(svc.labels) : {};
+    if (service === "machine") {
+      const port = asList(svc.ports).map(parsePort).find((p) => p !== null);
+      if (port === undefined) {
+        return fail(
+          'emulator: service "machine" must publish container port 22 (ports: ["<host>:22"])',
+        );
+      }
+      machine = {
+        appName,
+        image: svc.image,
+        entrypoint: asCommand(svc.entrypoint),
+        command: asCommand(svc.command),
+        environment: asEnvironment(svc.environment, vars),
+        publishedPort: port,
+        volumes,
+        networks,
+        restart,
+        privileged: svc.privileged === true,
+        cpus: svc.cpus === undefined || svc.cpus === null ? null : Number(svc.cpus),
+        labels,
+      };
+    } else {
+      if (asList(svc.ports).length) {
+        return fail(
+          `emulator: service "${service}" publishes ports; the host runtime runs only ` +
+            "services.machine and records other services without running them",
+        );
+      }
+      others.push({ service, image: svc.image, volumes, networks, restart, labels });
+    }
   }
   return {
     ok: true,
     warnings,
-    spec: {
+    project: {
       appName,
-      image: svc.image,
-      entrypoint: asCommand(svc.entrypoint),
-      command: asCommand(svc.command),
-      environment: asEnvironment(svc.environment, vars),
-      publishedPort: port,
-      volumes,
-      restart: typeof svc.restart === "string" ? svc.restart : "no",
-      privileged: svc.privileged === true,
-      cpus: svc.cpus === undefined || svc.cpus === null ? null : Number(svc.cpus),
-      labels: isMap(svc.labels) ? stringMap(svc.labels) : {},
+      machine,
+      services: others,
+      networks: [...declared.values()].filter((n) => usedNetworks.has(n.key)),
+      volumes: declaredVolumes.filter((v) => usedVolumes.has(v)),
     },
   };
+}
+
+/**
+ * Reads the `machine` service out of a compose file (see projectSpec); a file without
+ * one is an error here.
+ */
+export function machineSpec(
+  composeFile: string,
+  envText: string | null,
+  appName: string,
+): SpecResult {
+  const r = projectSpec(composeFile, envText, appName);
+  if (!r.ok) return r;
+  if (!r.project.machine) {
+    return {
+      ok: false,
+      error: "no such service: machine (the compose file must define services.machine)",
+      warnings: r.warnings,
+    };
+  }
+  return { ok: true, spec: r.project.machine, warnings: r.warnings };
+}
+
+/** The network keys a service joins: list or map form; none given means `default`. */
+function networkKeys(svc: Record<string, unknown>): string[] {
+  if (Array.isArray(svc.networks)) return svc.networks.map(String);
+  if (isMap(svc.networks)) return Object.keys(svc.networks);
+  // network_mode (host, none, service:x, container:x) joins no compose network.
+  return svc.network_mode === undefined ? ["default"] : [];
 }
 
 function isMap(v: unknown): v is Record<string, unknown> {

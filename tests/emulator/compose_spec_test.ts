@@ -1,6 +1,8 @@
 /** Pure tests: dotenv parsing, compose interpolation, machine extraction, the validator. */
 import assert from "node:assert/strict";
-import { interpolate, machineSpec, parseDotenv } from "./compose_spec.ts";
+import { renderDotenv } from "./compose_files.ts";
+import { interpolate, machineSpec, parseDotenv, projectSpec } from "./compose_spec.ts";
+import { cacheCompose, machineCompose } from "./test_support.ts";
 import { validate } from "./schema.ts";
 import { operations, queryInput } from "./openapi.ts";
 
@@ -74,6 +76,99 @@ Deno.test("machineSpec: docker-like errors", () => {
     "x",
   );
   assert.ok(long.ok && long.spec.publishedPort === 2200);
+});
+
+Deno.test("projectSpec: the image cache — no machine, a network named by .env's APP_NAME", () => {
+  const app = "devpod-image-cache-abc123";
+  const r = projectSpec(cacheCompose(), renderDotenv(app, null), app);
+  assert.ok(r.ok, r.ok ? "" : r.error);
+  assert.deepEqual(r.warnings, []);
+  assert.equal(r.project.machine, null);
+  assert.deepEqual(r.project.services, [{
+    service: "registry",
+    image: "registry:2.8.3",
+    volumes: [{ source: "cache", target: "/var/lib/registry" }],
+    networks: [app],
+    restart: "unless-stopped",
+    labels: { "dev.devpod.image-cache": "true" },
+  }]);
+  assert.deepEqual(r.project.networks, [{ key: "cache", name: app, external: false }]);
+  assert.deepEqual(r.project.volumes, ["cache"]);
+  const m = machineSpec(cacheCompose(), null, app);
+  assert.ok(!m.ok && /no such service: machine/.test(m.error));
+});
+
+Deno.test("machineSpec: several networks, external ones; ports, cpus, volumes as before", () => {
+  const file = machineCompose({
+    port: 32201,
+    authorizedKey: "ssh-ed25519 AAAA devpod",
+    externalNetworks: ["devpod-image-cache-abc123"],
+  }).replace("    privileged: true", "    privileged: true\n    cpus: '1.5'") +
+    "  dokploy-network: { external: true }\n"; // declared, unused: never looked up
+  const r = projectSpec(file, null, "m-1");
+  assert.ok(r.ok, r.ok ? "" : r.error);
+  const spec = r.project.machine!;
+  assert.deepEqual(spec.networks, ["m-1_machine", "devpod-image-cache-abc123"]);
+  assert.deepEqual(r.project.networks, [
+    { key: "machine", name: "m-1_machine", external: false },
+    { key: "devpod-image-cache-abc123", name: "devpod-image-cache-abc123", external: true },
+  ]);
+  assert.equal(spec.publishedPort, 32201);
+  assert.equal(spec.cpus, 1.5);
+  assert.equal(spec.privileged, true);
+  assert.deepEqual(spec.volumes, [
+    { source: "home", target: "/home/devpod" },
+    { source: "docker", target: "/var/lib/docker" },
+  ]);
+  assert.deepEqual(machineSpec(file, null, "m-1"), { ok: true, spec, warnings: r.warnings });
+
+  // No networks: the project's default one. Legacy `external: {name}` and a map form.
+  const plain = machineSpec(machineCompose({ port: 2200, authorizedKey: "k" }), null, "m-2");
+  assert.ok(plain.ok && plain.spec.networks.join() === "m-2_default");
+  const legacy = projectSpec(
+    [
+      "services:",
+      "  machine:",
+      "    image: a",
+      "    ports: ['2201:22']",
+      "    networks: { shared: { aliases: [x] }, own: null }",
+      "networks:",
+      "  shared: { external: { name: real-shared } }",
+      "  own: { name: custom-own }",
+    ].join("\n"),
+    null,
+    "m-3",
+  );
+  assert.ok(legacy.ok);
+  assert.deepEqual(legacy.project.machine!.networks, ["real-shared", "custom-own"]);
+  assert.deepEqual(legacy.project.networks.map((n) => [n.name, n.external]), [
+    ["real-shared", true],
+    ["custom-own", false],
+  ]);
+});
+
+Deno.test("projectSpec: compose's errors for services and networks", () => {
+  const err = (file: string) => {
+    const r = projectSpec(file, null, "x");
+    assert.equal(r.ok, false);
+    return r.ok ? "" : r.error;
+  };
+  assert.equal(err("services: {}"), "no service selected");
+  assert.equal(err("name: x"), "no service selected");
+  assert.equal(err("services: [a]"), "services must be a mapping");
+  assert.equal(
+    err("services:\n  registry:\n    image: r\n    networks: [cache]"),
+    'service "registry" refers to undefined network cache: invalid compose project',
+  );
+  assert.equal(
+    err("services:\n  registry:\n    image: r\n    volumes: [cache:/var/lib/registry]"),
+    'service "registry" refers to undefined volume cache: invalid compose project',
+  );
+  assert.match(err("services:\n  registry:\n    environment: {}"), /neither an image/);
+  assert.match(
+    err("services:\n  registry:\n    image: r\n    ports: ['5000:5000']"),
+    /^emulator: service "registry" publishes ports/,
+  );
 });
 
 Deno.test("validator: zod-like issues for unions, enums, nullable, records", () => {

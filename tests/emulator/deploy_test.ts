@@ -127,7 +127,7 @@ Deno.test(
   },
 );
 
-Deno.test("deploy errors: taken port, missing image, missing service", opts, async () => {
+Deno.test("deploy errors: taken port, missing image, no service, bad shapes", opts, async () => {
   const emu = await startEmulator({ deployDelayMs: 0 });
   const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
@@ -145,8 +145,21 @@ Deno.test("deploy errors: taken port, missing image, missing service", opts, asy
         state: "none",
       },
       {
-        file: "services:\n  web:\n    image: nginx\n",
-        expect: /no such service: machine/,
+        file: "services: {}\n",
+        expect: /no service selected/,
+        state: "none",
+      },
+      {
+        file: "services:\n  web:\n    image: nginx\n    ports: ['8080:80']\n",
+        expect: /emulator: service "web" publishes ports/,
+        state: "none",
+      },
+      {
+        file: machineCompose({ port: freePort(), ...env }).replace(
+          "    labels:",
+          "    networks: [elsewhere]\n    labels:",
+        ),
+        expect: /service "machine" refers to undefined network elsewhere: invalid compose project/,
         state: "none",
       },
       {

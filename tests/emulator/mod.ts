@@ -24,12 +24,12 @@ import { type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
 import { DockerRuntime } from "./machine/docker_runtime.ts";
 import { HostRuntime } from "./machine/host_runtime.ts";
 import type { Engine } from "../engine/engine.ts";
-import type { MachineRuntime } from "./machine/runtime.ts";
+import type { MachineRuntime, NetworkView } from "./machine/runtime.ts";
 import { type DokployVersion, profileFor } from "./profiles.ts";
 import { sleepUnlessAborted } from "./sleep.ts";
 import { newId, now, ORGANIZATION_ID, Store } from "./store.ts";
 
-export type { DokployVersion, FaultRule, RecordedRequest };
+export type { DokployVersion, FaultRule, NetworkView, RecordedRequest };
 export { FaultController };
 
 export interface EmulatorOptions {
@@ -70,14 +70,25 @@ export interface EmulatorSnapshot {
     composeStatus: string;
     serverId: string | null;
     publishedPort: number | null;
-    /** docker's {{.State}} of the machine container, "none" when there is none. */
+    /**
+     * docker's {{.State}} of the machine container (of the first service when the app has
+     * no `machine`, e.g. an image cache), "none" when there is none.
+     */
     container: { state: string; exitCode: number | null };
     /** Volume names on disk for this app, e.g. "<appName>_home". */
     volumes: string[];
   }[];
   /** Every volume directory on disk (absolute paths), including orphaned ones. */
   volumeDirs: string[];
-  /** Machines running now (host runtime: process groups; real engine: containers). */
+  /**
+   * Networks deploys created that still exist, orphans included, sorted by name
+   * (`dokploy-network`, which every server has, is not listed).
+   */
+  networks: NetworkView[];
+  /**
+   * `machine` containers running now (host runtime: process groups; real engine:
+   * containers); other services, such as an image cache, do not count.
+   */
   machineProcesses: number;
 }
 
@@ -246,6 +257,7 @@ async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
     })),
     composes,
     volumeDirs: await runtime.volumeDirs(),
+    networks: await runtime.networks(),
     machineProcesses: await runtime.liveMachines(),
   };
 }

@@ -104,7 +104,13 @@ export function machineCompose(opts: {
   restart?: string;
   image?: string;
   inactivityTimeout?: number;
+  /**
+   * Networks made by other apps (e.g. an image cache's) that the machine joins besides its
+   * own `machine` network, declared `external: true` as the provider does.
+   */
+  externalNetworks?: string[];
 }): string {
+  const external = opts.externalNetworks ?? [];
   const script = opts.script ?? 'exec /usr/sbin/sshd -D -e -f "$$DEVPOD_SSHD_CONFIG"';
   return [
     "services:",
@@ -125,9 +131,46 @@ export function machineCompose(opts: {
     `    restart: ${opts.restart ?? "on-failure"}`,
     "    labels:",
     "      devpod.machine: test",
+    ...(external.length ? [`    networks: ${JSON.stringify(["machine", ...external])}`] : []),
     "volumes:",
     "  home: {}",
     "  docker: {}",
+    ...(external.length
+      ? ["networks:", "  machine: {}", ...external.map((n) => `  ${n}: { external: true }`)]
+      : []),
+    "",
+  ].join("\n");
+}
+
+/**
+ * An image cache of the provider's shape (issue 11): one `registry` service, no ports, a
+ * named volume, and a network named after the app (`${APP_NAME}` from Dokploy's `.env`)
+ * that it joins under that alias.
+ */
+export function cacheCompose(opts: { image?: string } = {}): string {
+  return [
+    "services:",
+    "  registry:",
+    `    image: ${opts.image ?? "registry:2.8.3"}`,
+    '    entrypoint: ["/bin/sh", "-c", "exec registry serve /etc/docker/registry/config.yml", ' +
+    '"devpod-image-cache"]',
+    "    environment:",
+    "      REGISTRY_PROXY_REMOTEURL: https://registry-1.docker.io",
+    "      REGISTRY_HTTP_ADDR: 0.0.0.0:5000",
+    '      REGISTRY_STORAGE_DELETE_ENABLED: "true"',
+    "    volumes:",
+    "      - cache:/var/lib/registry",
+    "    restart: unless-stopped",
+    "    labels:",
+    '      dev.devpod.image-cache: "true"',
+    "    networks:",
+    "      cache:",
+    '        aliases: ["${APP_NAME}"]',
+    "volumes:",
+    "  cache: {}",
+    "networks:",
+    "  cache:",
+    "    name: ${APP_NAME}",
     "",
   ].join("\n");
 }

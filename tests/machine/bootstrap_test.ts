@@ -238,6 +238,138 @@ Deno.test({
       );
 
       await t.step(
+        "dind with DEVPOD_REGISTRY_MIRROR: firewall, then dockerd with the mirror flags",
+        async () => {
+          // Stand-ins record what they are asked: dockerd its argv, iptables its calls (the
+          // chroot shares the host's network namespace: no real rule may be added from it).
+          const stubs = `${dir}/mirror-stubs`;
+          await Deno.mkdir(stubs, { recursive: true });
+          const files: Record<string, string> = {
+            dockerd: [
+              "#!/bin/sh",
+              // One [word] per argument: shows where each begins and ends.
+              'printf dockerd-args:; for a in "$@"; do printf \' [%s]\' "$a"; done; echo',
+              'trap "rm -f /run/up; exit 0" TERM',
+              "touch /run/up",
+              "sleep 600 & wait",
+            ].join("\n"),
+            docker: "#!/bin/sh\ntest -e /run/up",
+            iptables: [
+              "#!/bin/sh",
+              "printf '%s\\n' \"$*\" >>/run/iptables.calls",
+              'case " $* " in *" -C "*) exit 1 ;; esac',
+            ].join("\n"),
+            // The machine's own network (default route) and the cache's, as Docker wires them.
+            route: [
+              "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT",
+              "eth0\t00000000\t010012AC\t0003\t0\t0\t0\t00000000\t0\t0\t0",
+              "eth0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0",
+              "eth1\t0000630A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0",
+            ].join("\n"),
+          };
+          for (const [name, text] of Object.entries(files)) {
+            await Deno.writeTextFile(`${stubs}/${name}`, `${text}\n`, { mode: 0o755 });
+          }
+          const r = layer.root;
+          const mirrorBoot = async (mirror: string, daemonJson?: string) => {
+            if (daemonJson !== undefined) {
+              await Deno.writeTextFile(`${stubs}/daemon.json`, daemonJson);
+            }
+            const m = await boot({
+              shell: "/bin/sh",
+              timeout: 0,
+              docker: "dind",
+              env: { DEVPOD_REGISTRY_MIRROR: mirror, DEVPOD_PROC_NET_ROUTE: "/run/test-route" },
+              before: [
+                `for f in dockerd docker iptables; do cp '${stubs}/'$f '${r}/usr/local/bin/'; done`,
+                `cp '${stubs}/route' '${r}/run/test-route'`,
+                `rm -f '${r}/run/up' '${r}/run/iptables.calls' '${r}/etc/docker/daemon.json'`,
+                daemonJson === undefined
+                  ? ":"
+                  : `mkdir -p '${r}/etc/docker' && cp '${stubs}/daemon.json' '${r}/etc/docker/'`,
+                `grep -q devpod-image-cache-t '${r}/etc/hosts' ||`,
+                `  echo '10.99.0.1 devpod-image-cache-t' >>'${r}/etc/hosts'`,
+              ].join("\n"),
+            });
+            await m.waitForLog(READY, 30_000);
+            await stop(m);
+            const read = (f: string) => Deno.readTextFile(`${layer.changes}/${f}`).catch(() => "");
+            const dockerd = (await read("run/devpod/dockerd.log")).split("\n")[0];
+            const iptables = (await read("run/iptables.calls")).trimEnd().split("\n").filter(
+              Boolean,
+            );
+            return { log: m.log, dockerd, iptables };
+          };
+          const mirror = "http://devpod-image-cache-t:5000";
+          const firewalled = new RegExp(
+            `firewall: on eth1 \\(devpod-image-cache-t 10\\.99\\.0\\.1\\) only tcp port ${port} accepts`,
+          );
+
+          // http: plain HTTP allowed for that address only; rules added before dockerd starts.
+          const http = await mirrorBoot(mirror);
+          assert.doesNotMatch(http.log, /warning/);
+          assert.equal(
+            http.dockerd,
+            `dockerd-args: [--registry-mirror] [${mirror}] [--insecure-registry] [devpod-image-cache-t:5000]`,
+          );
+          const lines = http.log.split("\n");
+          const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+          const order = [
+            at(firewalled),
+            at(
+              /docker: registry mirror http:\/\/devpod-image-cache-t:5000 \(plain HTTP allowed for devpod-image-cache-t:5000\)$/,
+            ),
+            at(/docker: ready in/),
+          ];
+          assert.ok(order[0] >= 0 && order[0] < order[1] && order[1] < order[2], http.log);
+          assert.deepEqual(http.iptables, [
+            `-t mangle -C PREROUTING -i eth1 -p tcp --dport ${port} -j ACCEPT`,
+            `-t mangle -I PREROUTING 1 -i eth1 -p tcp --dport ${port} -j ACCEPT`,
+            "-t mangle -C PREROUTING -i eth1 -m conntrack --ctstate NEW -j DROP",
+            "-t mangle -A PREROUTING -i eth1 -m conntrack --ctstate NEW -j DROP",
+          ]);
+
+          // https: no insecure-registry.
+          const https = await mirrorBoot("https://devpod-image-cache-t/");
+          assert.equal(
+            https.dockerd,
+            "dockerd-args: [--registry-mirror] [https://devpod-image-cache-t/]",
+          );
+          assert.match(https.log, /docker: registry mirror https:\/\/devpod-image-cache-t\/\n/);
+
+          // daemon.json sets registry-mirrors: a flag too would make dockerd refuse to start.
+          const own = await mirrorBoot(
+            mirror,
+            '{\n  "registry-mirrors": ["https://mirror.gcr.io"]\n}\n',
+          );
+          assert.equal(own.dockerd, "dockerd-args:");
+          assert.match(
+            own.log,
+            /docker: \/etc\/docker\/daemon\.json sets registry-mirrors; not adding http:\/\/devpod-image-cache-t:5000\n/,
+          );
+          assert.match(own.log, firewalled, "the machine is on the cache's network all the same");
+
+          // daemon.json sets insecure-registries: the mirror flag only.
+          const insecure = await mirrorBoot(mirror, '{"insecure-registries": ["10.0.0.0/8"]}\n');
+          assert.equal(insecure.dockerd, `dockerd-args: [--registry-mirror] [${mirror}]`);
+          assert.match(
+            insecure.log,
+            /registry mirror \S+ \(insecure-registries from \/etc\/docker\/daemon\.json\)/,
+          );
+
+          // Malformed: a warning, no flag, no rule; the machine boots as without a cache.
+          const bad = await mirrorBoot(`${mirror}/v2/`);
+          assert.match(
+            bad.log,
+            /warning: DEVPOD_REGISTRY_MIRROR must be http\(s\):\/\/host\[:port\], got 'http:\/\/devpod-image-cache-t:5000\/v2\/'; pulling without a mirror/,
+          );
+          assert.equal(bad.dockerd, "dockerd-args:");
+          assert.deepEqual(bad.iptables, []);
+          assert.doesNotMatch(bad.log, /firewall|registry mirror http/);
+        },
+      );
+
+      await t.step(
         "an image whose uid 1000 is another user (ubuntu): renamed to devpod",
         async () => {
           // Turn the root fs into what ubuntu images look like: uid 1000 is `ubuntu`.

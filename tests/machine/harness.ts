@@ -46,13 +46,22 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Runs a command to completion (bounded), returning its exit code and text output. */
+/**
+ * Runs a command to completion (bounded), returning its exit code and text output. With
+ * `env`, the command gets only that environment (as a container would).
+ */
 export async function run(
   cmd: string,
   args: string[],
   timeoutMs = 30_000,
+  env?: Record<string, string>,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command(cmd, {
+    args,
+    ...(env ? { env, clearEnv: true, stdin: "null" } : {}),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   try {
     const out = await within(timeoutMs, `${cmd} ${args.join(" ")}`, child.output());
     const dec = new TextDecoder();

@@ -58,7 +58,7 @@ function projectWith(compose: unknown[]): Project {
   } as Project;
 }
 
-const EMPTY: ProjectSnapshot = { projects: [projectWith([])], machines: [] };
+const EMPTY: ProjectSnapshot = { projects: [projectWith([])], machines: [], caches: [] };
 const made = { ...INPUT, composeId: "c-made", appName: "devpod-ws-1-x1" } as unknown as Compose;
 
 /** compose.create fails with `failure` first; the project then holds `after`. */
@@ -193,6 +193,7 @@ function info(machineId: string, extra: Partial<MachineInfo>): MachineInfo {
     owner: null,
     cpus: null,
     memory: null,
+    imageCache: null,
     ...extra,
   };
 }

@@ -255,3 +255,47 @@ Deno.test("state: files without cpuLimit still load; a bad cpuLimit is refused",
     await Deno.remove(folder, { recursive: true });
   }
 });
+
+Deno.test("deploy: a missing image-cache network drops the cache and deploys again", async () => {
+  const cache = "devpod-image-cache-q1w2e3";
+  for (
+    const refusal of [
+      `network ${cache} declared as external, but could not be found`,
+      `ERROR: Network ${cache} declared as external, but could not be found. Please create the network manually using \`docker network create ${cache}\` and try again.`,
+      // A swarm node (Dokploy's servers are): compose skips the check, the daemon refuses.
+      `Error response from daemon: network ${cache} not found`,
+      `Error response from daemon: No such network: ${cache}`,
+    ]
+  ) {
+    const w = await world({}, [refusal, null]);
+    try {
+      w.state.imageCache = cache;
+      await deployMachine(w.d, w.state, KEY, Date.now() + 10_000, plan);
+      assert.equal(w.deploys(), 2);
+      const machine = YAML.parse(w.updates[0].composeFile!).services.machine;
+      assert.deepEqual(machine.networks, ["machine"]);
+      assert.equal(machine.environment.DEVPOD_REGISTRY_MIRROR, undefined);
+      const saved = (await readState(w.folder))!;
+      assert.equal(saved.imageCache, undefined);
+      assert.equal(machineComposeFile(w.d, KEY, saved), w.updates[0].composeFile);
+      assert.match(w.lines.join("\n"), /warn the shared image cache .* now pulls images from/);
+    } finally {
+      await Deno.remove(w.folder, { recursive: true });
+    }
+  }
+});
+
+Deno.test("deploy: another missing external network is not ours to fix", async () => {
+  const w = await world({}, ["network somebody-else declared as external, but could not be found"]);
+  try {
+    w.state.imageCache = "devpod-image-cache-q1w2e3";
+    await assert.rejects(
+      deployMachine(w.d, w.state, KEY, Date.now() + 10_000, plan),
+      /somebody-else declared as external/,
+    );
+    assert.equal(w.deploys(), 1);
+    assert.equal(w.state.imageCache, "devpod-image-cache-q1w2e3");
+  } finally {
+    await Deno.remove(w.folder, { recursive: true });
+  }
+});

@@ -25,6 +25,7 @@ const spec = {
   inactivityTimeoutSec: 1800,
   dokployNetwork: false,
   disableAgentTelemetry: false,
+  imageCache: null,
   providerVersion: "v0.1.0",
 };
 

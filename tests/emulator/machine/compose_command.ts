@@ -6,7 +6,11 @@
  *     every string quoted (`.docker-compose.test.yml` beside the original);
  *   - it names containers `app_machine_1`: the copy sets v2's `app-machine-1`;
  *   - it cannot `-p P stop|down` without a file: those find the project's containers,
- *     networks and volumes by the `com.docker.compose.project` label, as v2 does.
+ *     networks and volumes by the `com.docker.compose.project` label, as v2 does (a
+ *     network that cannot go, e.g. still used by another project's container, does not
+ *     keep the volumes: v2 removes both independently and then fails);
+ *   - it words a missing external network differently: its message is put in v2's words
+ *     (`v2Wording`), the one a Dokploy server prints (without swarm mode, see below).
  * One difference from Dokploy is deliberate, on either compose: the copy binds published
  * ports to 127.0.0.1, so no test machine is reachable from outside this host.
  */
@@ -76,9 +80,9 @@ export async function dockerCompose(
     const source = await Deno.readTextFile(`${opts.cwd}/${inv.file ?? "docker-compose.yml"}`);
     await Deno.writeTextFile(`${opts.cwd}/${TEST_FILE}`, toTestFile(source, inv.project));
     const up = ["-f", TEST_FILE, "up", ...inv.flags];
-    return engine.compose === "v2"
-      ? await v2(up)
-      : await sh(["docker-compose", "-p", inv.project, ...up]);
+    if (engine.compose === "v2") return await v2(up);
+    const r = await sh(["docker-compose", "-p", inv.project, ...up]);
+    return { ...r, output: v2Wording(r.output) };
   }
   if (inv.command !== "stop" && inv.command !== "down") {
     throw new Error(`compose adapter: unsupported command ${inv.command}`);
@@ -88,7 +92,26 @@ export async function dockerCompose(
   return await byLabel(engine, inv.project, sh, down, down && inv.flags.includes("--volumes"));
 }
 
-/** v2's `stop` / `down [--volumes]` for a project, found by its label. */
+const V1_MISSING_NETWORK =
+  /^(?:ERROR: )?Network (\S+) declared as external, but could not be found\. Please create the network manually using `docker network create \S+` and try again\.$/gm;
+
+/**
+ * compose v1's messages in v2's words, where the provider reads them. v2 (not in swarm
+ * mode) says `network X declared as external, but could not be found`; v1 capitalises
+ * and adds advice.
+ */
+export function v2Wording(output: string): string {
+  return output.replace(
+    V1_MISSING_NETWORK,
+    (_, name) => `network ${name} declared as external, but could not be found`,
+  );
+}
+
+/**
+ * v2's `stop` / `down [--volumes]` for a project, found by its label. Every step runs
+ * even when an earlier one failed (v2 removes networks and volumes independently); the
+ * result fails if any did.
+ */
 async function byLabel(
   engine: Engine,
   project: string,
@@ -102,27 +125,24 @@ async function byLabel(
     return r.code === 0 ? r.output.split("\n").filter(Boolean) : [];
   };
   let output = "";
+  let failed = false;
   const step = async (args: string[]) => {
     const r = await sh([engine.cli, ...args]);
     output += r.output;
-    if (r.code !== 0) throw Object.assign(new Error(r.output), { run: r });
+    if (r.code !== 0) failed = true;
   };
-  try {
-    const containers = await list(["ps", "-aq"]);
-    if (containers.length) await step(["stop", ...containers]);
-    if (remove) {
-      if (containers.length) await step(["rm", ...containers]);
-      const networks = await list(["network", "ls", "-q"]);
-      if (networks.length) await step(["network", "rm", ...networks]);
-      if (volumes) {
-        const vols = await list(["volume", "ls", "-q"]);
-        if (vols.length) await step(["volume", "rm", ...vols]);
-      }
+  const containers = await list(["ps", "-aq"]);
+  if (containers.length) await step(["stop", ...containers]);
+  if (remove) {
+    if (containers.length) await step(["rm", ...containers]);
+    const networks = await list(["network", "ls", "-q"]);
+    if (networks.length) await step(["network", "rm", ...networks]);
+    if (volumes) {
+      const vols = await list(["volume", "ls", "-q"]);
+      if (vols.length) await step(["volume", "rm", ...vols]);
     }
-    return { code: 0, output };
-  } catch (e) {
-    return { code: 1, output: output || (e as Error).message };
   }
+  return { code: failed ? 1 : 0, output };
 }
 
 /** `sh -c 'exec "$@" 2>&1'`: one stream, as Dokploy reads a command's output. */

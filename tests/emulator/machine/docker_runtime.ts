@@ -16,10 +16,12 @@ import {
   MachineError,
   type MachineRuntime,
   type MachineView,
+  type NetworkView,
   SERVER_PATH as PATH,
 } from "./runtime.ts";
 
 const PROJECT_LABEL = "com.docker.compose.project";
+const SERVICE_LABEL = "com.docker.compose.service";
 /** Dokploy's format for `docker.getContainersByAppNameMatch`. */
 const PS_FORMAT =
   "CONTAINER ID : {{.ID}} | Name: {{.Names}} | State: {{.State}} | Status: {{.Status}}";
@@ -124,21 +126,37 @@ export class DockerRuntime implements MachineRuntime {
     return dirs.sort();
   }
 
+  async networks(): Promise<NetworkView[]> {
+    const out: NetworkView[] = [];
+    for (const app of this.#apps) {
+      for (const name of await this.#ids(["network", "ls", "--format", "{{.Name}}"], app)) {
+        out.push({ name, serverId: null, project: app });
+      }
+    }
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Running containers of `machine` services (an image cache's `registry` is none). */
   async liveMachines(): Promise<number> {
     let n = 0;
-    for (const app of this.#apps) n += (await this.#ids(["ps", "-q"], app)).length;
+    for (const app of this.#apps) {
+      n += (await this.#ids(["ps", "-q", "--filter", `label=${SERVICE_LABEL}=machine`], app))
+        .length;
+    }
     return n;
   }
 
   async close(): Promise<void> {
-    await Promise.all(
-      [...this.#apps].map((appName) =>
-        dockerCompose(this.#engine, ["-p", appName, "down", "--volumes"], {
-          cwd: this.#home,
-          env: { PATH },
-        })
-      ),
-    );
+    const down = (appName: string) =>
+      dockerCompose(this.#engine, ["-p", appName, "down", "--volumes"], {
+        cwd: this.#home,
+        env: { PATH },
+      });
+    const apps = [...this.#apps];
+    const first = await Promise.all(apps.map(down));
+    // A network another app's container still used (an image cache's, joined by a
+    // machine being removed at the same moment) goes once every container is gone.
+    for (const [i, r] of first.entries()) if (r.code !== 0) await down(apps[i]);
   }
 
   async #ids(list: string[], appName: string): Promise<string[]> {

@@ -2,8 +2,18 @@
  * The "host" machine runtime: each machine is a process tree in its own mount + PID
  * namespace on this host, running a real sshd on 127.0.0.1:<published port> as user
  * `devpod`, with its home volume bind-mounted onto /home/devpod.
+ *
+ * Other compose services (the image cache's `registry`) are recorded, not run: a
+ * container row that is running after up, exited after stop. Networks are bookkept per
+ * server as docker does: up creates the project's networks and fails on a missing
+ * external one; down removes them unless another app's running container uses one.
  */
-import { type MachineSpec, machineSpec } from "../compose_spec.ts";
+import {
+  type MachineSpec,
+  type ProjectSpec,
+  projectSpec,
+  type ServiceSpec,
+} from "../compose_spec.ts";
 import {
   ensureHost,
   type HostUser,
@@ -19,6 +29,7 @@ import {
   MachineError,
   type MachineRuntime,
   type MachineView,
+  type NetworkView,
 } from "./runtime.ts";
 import { renderSshdConfig } from "./sshd_config.ts";
 
@@ -33,14 +44,14 @@ type ContainerState = "created" | "running" | "exited";
 interface ContainerInfo {
   /** 64 hex chars; `docker ps` shows the first 12. */
   containerId: string;
-  /** `<appName>-machine-1`, as docker compose names it. */
+  /** `<appName>-<service>-1`, as docker compose names it. */
   name: string;
   state: ContainerState;
   exitCode: number | null;
   /** Epoch ms of the last start / exit. */
   startedAt: number | null;
   finishedAt: number | null;
-  publishedPort: number;
+  publishedPort: number | null;
 }
 
 interface Container {
@@ -56,6 +67,24 @@ interface Container {
   restarts: number;
   restartTimer?: ReturnType<typeof setTimeout>;
 }
+
+/** A container of a non-machine service: a record with a state, no process. */
+interface Passive {
+  info: ContainerInfo;
+  spec: ServiceSpec;
+  specKey: string;
+}
+
+interface NetworkRecord {
+  name: string;
+  /** The compose project that created it; null for `dokploy-network` (Dokploy's own). */
+  project: string | null;
+}
+
+/** The server key of the Dokploy host itself (a service with no serverId). */
+const DOKPLOY_HOST = "dokploy-host";
+/** Made by Dokploy's setup on every server; never removed. */
+const DOKPLOY_NETWORK = "dokploy-network";
 
 const MAX_RESTARTS = 5;
 const RESTART_DELAY_MS = 1000;
@@ -77,7 +106,14 @@ const NS_INIT = "trap 'exit 143' TERM; " +
 export class HostRuntime implements MachineRuntime {
   #dataDir: string;
   #stopGraceMs: number;
+  /** Machines by appName. */
   #containers = new Map<string, Container>();
+  /** Containers of other services by appName, in file order. */
+  #passive = new Map<string, Passive[]>();
+  /** appName → the server its containers and networks are on. */
+  #servers = new Map<string, string>();
+  /** server → network name → network. */
+  #networks = new Map<string, Map<string, NetworkRecord>>();
   #locks = new Map<string, Promise<unknown>>();
   #closed = false;
 
@@ -89,139 +125,290 @@ export class HostRuntime implements MachineRuntime {
   readonly kind = "host";
 
   async deploy(app: ComposeApp, log: (line: string) => void): Promise<void> {
-    const spec = await this.#readSpec(app, log);
-    await this.#pull(spec.image, log);
-    await this.#up(spec, log);
+    const project = await this.#readProject(app, log);
+    await this.#pullAll(project, log);
+    await this.#up(app, project, log, { removeOrphans: true });
   }
 
   async start(app: ComposeApp): Promise<void> {
     const discard = () => {};
-    const spec = await this.#readSpec(app, discard);
-    await this.#pull(spec.image, discard);
-    await this.#up(spec, discard);
+    const project = await this.#readProject(app, discard);
+    await this.#pullAll(project, discard);
+    await this.#up(app, project, discard, { removeOrphans: false });
   }
 
   /** What `docker compose` reads: the written file, interpolated with the written .env. */
-  async #readSpec(app: ComposeApp, log: (line: string) => void): Promise<MachineSpec> {
+  async #readProject(app: ComposeApp, log: (line: string) => void): Promise<ProjectSpec> {
     const dir = codeDir(app);
     const file = await Deno.readTextFile(`${dir}/docker-compose.yml`);
     const env = await Deno.readTextFile(`${dir}/.env`).catch(() => "");
-    const parsed = machineSpec(file, env, app.appName);
-    for (const w of parsed.warnings) {
-      log(`time="${new Date().toISOString()}" level=warning msg="${w.replace(/"/g, '\\"')}"`);
-    }
+    const parsed = projectSpec(file, env, app.appName);
+    for (const w of parsed.warnings) warn(log, w);
     if (!parsed.ok) throw new MachineError(parsed.error);
-    return parsed.spec;
+    return parsed.project;
   }
 
-  #pull(image: string, log: (line: string) => void): Promise<void> {
-    log(" machine Pulling");
+  async #pullAll(project: ProjectSpec, log: (line: string) => void): Promise<void> {
+    if (project.machine) await this.#pull("machine", project.machine.image, log);
+    for (const s of project.services) await this.#pull(s.service, s.image, log);
+  }
+
+  #pull(service: string, image: string, log: (line: string) => void): Promise<void> {
+    log(` ${service} Pulling`);
     if (image.includes("does-not-exist")) {
       const repo = image.split(":")[0];
       const msg = `pull access denied for ${repo}, repository does not exist or may require ` +
         "'docker login': denied: requested access to the resource is denied";
-      log(` machine Error ${msg}`);
+      log(` ${service} Error ${msg}`);
       return Promise.reject(new MachineError(`Error response from daemon: ${msg}`));
     }
-    log(" machine Pulled");
+    log(` ${service} Pulled`);
     return Promise.resolve();
   }
 
-  #up(spec: MachineSpec, log: (line: string) => void): Promise<void> {
-    return this.#withLock(spec.appName, async () => {
+  /** `docker compose up -d`: networks, volumes, (orphans,) then the containers. */
+  #up(
+    app: ComposeApp,
+    project: ProjectSpec,
+    log: (line: string) => void,
+    opts: { removeOrphans: boolean },
+  ): Promise<void> {
+    const { appName } = project;
+    return this.#withLock(appName, async () => {
       if (this.#closed) throw new MachineError("Cannot connect to the Docker daemon");
-      const user = await ensureHost();
-      const specKey = JSON.stringify(spec);
-      const name = containerName(spec.appName);
-      checkCpus(spec);
-      let c = this.#containers.get(spec.appName);
-      if (c?.specKey === specKey && c.info.state === "running") {
-        log(` Container ${name}  Running`);
-        return;
-      }
-      for (const v of spec.volumes) {
-        const dir = this.#volumeDir(spec.appName, v.source);
+      const machine = project.machine;
+      const user = machine ? await ensureHost() : null;
+      const server = this.#servers.get(appName) ?? serverKey(app);
+      this.#servers.set(appName, server);
+      this.#ensureNetworks(server, project, log);
+      for (const v of project.volumes) {
+        const dir = this.#volumeDir(appName, v);
         if (!exists(dir)) {
-          log(` Volume "${spec.appName}_${v.source}"  Creating`);
+          log(` Volume "${appName}_${v}"  Creating`);
           await Deno.mkdir(dir, { recursive: true });
-          log(` Volume "${spec.appName}_${v.source}"  Created`);
+          log(` Volume "${appName}_${v}"  Created`);
         }
       }
-      if (c && c.specKey !== specKey) {
-        log(` Container ${name}  Recreate`);
-        await this.#terminate(c, this.#stopGraceMs);
-        this.#containers.delete(spec.appName);
-        c = undefined;
-        await this.#create(spec);
-        log(` Container ${name}  Recreated`);
-      } else if (!c) {
-        log(` Network ${spec.appName}_default  Creating`);
-        log(` Network ${spec.appName}_default  Created`);
-        log(` Container ${name}  Creating`);
-        await this.#create(spec);
-        log(` Container ${name}  Created`);
-      }
-      c = this.#containers.get(spec.appName)!;
-      log(` Container ${name}  Starting`);
-      this.#checkPort(c);
-      c.restarts = 0;
-      await this.#start(c, user);
-      log(` Container ${name}  Started`);
+      if (opts.removeOrphans) await this.#removeOrphans(project, log);
+      if (machine && user) await this.#upMachine(machine, user, log);
+      for (const s of project.services) this.#upPassive(appName, s, log);
     });
+  }
+
+  /**
+   * compose v2's ensureNetworks (not in swarm mode): an external network must exist on
+   * this server; a project network is created unless it exists (then a warning when
+   * another project made it).
+   */
+  #ensureNetworks(server: string, project: ProjectSpec, log: (line: string) => void) {
+    const networks = this.#networksOn(server);
+    for (const n of project.networks) {
+      const existing = networks.get(n.name);
+      if (n.external) {
+        if (!existing) {
+          throw new MachineError(`network ${n.name} declared as external, but could not be found`);
+        }
+        continue;
+      }
+      if (existing) {
+        if (existing.project === null) {
+          warn(
+            log,
+            `a network with name ${n.name} exists but was not created by compose.\n` +
+              "Set `external: true` to use an existing network",
+          );
+        } else if (existing.project !== project.appName) {
+          warn(
+            log,
+            `a network with name ${n.name} exists but was not created for project ` +
+              `"${project.appName}".\nSet \`external: true\` to use an existing network`,
+          );
+        }
+        continue;
+      }
+      log(` Network ${n.name}  Creating`);
+      networks.set(n.name, { name: n.name, project: project.appName });
+      log(` Network ${n.name}  Created`);
+    }
+  }
+
+  /** `--remove-orphans`: containers of services the file no longer has. */
+  async #removeOrphans(project: ProjectSpec, log: (line: string) => void) {
+    const { appName } = project;
+    const c = this.#containers.get(appName);
+    if (c && !project.machine) {
+      log(` Container ${c.info.name}  Removing`);
+      await this.#terminate(c, this.#stopGraceMs);
+      this.#containers.delete(appName);
+      await removeDir(this.#machineDir(appName));
+      log(` Container ${c.info.name}  Removed`);
+    }
+    const keep = new Set(project.services.map((s) => s.service));
+    const passive = this.#passive.get(appName) ?? [];
+    for (const p of passive.filter((p) => !keep.has(p.spec.service))) {
+      log(` Container ${p.info.name}  Removing`);
+      log(` Container ${p.info.name}  Removed`);
+    }
+    this.#passive.set(appName, passive.filter((p) => keep.has(p.spec.service)));
+  }
+
+  async #upMachine(spec: MachineSpec, user: HostUser, log: (line: string) => void) {
+    const specKey = JSON.stringify(spec);
+    const name = containerName(spec.appName, "machine");
+    checkCpus(spec);
+    let c = this.#containers.get(spec.appName);
+    if (c?.specKey === specKey && c.info.state === "running") {
+      log(` Container ${name}  Running`);
+      return;
+    }
+    if (c && c.specKey !== specKey) {
+      log(` Container ${name}  Recreate`);
+      await this.#terminate(c, this.#stopGraceMs);
+      this.#containers.delete(spec.appName);
+      c = undefined;
+      await this.#create(spec);
+      log(` Container ${name}  Recreated`);
+    } else if (!c) {
+      log(` Container ${name}  Creating`);
+      await this.#create(spec);
+      log(` Container ${name}  Created`);
+    }
+    c = this.#containers.get(spec.appName)!;
+    log(` Container ${name}  Starting`);
+    this.#checkPort(c);
+    c.restarts = 0;
+    await this.#start(c, user);
+    log(` Container ${name}  Started`);
+  }
+
+  /** A recorded container: created (or recreated when its spec changed), then "running". */
+  #upPassive(appName: string, spec: ServiceSpec, log: (line: string) => void) {
+    const list = this.#passive.get(appName) ?? [];
+    this.#passive.set(appName, list);
+    const name = containerName(appName, spec.service);
+    const specKey = JSON.stringify(spec);
+    let p = list.find((x) => x.spec.service === spec.service);
+    if (p?.specKey === specKey && p.info.state === "running") {
+      log(` Container ${name}  Running`);
+      return;
+    }
+    if (p && p.specKey !== specKey) {
+      log(` Container ${name}  Recreate`);
+      Object.assign(p, { spec, specKey, info: newInfo(name, null) });
+      log(` Container ${name}  Recreated`);
+    } else if (!p) {
+      log(` Container ${name}  Creating`);
+      p = { spec, specKey, info: newInfo(name, null) };
+      list.push(p);
+      log(` Container ${name}  Created`);
+    }
+    log(` Container ${name}  Starting`);
+    Object.assign(p.info, {
+      state: "running",
+      exitCode: null,
+      startedAt: Date.now(),
+      finishedAt: null,
+    });
+    log(` Container ${name}  Started`);
   }
 
   stop({ appName }: ComposeApp): Promise<void> {
     return this.#withLock(appName, async () => {
       const c = this.#containers.get(appName);
       if (c) await this.#terminate(c, this.#stopGraceMs);
-    });
-  }
-
-  remove({ appName }: ComposeApp, opts: { volumes: boolean }): Promise<void> {
-    return this.#withLock(appName, async () => {
-      const c = this.#containers.get(appName);
-      if (c) await this.#terminate(c, this.#stopGraceMs);
-      this.#containers.delete(appName);
-      await removeDir(this.#machineDir(appName));
-      if (opts.volumes) {
-        for (const v of (await this.view(appName)).volumes) {
-          await removeDir(`${this.#volumesRoot()}/${v}`);
+      for (const p of this.#passive.get(appName) ?? []) {
+        // The registry stops on SIGTERM and exits 0.
+        if (p.info.state === "running") {
+          Object.assign(p.info, { state: "exited", exitCode: 0, finishedAt: Date.now() });
         }
       }
     });
   }
 
-  containers(appName: string): Promise<ContainerRow[]> {
-    const c = this.#containers.get(appName);
-    return Promise.resolve(
-      c
-        ? [{
-          containerId: c.info.containerId.slice(0, 12),
-          name: c.info.name,
-          state: c.info.state,
-          status: dockerStatus(c.info),
-        }]
-        : [],
-    );
+  remove(app: ComposeApp, opts: { volumes: boolean }): Promise<void> {
+    const { appName } = app;
+    return this.#withLock(appName, async () => {
+      const c = this.#containers.get(appName);
+      if (c) await this.#terminate(c, this.#stopGraceMs);
+      this.#containers.delete(appName);
+      this.#passive.delete(appName);
+      await removeDir(this.#machineDir(appName));
+      // Networks: docker refuses to remove one that a running container still uses.
+      const server = this.#servers.get(appName) ?? serverKey(app);
+      this.#servers.delete(appName);
+      const networks = this.#networksOn(server);
+      const refused: string[] = [];
+      for (const n of [...networks.values()].filter((n) => n.project === appName)) {
+        const user = this.#activeEndpoint(server, n.name);
+        if (!user) {
+          networks.delete(n.name);
+          continue;
+        }
+        // What compose v2 prints, with a current daemon's wording.
+        refused.push(
+          `failed to remove network ${n.name}: Error response from daemon: error while ` +
+            `removing network: network ${n.name} has active endpoints ` +
+            `(name:"${user.name}" id:"${user.containerId.slice(0, 12)}")`,
+        );
+      }
+      if (opts.volumes) {
+        for (const v of (await this.view(appName)).volumes) {
+          await removeDir(`${this.#volumesRoot()}/${v}`);
+        }
+      }
+      if (refused.length) throw new MachineError(refused.join("\n"));
+    });
   }
 
+  containers(appName: string): Promise<ContainerRow[]> {
+    const c = this.#containers.get(appName);
+    const infos = [
+      ...(c ? [c.info] : []),
+      ...(this.#passive.get(appName) ?? []).map((p) => p.info),
+    ];
+    return Promise.resolve(infos.map((info) => ({
+      containerId: info.containerId.slice(0, 12),
+      name: info.name,
+      state: info.state,
+      status: dockerStatus(info),
+    })));
+  }
+
+  /** A machine's log; a recorded container has run nothing, so its log is empty. */
   async logs(container: string, tail: number): Promise<string | null> {
     const c = [...this.#containers.entries()].find(([, c]) =>
       c.info.name.startsWith(container) && c.info.state === "running"
     );
-    if (!c) return null;
+    if (!c) {
+      const passive = [...this.#passive.values()].flat().find((p) =>
+        p.info.name.startsWith(container) && p.info.state === "running"
+      );
+      return passive ? "" : null;
+    }
     const text = await Deno.readTextFile(`${this.#machineDir(c[0])}/container.log`).catch(() => "");
     return text.split("\n").filter(Boolean).slice(-tail).map((l) => `${l}\n`).join("");
   }
 
   view(appName: string): Promise<MachineView> {
-    const c = this.#containers.get(appName);
+    const info = this.#containers.get(appName)?.info ?? this.#passive.get(appName)?.[0]?.info;
     return Promise.resolve({
-      state: c?.info.state ?? "none",
-      exitCode: c?.info.exitCode ?? null,
-      publishedPort: c?.info.publishedPort ?? null,
+      state: info?.state ?? "none",
+      exitCode: info?.exitCode ?? null,
+      publishedPort: info?.publishedPort ?? null,
       volumes: listDirs(this.#volumesRoot()).filter((n) => n.startsWith(`${appName}_`)),
     });
+  }
+
+  networks(): Promise<NetworkView[]> {
+    const out: NetworkView[] = [];
+    for (const [server, networks] of this.#networks) {
+      for (const n of networks.values()) {
+        if (n.project === null) continue;
+        const serverId = server === DOKPLOY_HOST ? null : server;
+        out.push({ name: n.name, serverId, project: n.project });
+      }
+    }
+    return Promise.resolve(out.sort((a, b) => a.name.localeCompare(b.name)));
   }
 
   volumeDirs(): Promise<string[]> {
@@ -254,6 +441,30 @@ export class HostRuntime implements MachineRuntime {
     return `${this.#dataDir}/machines/${appName}`;
   }
 
+  /** A server's networks; every server has Dokploy's `dokploy-network`. */
+  #networksOn(server: string): Map<string, NetworkRecord> {
+    let networks = this.#networks.get(server);
+    if (!networks) {
+      networks = new Map([[DOKPLOY_NETWORK, { name: DOKPLOY_NETWORK, project: null }]]);
+      this.#networks.set(server, networks);
+    }
+    return networks;
+  }
+
+  /** A running container on `server` attached to network `name` (docker's endpoint). */
+  #activeEndpoint(server: string, name: string): ContainerInfo | undefined {
+    const attached = [
+      ...[...this.#containers.entries()].map(([appName, c]) => ({ appName, ...c })),
+      ...[...this.#passive.entries()].flatMap(([appName, list]) =>
+        list.map((p) => ({ appName, ...p }))
+      ),
+    ];
+    return attached.find((c) =>
+      this.#servers.get(c.appName) === server && c.info.state === "running" &&
+      c.spec.networks.includes(name)
+    )?.info;
+  }
+
   /** Serialises operations on one machine (deploy vs start vs stop vs restart). */
   #withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
     const prev = this.#locks.get(key) ?? Promise.resolve();
@@ -272,18 +483,8 @@ export class HostRuntime implements MachineRuntime {
     await removeDir(`${dir}/rootfs`);
     await Deno.mkdir(`${dir}/rootfs/home`, { recursive: true });
     await writeSshFiles(`${dir}/etc`, spec);
-    const containerId = Array.from(crypto.getRandomValues(new Uint8Array(32)))
-      .map((b) => b.toString(16).padStart(2, "0")).join("");
     this.#containers.set(spec.appName, {
-      info: {
-        containerId,
-        name: containerName(spec.appName),
-        state: "created",
-        exitCode: null,
-        startedAt: null,
-        finishedAt: null,
-        publishedPort: spec.publishedPort,
-      },
+      info: newInfo(containerName(spec.appName, "machine"), spec.publishedPort),
       spec,
       specKey: JSON.stringify(spec),
       proc: null,
@@ -444,8 +645,33 @@ function dockerStatus(c: ContainerInfo, at = Date.now()): string {
   return "Created";
 }
 
-function containerName(appName: string) {
-  return `${appName}-machine-1`;
+function containerName(appName: string, service: string) {
+  return `${appName}-${service}-1`;
+}
+
+/** A just-created container: fresh 64-hex id, never started. */
+function newInfo(name: string, publishedPort: number | null): ContainerInfo {
+  const containerId = Array.from(crypto.getRandomValues(new Uint8Array(32)))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return {
+    containerId,
+    name,
+    state: "created",
+    exitCode: null,
+    startedAt: null,
+    finishedAt: null,
+    publishedPort,
+  };
+}
+
+function serverKey(app: ComposeApp): string {
+  return app.serverId ?? DOKPLOY_HOST;
+}
+
+/** A compose warning line as logrus prints it (text format, quotes and newlines escaped). */
+function warn(log: (line: string) => void, msg: string) {
+  const escaped = msg.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+  log(`time="${new Date().toISOString()}" level=warning msg="${escaped}"`);
 }
 
 /**

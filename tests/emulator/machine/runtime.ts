@@ -8,6 +8,11 @@
 /** A compose service as Dokploy lays it out on the server. */
 export interface ComposeApp {
   appName: string;
+  /**
+   * The server it lives on (null or absent: the Dokploy host). Docker objects are per
+   * server: a network made on one is not there for an app on another.
+   */
+  serverId?: string | null;
   /** `<base>/compose/<appName>`; Dokploy writes `code/docker-compose.yml` and `code/.env`. */
   dir: string;
 }
@@ -37,6 +42,15 @@ export interface MachineView {
   volumes: string[];
 }
 
+/** A network some deploy created (`dokploy-network`, made by Dokploy's setup, is not one). */
+export interface NetworkView {
+  name: string;
+  /** The server it exists on; null for the Dokploy host. */
+  serverId: string | null;
+  /** The compose project (appName) that created it. */
+  project: string;
+}
+
 /** A failure the way docker reports it; the message goes to the deploy log or a 500. */
 export class MachineError extends Error {
   override name = "MachineError";
@@ -53,7 +67,11 @@ export interface MachineRuntime {
   start(app: ComposeApp): Promise<void>;
   /** compose.stop: `docker compose -p APP stop` (no file: containers found by label). */
   stop(app: ComposeApp): Promise<void>;
-  /** compose.delete: `docker compose -p APP down [--volumes]`; absent things are no error. */
+  /**
+   * compose.delete: `docker compose -p APP down [--volumes]`; absent things are no error.
+   * A network another app's running container still uses stays, and the call then throws
+   * (docker's "has active endpoints"; Dokploy ignores it).
+   */
   remove(app: ComposeApp, opts: { volumes: boolean }): Promise<void>;
   /** `docker ps -a` filtered by the compose project label; [] when Docker errs. */
   containers(appName: string): Promise<ContainerRow[]>;
@@ -65,7 +83,9 @@ export interface MachineRuntime {
   view(appName: string): Promise<MachineView>;
   /** The directory of every volume this runtime made that still exists, orphans included. */
   volumeDirs(): Promise<string[]>;
-  /** How many machines are running now. */
+  /** Networks created by deploys that still exist (orphans included). */
+  networks(): Promise<NetworkView[]>;
+  /** How many machines (`machine` services) are running now. */
   liveMachines(): Promise<number>;
   /** Stops every machine (the real engine also removes what it made) and waits. */
   close(): Promise<void>;

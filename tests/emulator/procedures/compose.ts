@@ -193,17 +193,31 @@ export const composeProcedures: Procedures = {
   },
 
   // v0.29+: the container's log, found by name among running containers (as Dokploy does).
+  // `search` is Dokploy's `| grep -iF '<search>'` after the tail: no matching line makes
+  // grep exit 1 with nothing on stdout, and the call fails.
   "compose.readLogs": async (ctx, input: Input) => {
     findCompose(ctx, input.composeId);
     const container = String(input.containerId);
-    const text = await ctx.runtime.logs(container, Number(input.tail ?? 100));
+    const tail = Number(input.tail ?? 100);
+    const text = await ctx.runtime.logs(container, tail);
     if (text === null) {
       throw new ApiError(
         "INTERNAL_SERVER_ERROR",
         `No container or service found for: ${container}`,
       );
     }
-    return text;
+    const search = input.search === undefined ? "" : String(input.search);
+    if (!search) return text;
+    const needle = search.toLowerCase();
+    const lines = text.split("\n").filter((l) => l && l.toLowerCase().includes(needle));
+    if (!lines.length) {
+      throw new ApiError(
+        "INTERNAL_SERVER_ERROR",
+        `Command failed: docker container logs --timestamps --tail ${tail}  ${container} 2>&1 | ` +
+          `grep -iF '${search}'\n`,
+      );
+    }
+    return lines.map((l) => `${l}\n`).join("");
   },
 
   // v0.29+: ILIKE '%x%' on each given field, q on name/appName/description.

@@ -1,0 +1,77 @@
+/**
+ * The shared image caches of the project, one per server, for `list`, `doctor` and
+ * `cleanup`: their container state, the storage size they last logged and how many of
+ * our machines use each.
+ */
+import type { ComposeStatus, DokployApi } from "../dokploy/api.ts";
+import type { ProjectSnapshot } from "../machine/project.ts";
+import { CACHE_SERVICE, lastLoggedSize, mirrorUrl, SIZE_SEARCH } from "./spec.ts";
+
+export interface ImageCacheInfo {
+  /** The server it serves; null is the Dokploy host. */
+  serverId: string | null;
+  composeId: string;
+  appName: string;
+  mirror: string;
+  /** Running, Stopped, Busy (deploying) or Error (its last deploy failed). */
+  state: "Running" | "Stopped" | "Busy" | "Error";
+  composeStatus: ComposeStatus;
+  containers: number;
+  /** What its storage held when it last logged a change; null when unknown. */
+  sizeKiB: number | null;
+  /** Machines of this project on its server (a cache in use is never removed). */
+  machines: number;
+  createdAt: string | null;
+}
+
+/** Per cache: containers, plus the size log line when it runs (two calls each, in parallel). */
+export async function listImageCaches(
+  api: DokployApi,
+  snapshot: ProjectSnapshot,
+): Promise<ImageCacheInfo[]> {
+  return await Promise.all(snapshot.caches.map(async ({ compose, serverId }) => {
+    const containers = await api.containers(compose.appName, compose.serverId ?? null);
+    const running = containers.some((c) => c.state.toLowerCase() === "running");
+    const state = compose.composeStatus === "running"
+      ? "Busy"
+      : running
+      ? "Running"
+      : compose.composeStatus === "error"
+      ? "Error"
+      : "Stopped";
+    return {
+      serverId,
+      composeId: compose.composeId,
+      appName: compose.appName,
+      mirror: mirrorUrl(compose.appName),
+      state,
+      composeStatus: compose.composeStatus,
+      containers: containers.length,
+      sizeKiB: running ? await loggedSize(api, compose.composeId, compose.appName) : null,
+      machines: snapshot.machines.filter((m) => (m.compose.serverId ?? null) === serverId).length,
+      createdAt: compose.createdAt ?? null,
+    };
+  }));
+}
+
+async function loggedSize(api: DokployApi, composeId: string, appName: string) {
+  try {
+    const log = await api.containerLog(
+      composeId,
+      `${appName}-${CACHE_SERVICE}`,
+      10_000,
+      SIZE_SEARCH,
+    );
+    return lastLoggedSize(log);
+  } catch {
+    return null; // an older Dokploy (no readLogs) or a container that just stopped
+  }
+}
+
+/** `12.3 MiB` for a KiB count. */
+export function formatKiB(kib: number | null): string {
+  if (kib === null) return "size unknown";
+  if (kib < 1024) return `${kib} KiB`;
+  if (kib < 1024 * 1024) return `${(kib / 1024).toFixed(1)} MiB`;
+  return `${(kib / 1024 / 1024).toFixed(2)} GiB`;
+}

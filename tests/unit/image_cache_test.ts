@@ -1,0 +1,284 @@
+import assert from "node:assert/strict";
+import YAML from "yaml";
+import { ensureImageCache, settleImageCache } from "../../lib/cache/ensure.ts";
+import { formatKiB } from "../../lib/cache/inventory.ts";
+import {
+  cacheOfMirror,
+  describeCache,
+  lastLoggedSize,
+  mirrorUrl,
+  parseCacheMarker,
+  renderCacheComposeFile,
+} from "../../lib/cache/spec.ts";
+import { loadConfig } from "../../lib/config.ts";
+import type { Compose, DokployApi, Project } from "../../lib/dokploy/api.ts";
+import type { Logger } from "../../lib/log.ts";
+import { renderComposeFile } from "../../lib/machine/compose.ts";
+import type { MachineDeps } from "../../lib/machine/deps.ts";
+import { describeMachine, parseMarker } from "../../lib/machine/naming.ts";
+import type { ProjectSnapshot } from "../../lib/machine/project.ts";
+
+const CACHE_FILE = renderCacheComposeFile({
+  image: "registry:2.8.3",
+  upstream: "https://registry-1.docker.io",
+  providerVersion: "v9",
+});
+
+Deno.test("cache compose: a registry on its own named network, nothing published", () => {
+  const doc = YAML.parse(CACHE_FILE);
+  assert.deepEqual(Object.keys(doc.services), ["registry"]);
+  const r = doc.services.registry;
+  assert.equal(r.image, "registry:2.8.3");
+  assert.equal(r.ports, undefined, "never published");
+  assert.equal(r.environment.REGISTRY_PROXY_REMOTEURL, "https://registry-1.docker.io");
+  assert.equal(r.environment.REGISTRY_HTTP_ADDR, "0.0.0.0:5000");
+  assert.deepEqual(r.volumes, ["cache:/var/lib/registry"]);
+  assert.equal(r.restart, "unless-stopped");
+  // Named after the service's own appName (from Dokploy's .env): one per project and server.
+  assert.deepEqual(doc.networks, { cache: { name: "${APP_NAME}" } });
+  assert.deepEqual(r.networks, { cache: { aliases: ["${APP_NAME}"] } });
+  assert.equal(r.entrypoint[0], "/bin/sh");
+  assert.doesNotMatch(r.entrypoint[2].replaceAll("$$", ""), /\$/, "every $ doubled for compose");
+});
+
+Deno.test("cache compose: its entrypoint is valid sh once compose undoubles the $", async () => {
+  const script = YAML.parse(CACHE_FILE).services.registry.entrypoint[2].replaceAll("$$", "$");
+  const out = await new Deno.Command("sh", { args: ["-n", "-c", script] }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(script, /exec "\$registry" serve \/etc\/docker\/registry\/config.yml/);
+  assert.match(script, /echo "devpod-image-cache size \$size KiB"/);
+});
+
+Deno.test("cache marker: round trip per server, and never taken for a machine's", () => {
+  assert.deepEqual(parseCacheMarker(describeCache(null, "v1")), { serverId: null });
+  assert.deepEqual(parseCacheMarker(describeCache("srv-1a", "v1")), { serverId: "srv-1a" });
+  assert.equal(parseMarker(describeCache(null, "v1")), null);
+  const machine = describeMachine({ machineId: "ws", sshPort: 32200 }, {
+    providerVersion: "v1",
+    owner: "me@host",
+  });
+  assert.equal(parseCacheMarker(machine), undefined);
+  assert.equal(parseCacheMarker(null), undefined);
+});
+
+Deno.test("mirror address: from the cache's appName and back; foreign ones are not ours", () => {
+  const url = mirrorUrl("devpod-image-cache-a1b2c3");
+  assert.equal(url, "http://devpod-image-cache-a1b2c3:5000");
+  assert.equal(cacheOfMirror(url), "devpod-image-cache-a1b2c3");
+  assert.equal(cacheOfMirror("https://mirror.gcr.io"), null);
+  assert.equal(cacheOfMirror("http://x:5001"), null);
+  assert.equal(cacheOfMirror(undefined), null);
+});
+
+Deno.test("cache size: the last size line of the log; formatted for humans", () => {
+  const log = "2026-12-01T10:00:00Z devpod-image-cache size 4 KiB\n" +
+    "2026-12-01T10:00:01Z level=info msg=response completed\n" +
+    "2026-12-01T10:00:10Z devpod-image-cache size 20480 KiB\n";
+  assert.equal(lastLoggedSize(log), 20480);
+  assert.equal(lastLoggedSize("nothing here"), null);
+  assert.equal(formatKiB(20480), "20.0 MiB");
+  assert.equal(formatKiB(512), "512 KiB");
+  assert.equal(formatKiB(3 * 1024 * 1024), "3.00 GiB");
+  assert.equal(formatKiB(null), "size unknown");
+});
+
+const MACHINE = {
+  machineId: "ws-1",
+  image: "debian:bookworm-slim",
+  dockerMode: "dind" as const,
+  cpus: 2,
+  memoryMiB: 4096,
+  sshPort: 32200,
+  authorizedKey: "ssh-ed25519 AAAA devpod",
+  inactivityTimeoutSec: 0,
+  dokployNetwork: false,
+  disableAgentTelemetry: false,
+  imageCache: "devpod-image-cache-a1b2c3",
+  providerVersion: "v9",
+};
+
+Deno.test("machine with a cache: mirror env, joins the cache's network without creating it", () => {
+  const doc = YAML.parse(renderComposeFile(MACHINE));
+  const m = doc.services.machine;
+  assert.equal(m.environment.DEVPOD_REGISTRY_MIRROR, "http://devpod-image-cache-a1b2c3:5000");
+  assert.deepEqual(m.networks, ["machine", "devpod-image-cache-a1b2c3"]);
+  assert.deepEqual(doc.networks, {
+    machine: {},
+    "devpod-image-cache-a1b2c3": { external: true },
+  });
+  const dokploy = YAML.parse(renderComposeFile({ ...MACHINE, dokployNetwork: true }));
+  assert.deepEqual(dokploy.services.machine.networks, [
+    "dokploy-network",
+    "devpod-image-cache-a1b2c3",
+  ]);
+  // No engine in the machine: nothing would pull through the cache.
+  const none = YAML.parse(renderComposeFile({ ...MACHINE, dockerMode: "none" }));
+  assert.deepEqual(none.services.machine.networks, ["machine"]);
+  assert.equal(none.services.machine.environment.DEVPOD_REGISTRY_MIRROR, undefined);
+  // Without a cache the file is what it was before caches existed.
+  const plain = YAML.parse(renderComposeFile({ ...MACHINE, imageCache: null }));
+  assert.deepEqual(plain.networks, { machine: {} });
+  assert.equal(plain.services.machine.environment.DEVPOD_REGISTRY_MIRROR, undefined);
+});
+
+Deno.test("options: IMAGE_CACHE defaults on; a bad upstream names the option", () => {
+  const base = { DOKPLOY_SERVER_URL: "https://d.example", DOKPLOY_API_TOKEN: "tok" };
+  const c = loadConfig(base);
+  assert.equal(c.imageCache, true);
+  assert.equal(c.imageCacheImage, "registry:2.8.3");
+  assert.equal(c.imageCacheUpstream, "https://registry-1.docker.io");
+  assert.equal(
+    loadConfig({ ...base, IMAGE_CACHE_UPSTREAM: "http://hub.internal:5000/" }).imageCacheUpstream,
+    "http://hub.internal:5000",
+  );
+  assert.throws(
+    () => loadConfig({ ...base, IMAGE_CACHE_UPSTREAM: "hub.internal/v2" }),
+    /^ConfigError: IMAGE_CACHE_UPSTREAM "hub.internal\/v2" must be a registry URL/,
+  );
+  assert.throws(() => loadConfig({ ...base, IMAGE_CACHE: "maybe" }), /IMAGE_CACHE "maybe"/);
+});
+
+// ---- ensureImageCache against a scripted Dokploy ----
+
+interface Row {
+  composeId: string;
+  appName: string;
+  description: string;
+  composeStatus: "idle" | "running" | "done" | "error";
+  createdAt: string;
+  serverId: string | null;
+}
+
+function fakeDokploy(rows: Row[], opts: { failCreate?: boolean; racer?: Row } = {}) {
+  const calls: string[] = [];
+  const project = (): Project => ({
+    projectId: "p1",
+    name: "devpod-workspaces",
+    environments: [{ environmentId: "e1", name: "production", compose: [...rows] }],
+  } as unknown as Project);
+  let n = 0;
+  const api = {
+    createCompose: (input: { appName: string; description: string; serverId: string | null }) => {
+      calls.push("compose.create");
+      if (opts.failCreate) return Promise.reject(new Error("Dokploy answered 500"));
+      // A parallel run's cache lands first (older createdAt) while ours is being made.
+      if (opts.racer) rows.push(opts.racer);
+      const row: Row = {
+        composeId: `mine-${++n}`,
+        appName: `${input.appName}-zz${n}`,
+        description: input.description,
+        composeStatus: "idle",
+        createdAt: "2026-12-01T10:00:05Z",
+        serverId: input.serverId,
+      };
+      rows.push(row);
+      return Promise.resolve(row as unknown as Compose);
+    },
+    deployCompose: (id: string) => {
+      calls.push(`compose.deploy ${id}`);
+      return Promise.resolve();
+    },
+    deleteCompose: (id: string) => {
+      calls.push(`compose.delete ${id}`);
+      return Promise.resolve(true);
+    },
+  } as unknown as DokployApi;
+  const snapshot = (): ProjectSnapshot => {
+    const p = project();
+    return {
+      projects: [p],
+      machines: [],
+      caches: rows.flatMap((r) => {
+        const m = parseCacheMarker(r.description);
+        return m ? [{ compose: r as unknown as Compose, serverId: m.serverId }] : [];
+      }),
+    };
+  };
+  return { api, calls, snapshot };
+}
+
+function deps(api: DokployApi, options: Record<string, string> = {}) {
+  const lines: string[] = [];
+  const log: Logger = {
+    debugEnabled: false,
+    info: (m) => lines.push(`info ${m}`),
+    warn: (m) => lines.push(`warn ${m}`),
+    debug: () => {},
+  };
+  const d: MachineDeps = {
+    api,
+    config: loadConfig({
+      DOKPLOY_SERVER_URL: "https://d.example",
+      DOKPLOY_API_TOKEN: "tok",
+      ...options,
+    }),
+    machine: { machineId: "ws-1", machineFolder: "/nonexistent" },
+    log,
+    signal: new AbortController().signal,
+    providerVersion: "v9",
+  };
+  return { d, lines };
+}
+
+const cacheRow = (over: Partial<Row>): Row => ({
+  composeId: "old",
+  appName: "devpod-image-cache-old111",
+  description: describeCache(null, "v9"),
+  composeStatus: "done",
+  createdAt: "2026-12-01T09:00:00Z",
+  serverId: null,
+  ...over,
+});
+
+Deno.test("ensure cache: off, or no engine in the machine: nothing asked of Dokploy", async () => {
+  const offs: Record<string, string>[] = [{ IMAGE_CACHE: "false" }, { DOCKER_MODE: "none" }];
+  for (const options of offs) {
+    const f = fakeDokploy([]);
+    const plan = await ensureImageCache(deps(f.api, options).d, f.snapshot(), "e1");
+    assert.deepEqual(plan, { appName: null });
+    assert.deepEqual(f.calls, []);
+  }
+});
+
+Deno.test("ensure cache: a deployed cache on the server is used at no extra call", async () => {
+  const f = fakeDokploy([cacheRow({}), cacheRow({ composeId: "x", serverId: "srv2" })]);
+  const { d } = deps(f.api);
+  const plan = await ensureImageCache(d, f.snapshot(), "e1");
+  assert.deepEqual(plan, { appName: "devpod-image-cache-old111" });
+  assert.equal(await settleImageCache(d, plan, f.snapshot()), "devpod-image-cache-old111");
+  assert.deepEqual(f.calls, []);
+});
+
+Deno.test("ensure cache: one on another server does not count; a failed one is redeployed", async () => {
+  const other = fakeDokploy([cacheRow({ description: describeCache("srv2", "v9") })]);
+  const { d } = deps(other.api);
+  const plan = await ensureImageCache(d, other.snapshot(), "e1");
+  assert.equal(plan.appName, "devpod-image-cache-zz1");
+  assert.deepEqual(other.calls, ["compose.create"], "made, not deployed before the re-read");
+  assert.equal(await settleImageCache(d, plan, other.snapshot()), "devpod-image-cache-zz1");
+  assert.deepEqual(other.calls, ["compose.create", "compose.deploy mine-1"]);
+
+  const failed = fakeDokploy([cacheRow({ composeStatus: "error" })]);
+  const again = await ensureImageCache(deps(failed.api).d, failed.snapshot(), "e1");
+  assert.equal(again.appName, "devpod-image-cache-old111");
+  assert.deepEqual(failed.calls, ["compose.deploy old"]);
+});
+
+Deno.test("ensure cache: parallel first creates converge on the oldest", async () => {
+  const racer = cacheRow({ composeId: "racer", appName: "devpod-image-cache-racer1" });
+  const f = fakeDokploy([], { racer });
+  const { d, lines } = deps(f.api);
+  const plan = await ensureImageCache(d, f.snapshot(), "e1");
+  assert.equal(plan.appName, "devpod-image-cache-zz1");
+  // The re-read shows the racer's older cache: ours goes, undeployed.
+  assert.equal(await settleImageCache(d, plan, f.snapshot()), "devpod-image-cache-racer1");
+  assert.deepEqual(f.calls, ["compose.create", "compose.delete mine-1"]);
+  assert.match(lines.join("\n"), /a parallel create made the image cache first/);
+});
+
+Deno.test("ensure cache: when Dokploy refuses it, the machine goes on without", async () => {
+  const f = fakeDokploy([], { failCreate: true });
+  const { d, lines } = deps(f.api);
+  assert.deepEqual(await ensureImageCache(d, f.snapshot(), "e1"), { appName: null });
+  assert.match(lines.join("\n"), /warn the shared image cache of server local is unavailable/);
+});
