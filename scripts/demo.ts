@@ -40,7 +40,7 @@ async function main(): Promise<number> {
     expect?: (out: string) => boolean,
   ) {
     const started = performance.now();
-    const r = await runProvider([verb], { ...env, ...extra }, { timeoutMs: 180_000 });
+    const r = await runProvider(verb.split(" "), { ...env, ...extra }, { timeoutMs: 180_000 });
     const ms = performance.now() - started;
     const out = r.stdoutText.trim();
     const ok = r.code === 0 && (expect ? expect(out) : true);
@@ -108,6 +108,13 @@ async function main(): Promise<number> {
     );
     await step("delete", "delete");
     await step("status", "status", {}, (o) => o === "NotFound");
+    // The server's shared image cache outlives its machines; cleanup removes it once unused.
+    await step(
+      "cleanup --yes: the unused image cache goes",
+      "cleanup --yes",
+      { DEVPOD_HOME: join(root, "devpod") },
+      (o) => /^deleted image cache devpod-image-cache-\S+ \(server local\)$/m.test(o),
+    );
     const snap = await (await emu.snapshot());
     const leftovers = snap.composes.length + snap.volumeDirs.length + snap.machineProcesses;
     failed ||= leftovers !== 0;
