@@ -331,9 +331,18 @@ resolve_ipv4() {
     echo "$1"
     return 0
   fi
-  # ahostsv4 (glibc) skips IPv6 answers; musl's getent only knows `hosts`.
+  # ahostsv4 (glibc) skips IPv6 answers; musl's getent only knows `hosts`. Bounded: a
+  # stopped cache's name goes to the outside resolver, which may never answer.
+  bound=
+  command -v timeout >/dev/null 2>&1 && bound="timeout 3"
   for db in ahostsv4 hosts; do
-    found=$(getent "$db" "$1" 2>/dev/null) || continue
+    # shellcheck disable=SC2086 # $bound is a word list
+    found=$($bound getent "$db" "$1" 2>/dev/null)
+    case $? in
+      0) ;;
+      2 | 124) return 1 ;; # not found, or no answer: the other database would say the same
+      *) continue ;;
+    esac
     for a in $found; do
       is_ipv4 "$a" && echo "$a" && return 0
     done

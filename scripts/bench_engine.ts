@@ -1,7 +1,8 @@
 /**
  * Real-engine figures for `deno task bench`: the provider's create/stop/start against
  * the floor — the same compose file brought up with a raw `docker compose` (the same v1
- * adapter the emulator uses) plus ssh until it answers. Alternated pair by pair.
+ * adapter the emulator uses) plus ssh until it answers. Alternated pair by pair. Then the
+ * shared image cache's pulls, cold and warm, against a pull with no cache (bench_cache.ts).
  */
 import { join } from "node:path";
 import { readState } from "../lib/machine/state.ts";
@@ -11,6 +12,7 @@ import { SERVER_PATH as PATH } from "../tests/emulator/machine/runtime.ts";
 import type { Engine } from "../tests/engine/engine.ts";
 import type { TestImages } from "../tests/engine/images.ts";
 import { startWorld } from "../tests/e2e/harness.ts";
+import { benchImageCache } from "./bench_cache.ts";
 import { median, time } from "./bench_stats.ts";
 
 type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
@@ -97,5 +99,10 @@ export async function benchRealEngine(
   ) {
     const [ours, raw] = times[verb].map(median);
     row(label, s(ours), `${floor} ${s(raw)}`, `${(ours / raw).toFixed(2)}×`, "floor + API");
+  }
+  try {
+    await benchImageCache(engine, images, Math.min(rounds, 3), entry, row);
+  } catch (e) {
+    console.log(`  image cache: skipped (${(e as Error).message})`);
   }
 }

@@ -61,7 +61,7 @@ export function renderCacheComposeFile(spec: CacheSpec): string {
           REGISTRY_PROXY_REMOTEURL: spec.upstream,
           REGISTRY_HTTP_ADDR: `0.0.0.0:${CACHE_PORT}`,
           REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: STORAGE,
-          // The proxy expires blobs it no longer needs (7 days unused).
+          // The proxy drops what it stored 7 days after fetching it (fetched again on demand).
           REGISTRY_STORAGE_DELETE_ENABLED: "true",
         },
         volumes: [`cache:${STORAGE}`],

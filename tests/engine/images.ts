@@ -2,7 +2,9 @@
  * The images the real-engine tests run, all made here (no registry is reachable):
  *   - base:    the cached debootstrap root fs, imported (a Debian with no sshd);
  *   - machine: the prebuilt machine image, built from machine/Dockerfile on top of base;
- *   - tiny:    busybox and its libraries, for the nested engine to run.
+ *   - tiny:    busybox and its libraries, for the nested engine to run;
+ *   - cache:   Debian's docker-registry (distribution 2.8.2) on base, laid out as the official
+ *              `registry` image is, for the image cache (and the tests' "upstream" registry).
  * Tags carry a hash of their inputs, so a changed Dockerfile or bootstrap rebuilds and an
  * unchanged one is reused from the engine's data root.
  */
@@ -14,6 +16,7 @@ export interface TestImages {
   base: string;
   machine: string;
   tiny: string;
+  cache: string;
 }
 
 const MACHINE_DIR = decodeURIComponent(new URL("../../machine", import.meta.url).pathname);
@@ -89,6 +92,59 @@ async function machineImage(engine: Engine, base: string, log: (l: string) => vo
   return tag;
 }
 
+/**
+ * The registry image the image cache runs in the tests, standing in for `registry:2.8.3`:
+ * what the cache's entrypoint script needs (/bin/sh, du, cut, sleep, a `registry` binary on
+ * PATH) and the official image's /etc/docker/registry/config.yml (filesystem storage at
+ * /var/lib/registry, http :5000). Debian's package ships its own config (storage under
+ * /var/lib/docker-registry), so ours replaces it. policy-rc.d keeps the package's postinst
+ * from starting a service in the build.
+ */
+export const CACHE_DOCKERFILE = `ARG BASE_IMAGE
+FROM \${BASE_IMAGE}
+RUN printf '#!/bin/sh\\nexit 101\\n' >/usr/sbin/policy-rc.d \\
+ && chmod 0755 /usr/sbin/policy-rc.d \\
+ && apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends docker-registry \\
+ && apt-get clean \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/sbin/policy-rc.d \\
+ && ln -s /usr/bin/docker-registry /usr/local/bin/registry \\
+ && mkdir -p /etc/docker/registry /var/lib/registry \\
+ && printf '%s\\n' 'version: 0.1' 'log:' '  fields:' '    service: registry' 'storage:' \\
+      '  cache:' '    blobdescriptor: inmemory' '  filesystem:' '    rootdirectory: /var/lib/registry' \\
+      'http:' '  addr: :5000' '  headers:' '    X-Content-Type-Options: [nosniff]' 'health:' \\
+      '  storagedriver:' '    enabled: true' '    interval: 10s' '    threshold: 3' \\
+      >/etc/docker/registry/config.yml
+VOLUME /var/lib/registry
+EXPOSE 5000
+CMD ["registry", "serve", "/etc/docker/registry/config.yml"]
+`;
+
+async function cacheImage(engine: Engine, base: string, log: (l: string) => void) {
+  const tag = `devpod-test/registry:${await sha([base, CACHE_DOCKERFILE])}`;
+  if (await hasImage(engine, tag)) return tag;
+  log(`images: building the registry image (Debian's docker-registry) on ${base} as ${tag}`);
+  // No context: the Dockerfile arrives on stdin. apt uses the host's network, as above.
+  await must(
+    `docker build ${tag}`,
+    await docker(engine, [
+      "build",
+      "--network",
+      "host",
+      "--build-arg",
+      `BASE_IMAGE=${base}`,
+      "-t",
+      tag,
+      "-",
+    ], {
+      env: { DOCKER_BUILDKIT: "1" },
+      stdin: new TextEncoder().encode(CACHE_DOCKERFILE),
+      timeoutMs: 600_000,
+    }),
+  );
+  return tag;
+}
+
 /** busybox with the shared libraries it links, as the smallest image that runs. */
 async function tinyImage(engine: Engine): Promise<string> {
   const busybox = "/bin/busybox";
@@ -121,7 +177,7 @@ async function tinyImage(engine: Engine): Promise<string> {
   return tag;
 }
 
-/** Makes (once, whichever test process comes first) and returns the three test images. */
+/** Makes (once, whichever test process comes first) and returns the test images. */
 export function ensureImages(
   engine: Engine,
   log: (l: string) => void = () => {},
@@ -130,6 +186,7 @@ export function ensureImages(
     const base = await baseImage(engine, log);
     const machine = await machineImage(engine, base, log);
     const tiny = await tinyImage(engine);
-    return { base, machine, tiny };
+    const cache = await cacheImage(engine, base, log);
+    return { base, machine, tiny, cache };
   });
 }
