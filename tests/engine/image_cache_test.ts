@@ -34,7 +34,14 @@ import {
   stopRegistry,
   type Upstream,
 } from "./registry.ts";
-import { type EngineWorld, startEngineWorld } from "./world.ts";
+import {
+  type EngineWorld,
+  eventually,
+  inspectMachine,
+  leftovers,
+  saveImage,
+  startEngineWorld,
+} from "./world.ts";
 
 /** Unique to this test process: the engine may be shared with another run of the suite. */
 const RUN = Deno.pid.toString(36);
@@ -95,14 +102,6 @@ async function list(w: EngineWorld) {
   };
 }
 
-/** `docker inspect` of the machine's container (found by the provider's label). */
-async function inspect(w: EngineWorld, id: string) {
-  const ids = await w.docker(["ps", "-aq", "--filter", `label=dev.devpod.machine-id=${id}`]);
-  const first = ids.stdout.split("\n").find(Boolean);
-  assert.ok(first, `no container for machine ${id}`);
-  return JSON.parse((await w.docker(["inspect", first])).stdout)[0];
-}
-
 /** The cache's container id (its compose project is its appName). */
 async function cacheContainer(w: EngineWorld, appName: string): Promise<string> {
   const r = await w.docker([
@@ -114,29 +113,6 @@ async function cacheContainer(w: EngineWorld, appName: string): Promise<string> 
   const id = r.stdout.split("\n").find(Boolean);
   assert.ok(id, `no container for the cache ${appName}`);
   return id;
-}
-
-/** Everything Docker still holds of one compose project. */
-async function leftovers(w: EngineWorld, appName: string) {
-  const filter = ["--filter", `label=com.docker.compose.project=${appName}`];
-  const names = async (args: string[]) =>
-    (await w.docker([...args, ...filter])).stdout.split("\n").filter(Boolean);
-  return {
-    containers: await names(["ps", "-aq"]),
-    volumes: await names(["volume", "ls", "-q"]),
-    networks: (await w.docker(["network", "ls", "-q", "--filter", `name=^${appName}$`])).stdout
-      .split("\n").filter(Boolean),
-  };
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T | false>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
 }
 
 /** Deletes machines and unused caches, whatever state a failed test left; never throws. */
@@ -181,7 +157,7 @@ Deno.test({
         assert.equal(cache.state, "Running");
         assert.equal(cache.mirror, `http://${cacheApp}:5000`);
         assert.equal(listed.machines.find((x) => x.machineId === a)?.imageCache, cacheApp);
-        const c = await inspect(w, a);
+        const c = await inspectMachine(w, a);
         assert.ok(cacheApp in c.NetworkSettings.Networks, "A is on the cache's network");
         const cid = await cacheContainer(w, cacheApp);
         const cc = JSON.parse((await w.docker(["inspect", cid])).stdout)[0];
@@ -269,7 +245,7 @@ Deno.test({
             `&& sleep 1 && curl -s --max-time 5 http://127.0.0.1:8080/i`,
         );
         assert.equal(serve.out.trim().split("\n").at(-1), "hi", serve.err);
-        const ip = (await inspect(w, a)).NetworkSettings.Networks[cacheApp].IPAddress;
+        const ip = (await inspectMachine(w, a)).NetworkSettings.Networks[cacheApp].IPAddress;
         assert.ok(ip, "A has an address on the cache's network");
         const probe = (port: number) =>
           sh(
@@ -344,13 +320,7 @@ Deno.test({
         const mirrors = await sh(w, d, "docker info --format '{{json .RegistryConfig.Mirrors}}'");
         assert.equal(mirrors.code, 0, `D's dockerd runs:\n${mirrors.err}`);
         assert.equal(JSON.parse(mirrors.out)[0], `http://${cacheApp}:5000/`);
-        const saved = await new Deno.Command(w.engine.cli, {
-          args: ["save", w.images.tiny],
-          env: { DOCKER_HOST: w.engine.host },
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        assert.ok(saved.success, new TextDecoder().decode(saved.stderr));
+        const saved = await saveImage(w, w.images.tiny);
         const load = await w.run("command", d, { command: "docker load", stdin: saved.stdout });
         ok("docker load", load);
         const run = await sh(w, d, `docker run --rm --network none ${w.images.tiny} echo down-ok`);

@@ -68,14 +68,17 @@ async function baseImage(engine: Engine, log: (l: string) => void): Promise<stri
   return tag;
 }
 
-async function machineImage(engine: Engine, base: string, log: (l: string) => void) {
-  const dockerfile = await Deno.readFile(join(MACHINE_DIR, "Dockerfile"));
-  const bootstrap = await Deno.readFile(join(MACHINE_DIR, "bootstrap.sh"));
-  const tag = `devpod-test/machine:${await sha([base, dockerfile, bootstrap])}`;
-  if (await hasImage(engine, tag)) return tag;
-  log(`images: building machine/Dockerfile on ${base} as ${tag} (apt runs once)`);
-  // The build alone uses the host's network, for Debian's package mirror (as debootstrap
-  // does); machines never do.
+/**
+ * `docker build` of an image FROM the local base. The build alone uses the host's network,
+ * for Debian's package mirror (as debootstrap does); machines never do.
+ */
+async function buildOnBase(
+  engine: Engine,
+  tag: string,
+  base: string,
+  from: { context: string } | { dockerfile: string },
+) {
+  const stdin = "dockerfile" in from ? new TextEncoder().encode(from.dockerfile) : undefined;
   await must(
     `docker build ${tag}`,
     await docker(engine, [
@@ -86,9 +89,18 @@ async function machineImage(engine: Engine, base: string, log: (l: string) => vo
       `BASE_IMAGE=${base}`,
       "-t",
       tag,
-      MACHINE_DIR,
-    ], { env: { DOCKER_BUILDKIT: "1" }, timeoutMs: 600_000 }),
+      "context" in from ? from.context : "-",
+    ], { env: { DOCKER_BUILDKIT: "1" }, stdin, timeoutMs: 600_000 }),
   );
+}
+
+async function machineImage(engine: Engine, base: string, log: (l: string) => void) {
+  const dockerfile = await Deno.readFile(join(MACHINE_DIR, "Dockerfile"));
+  const bootstrap = await Deno.readFile(join(MACHINE_DIR, "bootstrap.sh"));
+  const tag = `devpod-test/machine:${await sha([base, dockerfile, bootstrap])}`;
+  if (await hasImage(engine, tag)) return tag;
+  log(`images: building machine/Dockerfile on ${base} as ${tag} (apt runs once)`);
+  await buildOnBase(engine, tag, base, { context: MACHINE_DIR });
   return tag;
 }
 
@@ -124,24 +136,8 @@ async function cacheImage(engine: Engine, base: string, log: (l: string) => void
   const tag = `devpod-test/registry:${await sha([base, CACHE_DOCKERFILE])}`;
   if (await hasImage(engine, tag)) return tag;
   log(`images: building the registry image (Debian's docker-registry) on ${base} as ${tag}`);
-  // No context: the Dockerfile arrives on stdin. apt uses the host's network, as above.
-  await must(
-    `docker build ${tag}`,
-    await docker(engine, [
-      "build",
-      "--network",
-      "host",
-      "--build-arg",
-      `BASE_IMAGE=${base}`,
-      "-t",
-      tag,
-      "-",
-    ], {
-      env: { DOCKER_BUILDKIT: "1" },
-      stdin: new TextEncoder().encode(CACHE_DOCKERFILE),
-      timeoutMs: 600_000,
-    }),
-  );
+  // No context: the Dockerfile arrives on stdin.
+  await buildOnBase(engine, tag, base, { dockerfile: CACHE_DOCKERFILE });
   return tag;
 }
 

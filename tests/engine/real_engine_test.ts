@@ -9,7 +9,14 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes, sha256Hex } from "../e2e/harness.ts";
-import { type EngineWorld, startEngineWorld } from "./world.ts";
+import {
+  type EngineWorld,
+  eventually,
+  inspectMachine,
+  leftovers,
+  saveImage,
+  startEngineWorld,
+} from "./world.ts";
 
 const figures = { machines: new Set<string>(), nestedRan: false };
 /**
@@ -41,40 +48,9 @@ async function sh(w: EngineWorld, id: string, command: string, env: Record<strin
   return r.stdoutText;
 }
 
-/** `docker inspect` of the machine's container (found by the provider's label). */
-async function inspect(w: EngineWorld, id: string) {
-  const ids = await w.docker(["ps", "-aq", "--filter", `label=dev.devpod.machine-id=${id}`]);
-  const first = ids.stdout.split("\n").find(Boolean);
-  assert.ok(first, `no container for machine ${id}`);
-  const r = await w.docker(["inspect", first]);
-  return JSON.parse(r.stdout)[0];
-}
-
-/** Everything Docker still holds of one compose project. */
-async function leftovers(w: EngineWorld, appName: string) {
-  const filter = ["--filter", `label=com.docker.compose.project=${appName}`];
-  const list = async (args: string[]) =>
-    (await w.docker([...args, ...filter])).stdout.split("\n").filter(Boolean);
-  return {
-    containers: await list(["ps", "-aq"]),
-    volumes: await list(["volume", "ls", "-q"]),
-    networks: await list(["network", "ls", "-q"]),
-  };
-}
-
 async function appNameOf(w: EngineWorld, id: string): Promise<string> {
   const state = JSON.parse(await Deno.readTextFile(`${w.folder(id)}/state.json`));
   return state.appName;
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T | false>, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
 }
 
 /** The first of `n` consecutive loopback ports nothing listens on (below the ephemeral range). */
@@ -150,14 +126,14 @@ Deno.test({
       await create(w, id);
       assert.equal(await status(w, id), "Running");
       assert.equal(await sh(w, id, "id -un"), "devpod\n");
-      const c = await inspect(w, id);
+      const c = await inspectMachine(w, id);
       assert.equal(c.State.Status, "running");
       assert.equal(c.HostConfig.RestartPolicy.Name, "on-failure");
       assert.equal(c.HostConfig.Privileged, true, "dind runs privileged");
     });
 
     await t.step("the prebuilt image boots with no package manager run", async () => {
-      const logs = await w.docker(["logs", (await inspect(w, id)).Id]);
+      const logs = await w.docker(["logs", (await inspectMachine(w, id)).Id]);
       const text = logs.stdout + logs.stderr;
       assert.match(text, /packages: nothing to install/);
       assert.doesNotMatch(text, /packages: installing/);
@@ -172,14 +148,8 @@ Deno.test({
     });
 
     await t.step("dind: the nested engine runs a container from a loaded image", async () => {
-      const machine = (await inspect(w, id)).Id;
-      const saved = await new Deno.Command(w.engine.cli, {
-        args: ["save", w.images.tiny],
-        env: { DOCKER_HOST: w.engine.host },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(saved.success, new TextDecoder().decode(saved.stderr));
+      const machine = (await inspectMachine(w, id)).Id;
+      const saved = await saveImage(w, w.images.tiny);
       const load = await w.docker(["exec", "-i", machine, "docker", "load"], {
         stdin: saved.stdout,
       });
@@ -196,7 +166,7 @@ Deno.test({
     await t.step("stop: the container exits, status says Stopped, volumes stay", async () => {
       const r = await w.run("stop", id);
       assert.equal(r.code, 0, r.stderr);
-      assert.equal((await inspect(w, id)).State.Status, "exited");
+      assert.equal((await inspectMachine(w, id)).State.Status, "exited");
       assert.equal(await status(w, id), "Stopped");
       const left = await leftovers(w, await appNameOf(w, id));
       assert.equal(left.volumes.length, 2, "home and docker volumes kept");
@@ -232,12 +202,12 @@ Deno.test({
 
     await t.step("idle: PID 1 exits 0 and Docker does not restart it", async () => {
       const c = await eventually("the idle machine to stop itself", async () => {
-        const c = await inspect(w, m("idle"));
+        const c = await inspectMachine(w, m("idle"));
         return c.State.Status === "exited" && c;
       }, 60_000);
       assert.equal(c.State.ExitCode, 0);
       await new Promise((r) => setTimeout(r, 3000));
-      const later = await inspect(w, m("idle"));
+      const later = await inspectMachine(w, m("idle"));
       assert.equal(later.State.Status, "exited", "on-failure leaves an exit 0 stopped");
       assert.equal(later.RestartCount, 0);
       assert.equal(await status(w, m("idle"), idle), "Stopped");
@@ -247,14 +217,14 @@ Deno.test({
     });
 
     await t.step("crash: sshd killed, Docker restarts the machine", async () => {
-      const before = await inspect(w, m("crash"));
+      const before = await inspectMachine(w, m("crash"));
       const killSshd = "for d in /proc/[0-9]*; do " +
         '[ "$(cat $d/comm 2>/dev/null)" = sshd ] && ' +
         '[ "$(cut -d" " -f4 $d/stat)" = 1 ] && kill -9 "${d#/proc/}"; done; true';
       const k = await w.docker(["exec", before.Id, "sh", "-c", killSshd]);
       assert.equal(k.code, 0, k.stderr);
       const after = await eventually("Docker to restart the machine", async () => {
-        const c = await inspect(w, m("crash"));
+        const c = await inspectMachine(w, m("crash"));
         return c.RestartCount >= 1 && c.State.Status === "running" && c;
       }, 60_000);
       assert.equal(after.Id, before.Id, "the same container, restarted");
@@ -281,7 +251,7 @@ Deno.test({
     const preset = { MACHINE_TYPE: "small", KEEP_VOLUMES: "true" };
     await Promise.all([create(w, m("size"), sized), create(w, m("keep"), preset)]);
 
-    const s = await inspect(w, m("size"));
+    const s = await inspectMachine(w, m("size"));
     assert.equal(s.HostConfig.NanoCpus, 1.5e9);
     assert.equal(s.HostConfig.Memory, 768 * 1024 * 1024);
     assert.equal(s.HostConfig.Privileged, false, "DOCKER_MODE=none is unprivileged");
@@ -289,7 +259,7 @@ Deno.test({
       "echo dockerd; done; echo checked";
     assert.equal(await sh(w, m("size"), dockerd, sized), "checked\n", "no dockerd runs");
 
-    const k = await inspect(w, m("keep"));
+    const k = await inspectMachine(w, m("keep"));
     assert.equal(k.HostConfig.NanoCpus, 2e9, "small preset: 2 CPUs");
     assert.equal(k.HostConfig.Memory, 4096 * 1024 * 1024, "small preset: 4 GiB");
 
@@ -393,7 +363,7 @@ Deno.test({
     await create(w, id);
     // Break the next boot: the bootstrap's state dir becomes a file (the container's /run
     // survives restarts), then a crash makes Docker restart it into a loop.
-    const machine = (await inspect(w, id)).Id;
+    const machine = (await inspectMachine(w, id)).Id;
     const breakIt = "rm -rf /run/devpod && touch /run/devpod && " +
       'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = sshd ] && ' +
       '[ "$(cut -d" " -f4 $d/stat)" = 1 ] && kill -9 "${d#/proc/}"; done; true';
@@ -409,10 +379,10 @@ Deno.test({
     const stop = await w.run("stop", id);
     assert.equal(stop.code, 0, stop.stderr);
     assert.doesNotMatch(stop.stderr, /already stopped/);
-    const stopped = await inspect(w, id);
+    const stopped = await inspectMachine(w, id);
     assert.equal(stopped.State.Status, "exited", "stop ended the restart loop");
     await new Promise((r) => setTimeout(r, 2000));
-    assert.equal((await inspect(w, id)).State.Status, "exited", "and it stays stopped");
+    assert.equal((await inspectMachine(w, id)).State.Status, "exited", "and it stays stopped");
 
     const started = Date.now();
     const start = await w.run("start", id);
@@ -439,7 +409,7 @@ Deno.test({
     const warnings = r.stderr.split("\n").filter((l) => /capped at/.test(l));
     assert.equal(warnings.length, 1, `one warning:\n${r.stderr}`);
     assert.match(warnings[0], new RegExp(`MACHINE_TYPE ${preset} asks for \\d+ CPUs`));
-    assert.equal((await inspect(w, m("cpu"))).HostConfig.NanoCpus, cpus * 1e9);
+    assert.equal((await inspectMachine(w, m("cpu"))).HostConfig.NanoCpus, cpus * 1e9);
 
     // Stop and start: the capped file is the machine's spec, not a change to redeploy.
     assert.equal((await w.run("stop", m("cpu"), { env: big })).code, 0);

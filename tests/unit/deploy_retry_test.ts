@@ -4,7 +4,7 @@ import YAML from "yaml";
 import { loadConfig } from "../../lib/config.ts";
 import type { DokployApi } from "../../lib/dokploy/api.ts";
 import { DeployFailedError } from "../../lib/errors.ts";
-import type { Logger } from "../../lib/log.ts";
+import { recordingLog } from "./support.ts";
 import { effectiveCpus, planCpuCap, serverCpusFromError } from "../../lib/machine/cpu_cap.ts";
 import { deployFailureMessage } from "../../lib/machine/deploy.ts";
 import { deployMachine } from "../../lib/machine/deploy_retry.ts";
@@ -88,17 +88,6 @@ function fakeDokploy(outcomes: (string | null)[]) {
     },
   } as unknown as DokployApi;
   return { api, updates, deploys: () => rows.length };
-}
-
-function recordingLog() {
-  const lines: string[] = [];
-  const log: Logger = {
-    debugEnabled: false,
-    info: (m) => lines.push(`info ${m}`),
-    warn: (m) => lines.push(`warn ${m}`),
-    debug: () => {},
-  };
-  return { log, lines };
 }
 
 async function world(options: Record<string, string>, outcomes: (string | null)[]) {

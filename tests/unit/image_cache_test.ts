@@ -12,7 +12,7 @@ import {
 } from "../../lib/cache/spec.ts";
 import { loadConfig } from "../../lib/config.ts";
 import type { Compose, DokployApi, Project } from "../../lib/dokploy/api.ts";
-import type { Logger } from "../../lib/log.ts";
+import { recordingLog } from "./support.ts";
 import { renderComposeFile } from "../../lib/machine/compose.ts";
 import type { MachineDeps } from "../../lib/machine/deps.ts";
 import { describeMachine, parseMarker } from "../../lib/machine/naming.ts";
@@ -198,13 +198,7 @@ function fakeDokploy(rows: Row[], opts: { failCreate?: boolean; racer?: Row } = 
 }
 
 function deps(api: DokployApi, options: Record<string, string> = {}) {
-  const lines: string[] = [];
-  const log: Logger = {
-    debugEnabled: false,
-    info: (m) => lines.push(`info ${m}`),
-    warn: (m) => lines.push(`warn ${m}`),
-    debug: () => {},
-  };
+  const { log, lines } = recordingLog();
   const d: MachineDeps = {
     api,
     config: loadConfig({
