@@ -1,8 +1,8 @@
 /**
  * `doctor`: checks everything a working setup needs, one line each, with the fix
- * for what fails — options, server, API key, version, project, remote server,
- * the shared image cache of each server, local OpenSSH, and that machines' SSH ports
- * are reachable from here.
+ * for what fails — options, server, API key, version, project, the target server, the
+ * shared image cache of each server, every remote server (active, reachable by Dokploy,
+ * our machines' SSH ports reachable from here), and local OpenSSH.
  */
 import { loadConfig } from "../lib/config.ts";
 import type { CommandContext } from "../lib/context.ts";
@@ -12,11 +12,10 @@ import { detectVersion } from "../lib/dokploy/version.ts";
 import { machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 import { checkImageCaches } from "../lib/cache/doctor.ts";
-import { resolveSshHost } from "../lib/machine/locate.ts";
 import { childEnv } from "../lib/process.ts";
-import { tcpOpen } from "../lib/ssh/ready.ts";
+import { checkServers, checkTarget } from "../lib/servers/doctor.ts";
 
-import type { Check } from "../lib/cache/doctor.ts";
+import type { Check } from "../lib/servers/doctor.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {
   const checks: Check[] = [];
@@ -76,41 +75,20 @@ export async function run(ctx: CommandContext): Promise<number> {
         }`
         : `"${config.projectName}" will be created with the first machine`;
     });
-    await attempt("target server", async () => {
-      if (!config.serverId) {
-        const servers = await api.servers();
-        return `the Dokploy host${
-          servers.length
-            ? ` (remote servers: ${servers.map((s) => `${s.name}=${s.serverId}`).join(", ")})`
-            : ""
-        }`;
-      }
-      const s = await api.server(config.serverId);
-      if (!s) {
-        throw new Error(
-          `DOKPLOY_SERVER_ID "${config.serverId}" does not exist; leave it empty or pick an id from this list`,
-        );
-      }
-      return `${s.name} (${s.ipAddress})`;
-    });
+    const servers = await api.servers().catch(() => null);
+    if (!servers) {
+      await report({ ok: false, name: "servers", detail: "server.all failed; run doctor again" });
+    } else {
+      await checkTarget(config, servers, report);
+    }
     const snapshot = await readProjectSnapshot(api, config.projectName).catch(() => null);
     if (snapshot) await checkImageCaches(config, api, snapshot, report);
-    await attempt("machine SSH ports", async () => {
-      if (!snapshot) throw new Error("the project could not be read; run doctor again");
-      const running = (await machinesIn(api, snapshot)).filter((m) => m.state === "Running");
-      if (running.length === 0) return "no running machine to probe";
-      const host = await resolveSshHost(api, config);
-      const closed = [];
-      for (const m of running) if (!(await tcpOpen(host, m.sshPort))) closed.push(m.sshPort);
-      if (closed.length) {
-        throw new Error(
-          `ports ${
-            closed.join(", ")
-          } on ${host} are not reachable from here; open SSH_PORT_RANGE ${config.sshPortRange.from}-${config.sshPortRange.to} in the firewall or set SSH_HOST`,
-        );
-      }
-      return `${running.length} running machine(s) reachable on ${host}`;
-    });
+    const machines = snapshot && await machinesIn(api, snapshot).catch(() => null);
+    if (!machines) {
+      await report({ ok: false, name: "machines", detail: "the project could not be read" });
+    } else if (servers) {
+      await checkServers(config, api, servers, machines, report);
+    }
   }
   await attempt("local OpenSSH", async () => {
     const out = await new Deno.Command("ssh", {

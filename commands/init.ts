@@ -1,7 +1,7 @@
 /**
  * `init`: run by DevPod when the provider is added or its options change. Validates
  * every option, then makes one call to learn the Dokploy version (which also proves
- * URL and token), and checks a configured remote server exists.
+ * URL and token), and checks a remote server named by DOKPLOY_SERVER_ID exists.
  *
  * DevPod logs init's stderr as errors (a red `error` line even on success) and its
  * stdout at info, so everything init says goes to stdout; a failure still reaches
@@ -9,7 +9,7 @@
  */
 import type { CommandContext } from "../lib/context.ts";
 import { dokployFromContext } from "../lib/dokploy_context.ts";
-import { ProviderError } from "../lib/errors.ts";
+import { findServer } from "../lib/servers/directory.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 import { createLogger } from "../lib/log.ts";
 
@@ -17,11 +17,8 @@ export async function run(ctx: CommandContext): Promise<number> {
   const log = createLogger({ debug: ctx.log.debugEnabled, write: writeStdoutSync });
   const { config, api } = dokployFromContext({ ...ctx, log });
   const version = await detectVersion(api);
-  if (config.serverId && !(await api.server(config.serverId))) {
-    throw new ProviderError(
-      `DOKPLOY_SERVER_ID "${config.serverId}" is not a server of this Dokploy; leave it empty to use the Dokploy host`,
-    );
-  }
+  // A name or id must be a server a machine can live on (the error lists them).
+  if (config.server.kind === "named") findServer(await api.servers(), config.server.ref);
   log.info(`connected to Dokploy ${version} at ${config.serverUrl}`);
   return 0;
 }

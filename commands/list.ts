@@ -3,7 +3,8 @@
  * shared image cache of each server (a table, or --json).
  */
 import { formatKiB, type ImageCacheInfo, listImageCaches } from "../lib/cache/inventory.ts";
-import { serverKey } from "../lib/cache/spec.ts";
+import type { Server } from "../lib/dokploy/api.ts";
+import { serverName } from "../lib/servers/directory.ts";
 import type { CommandContext } from "../lib/context.ts";
 import { dokployFromContext } from "../lib/dokploy_context.ts";
 import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
@@ -12,19 +13,25 @@ import { readProjectSnapshot } from "../lib/machine/project.ts";
 export async function run(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
   const snapshot = await readProjectSnapshot(api, config.projectName);
-  const [machines, imageCaches] = await Promise.all([
+  const [described, imageCaches, servers] = await Promise.all([
     machinesIn(api, snapshot),
     listImageCaches(api, snapshot),
+    api.servers().catch(() => []),
   ]);
+  // Each machine stays on its server for life: shown by name (ids are in --json too).
+  const machines = described.map((m) => ({ ...m, server: serverName(m.serverId, servers) }));
   await ctx.stdout(
     opts.json
       ? JSON.stringify({ machines, imageCaches }, null, 2) + "\n"
-      : formatTable(machines) + formatCaches(imageCaches),
+      : formatTable(machines) + formatCaches(imageCaches, servers),
   );
   return 0;
 }
 
-export function formatTable(machines: MachineInfo[], now = Date.now()): string {
+export function formatTable(
+  machines: (MachineInfo & { server: string })[],
+  now = Date.now(),
+): string {
   if (machines.length === 0) return "no machines\n";
   return table([
     ["MACHINE", "STATE", "SIZE", "SERVER", "PORT", "AGE", "OWNER"],
@@ -32,7 +39,7 @@ export function formatTable(machines: MachineInfo[], now = Date.now()): string {
       m.machineId,
       m.state,
       m.cpus && m.memory ? `${m.cpus} CPU/${m.memory}` : "-",
-      serverKey(m.serverId),
+      m.server,
       String(m.sshPort),
       m.createdAt ? age(now - Date.parse(m.createdAt)) : "-",
       m.owner ?? "-",
@@ -41,7 +48,7 @@ export function formatTable(machines: MachineInfo[], now = Date.now()): string {
 }
 
 /** Below the machines, after a blank line; nothing when no server has a cache. */
-export function formatCaches(caches: ImageCacheInfo[]): string {
+export function formatCaches(caches: ImageCacheInfo[], servers: Server[]): string {
   if (caches.length === 0) return "";
   return "\n" + table([
     ["IMAGE CACHE", "STATE", "STORED", "SERVER", "MACHINES"],
@@ -49,7 +56,7 @@ export function formatCaches(caches: ImageCacheInfo[]): string {
       c.appName,
       c.state,
       c.sizeKiB === null ? "-" : formatKiB(c.sizeKiB),
-      serverKey(c.serverId),
+      serverName(c.serverId, servers),
       String(c.machines),
     ]),
   ]);

@@ -10,6 +10,13 @@ import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./opt
 
 export type DockerMode = "dind" | "none";
 
+/** DOKPLOY_SERVER_ID: where creates put machines (lib/servers). */
+export type ServerChoice =
+  | { kind: "local" }
+  | { kind: "auto" }
+  /** A remote server's id or name, resolved through server.all. */
+  | { kind: "named"; ref: string };
+
 export interface PortRange {
   from: number;
   to: number;
@@ -20,7 +27,8 @@ export interface ProviderConfig {
   serverUrl: string;
   token: string;
   projectName: string;
-  serverId: string | null;
+  /** Where creates put machines; other verbs use the machine's own server (state.json). */
+  server: ServerChoice;
   machineType: MachineType;
   cpus: number;
   memoryMiB: number;
@@ -125,7 +133,15 @@ const parsers = {
     100,
     "is longer than 100 characters",
   ),
-  DOKPLOY_SERVER_ID: z.string().max(100).transform((v) => v === "" ? null : v),
+  DOKPLOY_SERVER_ID: z.string().max(100).regex(
+    /^$|^[\w][\w .@:-]*$/,
+    "must be a server id or name, local or auto",
+  ).transform((v): ServerChoice => {
+    const lower = v.toLowerCase();
+    if (v === "" || lower === "local") return { kind: "local" };
+    if (lower === "auto") return { kind: "auto" };
+    return { kind: "named", ref: v };
+  }),
   MACHINE_TYPE: z.enum(Object.keys(MACHINE_TYPES) as [MachineType, ...MachineType[]], {
     error: () => `must be one of ${Object.keys(MACHINE_TYPES).join(", ")}`,
   }),
@@ -291,7 +307,7 @@ export function loadConfig(env: Env): ProviderConfig {
     serverUrl: o.DOKPLOY_SERVER_URL,
     token: o.DOKPLOY_API_TOKEN,
     projectName: o.DOKPLOY_PROJECT_NAME,
-    serverId: o.DOKPLOY_SERVER_ID,
+    server: o.DOKPLOY_SERVER_ID,
     machineType: o.MACHINE_TYPE,
     cpus: o.MACHINE_CPUS ?? preset.cpus,
     memoryMiB: o.MACHINE_MEMORY ?? preset.memoryMiB,

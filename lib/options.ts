@@ -88,10 +88,11 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     name: "DOKPLOY_SERVER_ID",
     group: "Dokploy",
-    displayName: "Dokploy server id",
+    displayName: "Dokploy server",
     description:
-      "Id of a Dokploy remote server to run machines on; empty runs them on the Dokploy host itself.",
+      "Where machines run: a Dokploy remote server's id or name, `local` (the Dokploy host itself, also when empty) or `auto` (at each create, the active deploy server with the most headroom for the machine's size). A machine stays on its server for life.",
     default: "",
+    suggestions: ["auto", "local"],
   },
   {
     name: "MACHINE_TYPE",

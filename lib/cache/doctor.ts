@@ -7,11 +7,10 @@
 import type { ProviderConfig } from "../config.ts";
 import type { DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
-import { cachesOn } from "./ensure.ts";
 import { formatKiB, listImageCaches } from "./inventory.ts";
 import { serverKey } from "./spec.ts";
 
-export type Check = { ok: boolean; name: string; detail: string };
+import type { Check } from "../servers/doctor.ts";
 
 export async function checkImageCaches(
   config: ProviderConfig,
@@ -33,13 +32,11 @@ export async function checkImageCaches(
         ? "not used (DOCKER_MODE=none: no engine in the machine pulls images)"
         : "off (IMAGE_CACHE=false: every machine pulls from Docker Hub)",
     });
-  } else if (cachesOn(snapshot, config.serverId).length === 0) {
+  } else if (caches.length === 0) {
     await report({
       ok: true,
       name,
-      detail: `none yet on server ${
-        serverKey(config.serverId)
-      }; the first machine there creates it (one per server)`,
+      detail: "none yet; the first machine on each server creates that server's (one per server)",
     });
   }
   for (const c of caches) {

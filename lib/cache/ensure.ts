@@ -26,6 +26,8 @@ export function cachesOn(snapshot: ProjectSnapshot, serverId: string | null): Ma
 
 /** The cache a new machine is made with, before the create re-reads the project. */
 export interface CachePlan {
+  /** The server the machine goes to (null: the Dokploy host). */
+  serverId: string | null;
   /** The cache's appName; null: none (off, or it cannot be had now). */
   appName: string | null;
   /** The cache this run just made, not deployed yet: settleImageCache decides its fate. */
@@ -40,23 +42,24 @@ export async function ensureImageCache(
   d: MachineDeps,
   snapshot: ProjectSnapshot,
   environmentId: string,
+  serverId: string | null,
 ): Promise<CachePlan> {
-  if (!wantsImageCache(d)) return { appName: null };
+  if (!wantsImageCache(d)) return { serverId, appName: null };
   try {
-    const existing = cachesOn(snapshot, d.config.serverId)[0];
+    const existing = cachesOn(snapshot, serverId)[0];
     if (!existing) {
-      const made = await createCache(d, environmentId);
-      return { appName: made.appName, made };
+      const made = await createCache(d, environmentId, serverId);
+      return { serverId, appName: made.appName, made };
     }
     // Never deployed, or its last deploy failed: queue one more, ahead of the machine's.
     if (existing.compose.composeStatus === "error" || existing.compose.composeStatus === "idle") {
       d.log.info(`the image cache ${existing.compose.appName} is not deployed; deploying it`);
       await d.api.deployCompose(existing.compose.composeId, TITLE);
     }
-    return { appName: existing.compose.appName };
+    return { serverId, appName: existing.compose.appName };
   } catch (err) {
-    unavailable(d, err);
-    return { appName: null };
+    unavailable(d, serverId, err);
+    return { serverId, appName: null };
   }
 }
 
@@ -74,7 +77,7 @@ export async function settleImageCache(
   const mine = plan.made;
   if (!mine) return plan.appName;
   try {
-    const all = cachesOn(fresh, d.config.serverId).map((c) => c.compose);
+    const all = cachesOn(fresh, plan.serverId).map((c) => c.compose);
     if (!all.some((c) => c.composeId === mine.composeId)) all.push(mine);
     const canonical = all.sort(byAge)[0];
     if (canonical.composeId !== mine.composeId) {
@@ -85,23 +88,26 @@ export async function settleImageCache(
     await d.api.deployCompose(mine.composeId, TITLE);
     return mine.appName;
   } catch (err) {
-    unavailable(d, err);
+    unavailable(d, plan.serverId, err);
     return null;
   }
 }
 
 const TITLE = "devpod: image cache";
 
-function unavailable(d: MachineDeps, err: unknown) {
+function unavailable(d: MachineDeps, serverId: string | null, err: unknown) {
   d.log.warn(
-    `the shared image cache of server ${serverKey(d.config.serverId)} is unavailable (${
+    `the shared image cache of server ${serverKey(serverId)} is unavailable (${
       (err as Error).message
     }); this machine pulls images from Docker Hub`,
   );
 }
 
-async function createCache(d: MachineDeps, environmentId: string): Promise<Compose> {
-  const serverId = d.config.serverId;
+async function createCache(
+  d: MachineDeps,
+  environmentId: string,
+  serverId: string | null,
+): Promise<Compose> {
   d.log.info(`creating the shared image cache of server ${serverKey(serverId)} (once per server)`);
   return await d.api.createCompose({
     name: CACHE_NAME,

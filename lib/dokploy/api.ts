@@ -78,6 +78,15 @@ const Server = z.looseObject({
   name: z.string(),
   ipAddress: z.string(),
   serverStatus: z.string().nullish(),
+  /** "deploy" runs services; "build" only builds images (never a machine's home). */
+  serverType: z.string().nullish(),
+  /** Dokploy monitoring: server.port/token reach the server's metrics endpoint. */
+  metricsConfig: z.looseObject({
+    server: z.looseObject({
+      port: z.number().nullish(),
+      token: z.string().nullish(),
+    }).nullish(),
+  }).nullish().catch(null),
 });
 export type Server = z.infer<typeof Server>;
 
@@ -232,6 +241,27 @@ export class DokployApi {
 
   async servers(): Promise<Server[]> {
     return parse(z.array(Server), (await this.client.query("server.all")) ?? [], "server.all");
+  }
+
+  /**
+   * Dokploy monitoring's latest data point for a server (`server.getServerMetrics`, which
+   * fetches `url?limit=1` with the token); throws when the endpoint does not answer.
+   */
+  async serverMetrics(url: string, token: string): Promise<unknown[]> {
+    const res = await this.client.query<unknown>(
+      "server.getServerMetrics",
+      { url, token, dataPoints: "1" },
+      { idempotent: false, timeoutMs: 10_000 },
+    );
+    return Array.isArray(res) ? res : [];
+  }
+
+  /** `server.validate`: runs checks over SSH on the server; throws when Dokploy cannot reach it. */
+  async validateServer(serverId: string): Promise<void> {
+    await this.client.query<unknown>("server.validate", { serverId }, {
+      idempotent: false,
+      timeoutMs: 30_000,
+    });
   }
 
   async server(serverId: string): Promise<Server | null> {

@@ -20,7 +20,7 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
   }
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
-  const sshHost = await resolveSshHost(d.api, d.config);
+  const sshHost = await resolveSshHost(d.api, d.config, compose.serverId ?? null);
   const state: MachineState = {
     version: 1,
     machineId: d.machine.machineId,

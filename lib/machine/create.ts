@@ -1,35 +1,24 @@
 /**
- * `create` (design §5): keys → project → port → compose service → deploy → SSH with
- * the pinned key. Idempotent (a re-run adopts the existing machine), bounded by
- * READY_TIMEOUT, and on failure it removes what it made.
+ * `create` (design §5): keys → project → server (DOKPLOY_SERVER_ID; placement for auto)
+ * → port → compose service → deploy → SSH with the pinned key. Idempotent (a re-run
+ * adopts the existing machine), bounded by READY_TIMEOUT, and on failure it removes
+ * what it made.
  */
 import { join } from "node:path";
-import { ensureImageCache, settleImageCache } from "../cache/ensure.ts";
-import { InterruptedError } from "../errors.ts";
+import { settleImageCache } from "../cache/ensure.ts";
 import { removeIfExists } from "../fs.ts";
-import { CLIENT_KEY, ensureKeyPair, fingerprint, HOST_KEY, writeKnownHosts } from "../ssh/keys.ts";
+import { resolveTarget } from "../servers/target.ts";
+import { CLIENT_KEY, ensureKeyPair, HOST_KEY } from "../ssh/keys.ts";
 import { waitForMachine } from "./boot_watch.ts";
-import { renderComposeEnv, SSH_USER } from "./compose.ts";
-import { createComposeOnce } from "./create_service.ts";
+import { SSH_USER } from "./compose.ts";
+import { checkAborted, discardService, makeService, rollbackCreate } from "./create_service.ts";
 import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
-import { locateByState, resolveSshHost } from "./locate.ts";
-import { appNamePrefix, composeName } from "./naming.ts";
-import { portClaims, settlePortRace } from "./port_race.ts";
-import { chooseSshPort } from "./ports.ts";
-import {
-  ensureProject,
-  machineIn,
-  readProjectSnapshot,
-  refreshProjectSnapshot,
-} from "./project.ts";
-import { machineComposeFile, machineDescription, publishSpec } from "./spec.ts";
+import { locateByState } from "./locate.ts";
+import { ensureProject, machineIn, readProjectSnapshot } from "./project.ts";
+import { publishSpec } from "./spec.ts";
 import { upExisting } from "./start.ts";
-import { type MachineState, STATE_FILE, writeState } from "./state.ts";
-
-function checkAborted(signal: AbortSignal) {
-  if (signal.aborted) throw new InterruptedError("interrupted; rolled back what this run created");
-}
+import { STATE_FILE } from "./state.ts";
 
 export async function createMachine(d: MachineDeps): Promise<void> {
   const started = Date.now();
@@ -58,56 +47,23 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
   const project = await ensureProject(d, snapshot);
-  let claimsFrom = project.snapshot;
-  // Parallel creates race for ports: after ours is claimed, re-read (project.one only).
-  const readClaims = async () => {
-    claimsFrom = await refreshProjectSnapshot(d.api, claimsFrom);
-    return portClaims(claimsFrom, d.config.serverId);
-  };
-  const sshHost = await resolveSshHost(d.api, d.config);
-  const usedPorts = portClaims(claimsFrom, d.config.serverId).map((c) => c.sshPort);
-  const sshPort = chooseSshPort(d.config.sshPortRange, new Set(usedPorts));
-  checkAborted(d.signal);
-  const cachePlan = await ensureImageCache(d, claimsFrom, project.environmentId);
-  const imageCache = cachePlan.appName;
-
-  d.log.info(`creating machine ${d.machine.machineId} in project "${d.config.projectName}"`);
-  const compose = await createComposeOnce(d, {
-    name: composeName(d.machine.machineId),
-    appName: appNamePrefix(d.machine.machineId),
-    description: machineDescription(d, sshPort),
-    environmentId: project.environmentId,
-    composeFile: machineComposeFile(d, clientKey.publicKey, { sshPort, imageCache }),
-    serverId: d.config.serverId,
-  }, claimsFrom);
+  const keys = { clientKey, hostKey };
+  let target = await resolveTarget(d, project.snapshot);
+  let made = await makeService(d, project, target, keys);
+  // auto: a parallel create may have gone to the same server; the re-read the port check
+  // made shows it. Placement again, counting only the machines made before ours: a
+  // different answer moves ours there before anything was deployed (once).
+  const better = await target.recheck?.(made.snapshot(), made.compose).catch(() => null);
+  if (better) {
+    await discardService(d, made);
+    target = better;
+    made = await makeService(d, { ...project, snapshot: made.snapshot() }, target, keys);
+  }
+  const { compose, state, cachePlan, readClaims } = made;
   try {
-    // compose.create takes no env (dokploy-openapi.json): the secret needs this update.
-    await d.api.updateCompose(compose.composeId, {
-      env: renderComposeEnv(await Deno.readTextFile(hostKey.privatePath)),
-    });
-    const state: MachineState = {
-      version: 1,
-      machineId: d.machine.machineId,
-      composeId: compose.composeId,
-      appName: compose.appName,
-      projectId: project.projectId,
-      environmentId: project.environmentId,
-      serverId: d.config.serverId,
-      sshHost,
-      sshPort,
-      sshUser: SSH_USER,
-      hostPublicKey: hostKey.publicKey,
-      hostKeyFingerprint: await fingerprint(hostKey.publicKey),
-      createdAt: new Date().toISOString(),
-      ...(imageCache ? { imageCache } : {}),
-    };
-    // Written before the deploy: a killed run leaves state the next run adopts.
-    await writeState(folder, state);
-    await writeKnownHosts(folder, sshHost, sshPort, hostKey.publicKey);
-    await settlePortRace(d, compose, state, clientKey.publicKey, readClaims);
     // The port check's re-read also settles parallel first caches; deployed before the machine.
-    const settled = await settleImageCache(d, cachePlan, claimsFrom);
-    if (settled !== imageCache) {
+    const settled = await settleImageCache(d, cachePlan, made.snapshot());
+    if (settled !== (state.imageCache ?? null)) {
       if (settled) state.imageCache = settled;
       else delete state.imageCache;
       await publishSpec(d, state, clientKey.publicKey);
@@ -128,19 +84,4 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     await rollbackCreate(d, compose.composeId);
     throw err;
   }
-}
-
-async function rollbackCreate(d: MachineDeps, composeId: string): Promise<void> {
-  d.log.info("create failed; removing what this run created");
-  try {
-    await d.api.deleteCompose(composeId, true);
-  } catch (err) {
-    // Its marker finds it again: no state.json is needed to adopt or remove it later.
-    d.log.warn(
-      `could not remove Dokploy service ${composeId} (${
-        (err as Error).message
-      }); the next create of machine ${d.machine.machineId} adopts it, the next delete removes it`,
-    );
-  }
-  await removeIfExists(join(d.machine.machineFolder, STATE_FILE));
 }

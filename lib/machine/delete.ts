@@ -1,6 +1,7 @@
 /** `delete` (design §5): the service (and its volumes unless KEEP_VOLUMES), then local files. Idempotent. */
 import { join } from "node:path";
 import { removeIfExists } from "../fs.ts";
+import { requireReachable } from "../servers/unreachable.ts";
 import { CLIENT_KEY, HOST_KEY, KNOWN_HOSTS } from "../ssh/keys.ts";
 import type { MachineDeps } from "./deps.ts";
 import { findByMarker } from "./locate.ts";
@@ -18,8 +19,19 @@ const LOCAL_FILES = [
 export async function deleteMachine(d: MachineDeps): Promise<void> {
   const folder = d.machine.machineFolder;
   // state.json names the service: delete it straight away, a 404 says it was gone.
-  const composeId = (await readState(folder))?.composeId ?? (await findByMarker(d))?.composeId;
+  const state = await readState(folder);
+  const listed = state ? null : await findByMarker(d);
+  const composeId = state?.composeId ?? listed?.composeId;
   const keep = d.config.keepVolumes;
+  // Dokploy deletes the service even when it cannot reach the server, leaving the
+  // container running there for nobody to find: refuse instead.
+  if (composeId) {
+    await requireReachable(
+      d.api,
+      state?.serverId ?? listed?.serverId ?? null,
+      "the machine was not deleted (its container would be left running there)",
+    );
+  }
   if (!composeId) {
     d.log.info(`machine ${d.machine.machineId} is already gone from Dokploy`);
   } else {

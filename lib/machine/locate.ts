@@ -3,7 +3,7 @@
  * is lost — by the id marker of the services in our project (never a global name search).
  */
 import type { ProviderConfig } from "../config.ts";
-import type { Compose, ComposeSummary, DokployApi } from "../dokploy/api.ts";
+import type { Compose, ComposeSummary, DokployApi, Server } from "../dokploy/api.ts";
 import { ProviderError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
 import { machineIn, readProjectSnapshot } from "./project.ts";
@@ -45,16 +45,25 @@ export async function findByMarker(d: MachineDeps): Promise<ComposeSummary | nul
 }
 
 /** The address DevPod dials: SSH_HOST, else the remote server's IP, else the URL's host. */
-export async function resolveSshHost(api: DokployApi, config: ProviderConfig): Promise<string> {
-  if (config.sshHost) return config.sshHost;
-  if (config.serverId) {
-    const server = await api.server(config.serverId);
-    if (!server) {
-      throw new ProviderError(
-        `DOKPLOY_SERVER_ID "${config.serverId}" is not a server of this Dokploy; pick one from 'devpod-provider-dokploy doctor' or leave it empty`,
-      );
-    }
-    return server.ipAddress;
+export function sshHostFor(
+  config: ProviderConfig,
+  server: Pick<Server, "ipAddress"> | null,
+): string {
+  return config.sshHost ?? server?.ipAddress ?? new URL(config.serverUrl).hostname;
+}
+
+/** sshHostFor a machine's server known by id only (one server.one when it is remote). */
+export async function resolveSshHost(
+  api: DokployApi,
+  config: ProviderConfig,
+  serverId: string | null,
+): Promise<string> {
+  if (config.sshHost || serverId === null) return sshHostFor(config, null);
+  const server = await api.server(serverId);
+  if (!server) {
+    throw new ProviderError(
+      `the machine's Dokploy server ${serverId} no longer exists; the machine cannot be reached (delete it, or restore the server in Dokploy)`,
+    );
   }
-  return new URL(config.serverUrl).hostname;
+  return sshHostFor(config, server);
 }

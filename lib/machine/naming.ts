@@ -17,18 +17,30 @@ export function composeName(machineId: string): string {
 export interface MachineMarker {
   machineId: string;
   sshPort: number;
+  /** The size it asked for: what placement counts per server (absent on older machines). */
+  cpus?: number;
+  memoryMiB?: number;
 }
 
-const MARKER = /\[devpod-machine-id=([A-Za-z0-9._-]+);port=(\d+)\]/;
+const MARKER =
+  /\[devpod-machine-id=([A-Za-z0-9._-]+);port=(\d+)(?:;cpus=(\d+(?:\.\d+)?);mem=(\d+))?\]/;
 
 export function describeMachine(
   marker: MachineMarker,
   meta: { providerVersion: string; owner: string },
 ): string {
-  return `DevPod machine ${marker.machineId} (devpod-provider-dokploy ${meta.providerVersion}, owner ${meta.owner}) [devpod-machine-id=${marker.machineId};port=${marker.sshPort}]`;
+  const size = marker.cpus !== undefined && marker.memoryMiB !== undefined
+    ? `;cpus=${marker.cpus};mem=${marker.memoryMiB}`
+    : "";
+  return `DevPod machine ${marker.machineId} (devpod-provider-dokploy ${meta.providerVersion}, owner ${meta.owner}) [devpod-machine-id=${marker.machineId};port=${marker.sshPort}${size}]`;
 }
 
 export function parseMarker(description: string | null | undefined): MachineMarker | null {
   const m = description ? MARKER.exec(description) : null;
-  return m ? { machineId: m[1], sshPort: Number(m[2]) } : null;
+  if (!m) return null;
+  return {
+    machineId: m[1],
+    sshPort: Number(m[2]),
+    ...(m[3] !== undefined ? { cpus: Number(m[3]), memoryMiB: Number(m[4]) } : {}),
+  };
 }

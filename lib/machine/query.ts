@@ -3,23 +3,30 @@
  * three without it (the project walk finds the service by marker). Only a deploy that
  * has been `running` for longer than a live one ever does costs more: the lost-deploy
  * check (lost_deploy.ts), after which a lost deploy reads as what its containers say —
- * Running, or Stopped so DevPod runs `start` — instead of Busy for ever.
+ * Running, or Stopped so DevPod runs `start` — instead of Busy for ever. An empty
+ * container list of a deployed machine is checked before it reads Stopped
+ * (no_containers.ts).
  */
 import type { ComposeSummary, Deployment } from "../dokploy/api.ts";
 import { DeployFailedError } from "../errors.ts";
 import { deploymentsOf } from "./deploy.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateListed } from "./locate.ts";
+import { statusWithoutContainers } from "./no_containers.ts";
 import { isLostDeploy, maybeLost } from "./lost_deploy.ts";
 import { type MachineStatus, mapStatus } from "./status.ts";
 
 export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
-  const { compose } = await locateListed(d);
+  const { compose, state } = await locateListed(d);
   // A lost deploy is no deploy in progress: the containers say what the machine is.
   const deploying = compose?.composeStatus === "running" && !await newestDeployIsLost(d, compose);
   const containers = compose && !deploying
     ? await d.api.containers(compose.appName, compose.serverId ?? null)
     : [];
+  if (compose?.composeStatus === "done" && containers.length === 0) {
+    const answered = await statusWithoutContainers(d, compose, state);
+    if (answered) return answered;
+  }
   const lost = compose?.composeStatus === "running" && !deploying;
   const verdict = mapStatus(lost ? { composeStatus: "idle" } : compose, containers);
   if ("status" in verdict) return verdict.status;

@@ -33,8 +33,12 @@ export function machineComposeFile(
   });
 }
 
-export function machineDescription(d: MachineDeps, sshPort: number): string {
-  return describeMachine({ machineId: d.machine.machineId, sshPort }, {
+export function machineDescription(
+  d: MachineDeps,
+  at: Pick<MachineState, "sshPort" | "cpuLimit">,
+): string {
+  const size = { cpus: effectiveCpus(d.config.cpus, at.cpuLimit), memoryMiB: d.config.memoryMiB };
+  return describeMachine({ machineId: d.machine.machineId, sshPort: at.sshPort, ...size }, {
     providerVersion: d.providerVersion,
     owner: owner(),
   });
@@ -54,7 +58,7 @@ export async function publishSpec(
   await writeKnownHosts(folder, state.sshHost, state.sshPort, state.hostPublicKey);
   await d.api.updateCompose(state.composeId, {
     composeFile: machineComposeFile(d, authorizedKey, state),
-    description: machineDescription(d, state.sshPort),
+    description: machineDescription(d, state),
   });
 }
 

@@ -6,6 +6,7 @@
 import { dropImageCacheFor } from "../cache/fallback.ts";
 import type { Compose } from "../dokploy/api.ts";
 import { DokployError, StateError } from "../errors.ts";
+import { orUnreachable } from "../servers/unreachable.ts";
 import { CLIENT_KEY, ensureKeyPair } from "../ssh/keys.ts";
 import { readopt } from "./adopt.ts";
 import { waitForMachine } from "./boot_watch.ts";
@@ -87,7 +88,12 @@ async function ensureUp(
     // container check first; it also revives a crash-looping or self-stopped one.
     d.log.info(`starting machine ${d.machine.machineId}`);
     try {
-      await d.api.startCompose(compose.composeId);
+      await orUnreachable(
+        d.api,
+        state.serverId,
+        "the machine was not started",
+        () => d.api.startCompose(compose.composeId),
+      );
     } catch (err) {
       // Docker refused (a 500 names only the command line): a deploy shows why in its
       // log, and fixes what is ours to fix, such as an image cache that is gone.

@@ -1,5 +1,6 @@
 /** `stop` (design §5): compose stop; safe on a stopped machine, volumes kept. */
 import { StateError } from "../errors.ts";
+import { orUnreachable } from "../servers/unreachable.ts";
 import { sshArgv } from "../ssh/argv.ts";
 import { closeMux } from "../ssh/mux.ts";
 import { deploymentsOf, waitDeployIdle } from "./deploy.ts";
@@ -31,7 +32,12 @@ export async function stopMachine(d: MachineDeps): Promise<void> {
   }
   d.log.info(`stopping machine ${d.machine.machineId} (volumes are kept)`);
   await closeSharedConnection(d, found.state);
-  await d.api.stopCompose(compose.composeId);
+  await orUnreachable(
+    d.api,
+    compose.serverId ?? null,
+    "the machine was not stopped",
+    () => d.api.stopCompose(compose.composeId),
+  );
 }
 
 /** A reused SSH master must not outlive the machine it talks to. */

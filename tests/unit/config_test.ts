@@ -18,7 +18,7 @@ Deno.test("defaults fill every option", () => {
   const c = loadConfig(base);
   assert.equal(c.serverUrl, "https://dokploy.example.com");
   assert.equal(c.projectName, "devpod-workspaces");
-  assert.equal(c.serverId, null);
+  assert.deepEqual(c.server, { kind: "local" });
   assert.deepEqual([c.cpus, c.memoryMiB], [2, 4096]);
   assert.equal(c.dockerMode, "dind");
   assert.equal(c.inactivityTimeoutSec, 1800);

@@ -165,7 +165,7 @@ Deno.test("deploy: one loop fixes a taken port and a CPU limit in the same run",
     assert.equal(saved.cpuLimit, 2);
     const last = w.updates.at(-1)!;
     assert.equal(w.cpusOf(last.composeFile), "2");
-    assert.match(last.description!, new RegExp(`port=${saved.sshPort}\\]`));
+    assert.match(last.description!, new RegExp(`port=${saved.sshPort};cpus=2;mem=4096\\]`));
     const knownHosts = await Deno.readTextFile(join(w.folder, "known_hosts"));
     assert.match(knownHosts, new RegExp(`\\[127\\.0\\.0\\.1\\]:${saved.sshPort} `));
     assert.equal(w.lines.filter((l) => l.startsWith("warn ")).length, 1, "warned once");

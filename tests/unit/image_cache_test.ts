@@ -228,8 +228,8 @@ Deno.test("ensure cache: off, or no engine in the machine: nothing asked of Dokp
   const offs: Record<string, string>[] = [{ IMAGE_CACHE: "false" }, { DOCKER_MODE: "none" }];
   for (const options of offs) {
     const f = fakeDokploy([]);
-    const plan = await ensureImageCache(deps(f.api, options).d, f.snapshot(), "e1");
-    assert.deepEqual(plan, { appName: null });
+    const plan = await ensureImageCache(deps(f.api, options).d, f.snapshot(), "e1", null);
+    assert.deepEqual(plan, { serverId: null, appName: null });
     assert.deepEqual(f.calls, []);
   }
 });
@@ -237,8 +237,8 @@ Deno.test("ensure cache: off, or no engine in the machine: nothing asked of Dokp
 Deno.test("ensure cache: a deployed cache on the server is used at no extra call", async () => {
   const f = fakeDokploy([cacheRow({}), cacheRow({ composeId: "x", serverId: "srv2" })]);
   const { d } = deps(f.api);
-  const plan = await ensureImageCache(d, f.snapshot(), "e1");
-  assert.deepEqual(plan, { appName: "devpod-image-cache-old111" });
+  const plan = await ensureImageCache(d, f.snapshot(), "e1", null);
+  assert.deepEqual(plan, { serverId: null, appName: "devpod-image-cache-old111" });
   assert.equal(await settleImageCache(d, plan, f.snapshot()), "devpod-image-cache-old111");
   assert.deepEqual(f.calls, []);
 });
@@ -246,14 +246,14 @@ Deno.test("ensure cache: a deployed cache on the server is used at no extra call
 Deno.test("ensure cache: one on another server does not count; a failed one is redeployed", async () => {
   const other = fakeDokploy([cacheRow({ description: describeCache("srv2", "v9") })]);
   const { d } = deps(other.api);
-  const plan = await ensureImageCache(d, other.snapshot(), "e1");
+  const plan = await ensureImageCache(d, other.snapshot(), "e1", null);
   assert.equal(plan.appName, "devpod-image-cache-zz1");
   assert.deepEqual(other.calls, ["compose.create"], "made, not deployed before the re-read");
   assert.equal(await settleImageCache(d, plan, other.snapshot()), "devpod-image-cache-zz1");
   assert.deepEqual(other.calls, ["compose.create", "compose.deploy mine-1"]);
 
   const failed = fakeDokploy([cacheRow({ composeStatus: "error" })]);
-  const again = await ensureImageCache(deps(failed.api).d, failed.snapshot(), "e1");
+  const again = await ensureImageCache(deps(failed.api).d, failed.snapshot(), "e1", null);
   assert.equal(again.appName, "devpod-image-cache-old111");
   assert.deepEqual(failed.calls, ["compose.deploy old"]);
 });
@@ -262,7 +262,7 @@ Deno.test("ensure cache: parallel first creates converge on the oldest", async (
   const racer = cacheRow({ composeId: "racer", appName: "devpod-image-cache-racer1" });
   const f = fakeDokploy([], { racer });
   const { d, lines } = deps(f.api);
-  const plan = await ensureImageCache(d, f.snapshot(), "e1");
+  const plan = await ensureImageCache(d, f.snapshot(), "e1", null);
   assert.equal(plan.appName, "devpod-image-cache-zz1");
   // The re-read shows the racer's older cache: ours goes, undeployed.
   assert.equal(await settleImageCache(d, plan, f.snapshot()), "devpod-image-cache-racer1");
@@ -273,6 +273,9 @@ Deno.test("ensure cache: parallel first creates converge on the oldest", async (
 Deno.test("ensure cache: when Dokploy refuses it, the machine goes on without", async () => {
   const f = fakeDokploy([], { failCreate: true });
   const { d, lines } = deps(f.api);
-  assert.deepEqual(await ensureImageCache(d, f.snapshot(), "e1"), { appName: null });
+  assert.deepEqual(await ensureImageCache(d, f.snapshot(), "e1", null), {
+    serverId: null,
+    appName: null,
+  });
   assert.match(lines.join("\n"), /warn the shared image cache of server local is unavailable/);
 });
