@@ -7,14 +7,14 @@
  */
 import type { ComposeSummary } from "../dokploy/api.ts";
 import { requireReachable } from "../servers/unreachable.ts";
-import { tcpOpen } from "../ssh/ready.ts";
+import { sshGreets } from "../ssh/ready.ts";
 import type { MachineDeps } from "./deps.ts";
 import { resolveSshHost } from "./locate.ts";
 import { parseMarker } from "./naming.ts";
 import type { MachineState } from "./state.ts";
 
 /**
- * Running when the machine answers on its SSH port; throws (naming the server) when
+ * Running when the machine's sshd greets on its port; throws (naming the server) when
  * Dokploy cannot reach the server; null when Docker really holds no container (the
  * machine reads Stopped, and `start` recreates it).
  */
@@ -26,7 +26,7 @@ export async function statusWithoutContainers(
   const serverId = compose.serverId ?? null;
   const port = state?.sshPort ?? parseMarker(compose.description)?.sshPort;
   const host = state?.sshHost ?? await resolveSshHost(d.api, d.config, serverId);
-  if (port && await tcpOpen(host, port)) return "Running";
+  if (port && await sshGreets(host, port)) return "Running";
   await requireReachable(d.api, serverId, "whether the machine runs is unknown");
   return null;
 }

@@ -23,7 +23,9 @@ export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
   const containers = compose && !deploying
     ? await d.api.containers(compose.appName, compose.serverId ?? null)
     : [];
-  if (compose?.composeStatus === "done" && containers.length === 0) {
+  // "error" too: Dokploy marks a service so when a stop could not reach its server.
+  const settled = compose?.composeStatus === "done" || compose?.composeStatus === "error";
+  if (settled && !deploying && containers.length === 0) {
     const answered = await statusWithoutContainers(d, compose, state);
     if (answered) return answered;
   }

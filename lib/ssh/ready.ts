@@ -94,3 +94,29 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+/**
+ * True when an SSH server greets on host:port within 3 s (its `SSH-2.0-…` line). Stronger
+ * than tcpOpen: Docker's proxy, or a frozen host, accepts TCP with nobody behind it.
+ */
+export async function sshGreets(host: string, port: number): Promise<boolean> {
+  let conn: Deno.TcpConn | undefined;
+  let timeout: number | undefined;
+  const timer = new Promise<null>((r) => timeout = setTimeout(() => r(null), 3000));
+  try {
+    conn =
+      await Promise.race([Deno.connect({ hostname: host.replace(/^\[|\]$/g, ""), port }), timer]) ??
+        undefined;
+    if (!conn) return false;
+    const buf = new Uint8Array(8);
+    const n = await Promise.race([conn.read(buf), timer]);
+    return typeof n === "number" && new TextDecoder().decode(buf.subarray(0, n)).startsWith("SSH-");
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timeout);
+    try {
+      conn?.close();
+    } catch { /* already closed */ }
+  }
+}
