@@ -101,7 +101,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  */
 export async function sshGreets(host: string, port: number): Promise<boolean> {
   let conn: Deno.TcpConn | undefined;
-  let timeout: number | undefined;
+  let timeout: ReturnType<typeof setTimeout> | undefined;
   const timer = new Promise<null>((r) => timeout = setTimeout(() => r(null), 3000));
   try {
     conn =
