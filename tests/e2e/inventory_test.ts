@@ -36,7 +36,10 @@ Deno.test({
       const doctor = await runProvider(["doctor"], human);
       assert.equal(doctor.code, 0, doctor.stdoutText);
       assert.match(doctor.stdoutText, /✔ API key \+ version\s+Dokploy v0\.30\.2/);
-      assert.match(doctor.stdoutText, /✔ Dokploy host\s+3 running machine\(s\) reachable on 127.0.0.1/);
+      assert.match(
+        doctor.stdoutText,
+        /✔ Dokploy host\s+3 running machine\(s\) reachable on 127.0.0.1/,
+      );
       assert.match(doctor.stdoutText, /all checks passed\n$/);
       // Options from a .env file, as seed users keep them.
       const envFile = `${w.root}/.env`;

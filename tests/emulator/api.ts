@@ -14,6 +14,7 @@ import { sleepUnlessAborted } from "./sleep.ts";
 import { composeProcedures } from "./procedures/compose.ts";
 import { projectProcedures } from "./procedures/projects.ts";
 import { runtimeProcedures } from "./procedures/runtime_views.ts";
+import { serverProcedures } from "./procedures/servers.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -35,7 +36,12 @@ export interface ApiOptions {
 }
 
 const PROCEDURES: Map<string, Procedures[string]> = new Map(
-  Object.entries({ ...projectProcedures, ...composeProcedures, ...runtimeProcedures })
+  Object.entries({
+    ...projectProcedures,
+    ...composeProcedures,
+    ...runtimeProcedures,
+    ...serverProcedures,
+  })
     .map(([name, fn]) => [name.toLowerCase(), fn]),
 );
 

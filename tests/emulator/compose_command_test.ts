@@ -57,3 +57,9 @@ Deno.test("compose v1 adapter: a missing external network in v2's words", () => 
   const other = "ERROR: for m-1-machine-1  Cannot start service machine: network abc not found\n";
   assert.equal(v2Wording(other), other);
 });
+
+Deno.test("compose adapter: published ports bind to the server's address", () => {
+  const file = machineCompose({ port: 32453, authorizedKey: "k" });
+  const copy = YAML.parse(toTestFile(file, "m-1", "127.0.0.3"), { version: "1.1" });
+  assert.deepEqual(copy.services.machine.ports, ["127.0.0.3:32453:22"]);
+});

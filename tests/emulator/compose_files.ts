@@ -5,6 +5,7 @@
  */
 import { parseDotenv } from "./compose_spec.ts";
 import type { Ctx } from "./context.ts";
+import { serverAddress } from "./servers.ts";
 import { codeDir, type ComposeApp } from "./machine/runtime.ts";
 import type { ComposeRow } from "./store.ts";
 
@@ -16,6 +17,7 @@ export function composeApp(
     appName: compose.appName,
     dir: `${ctx.dataDir}/compose/${compose.appName}`,
     serverId: compose.serverId ?? null,
+    address: serverAddress(ctx.store, compose.serverId),
   };
 }
 

@@ -9,6 +9,7 @@
  */
 import { composeApp, writeComposeFiles } from "./compose_files.ts";
 import type { Ctx } from "./context.ts";
+import { sshFailure } from "./servers.ts";
 import type { ComposeRow, DeploymentRow } from "./store.ts";
 import { newId, now } from "./store.ts";
 
@@ -39,30 +40,30 @@ async function runDeploy(
   const compose = ctx.store.composes.get(composeId);
   if (!compose || ctx.shutdown.aborted || lost.aborted) return;
   const { appName } = compose;
+  // createDeploymentCompose makes the log over SSH on a remote server; when that fails it
+  // records a finished `error` deployment without a log, and the job ends there.
+  const unreachable = sshFailure(ctx.store, compose.serverId);
+  if (unreachable) {
+    const failed: DeploymentRow = {
+      ...deploymentRow(compose, kind, title, description, ""),
+      status: "error",
+      finishedAt: now(),
+      errorMessage: `An error have occurred: ${unreachable}`,
+    };
+    ctx.store.deployments.set(failed.deploymentId, failed);
+    compose.composeStatus = "error";
+    return;
+  }
   const logDir = `${ctx.dataDir}/logs/${appName}`;
   await Deno.mkdir(logDir, { recursive: true });
   if (lost.aborted) return;
-  const deployment: DeploymentRow = {
-    deploymentId: newId(),
-    title: title ?? (kind === "deploy" ? "Manual deployment" : "Rebuild deployment"),
-    description: description ?? "",
-    status: "running",
-    logPath: `${logDir}/${appName}-${now().replace(/[:.]/g, "-")}.log`,
-    pid: null,
-    applicationId: null,
-    composeId,
-    serverId: compose.serverId,
-    isPreviewDeployment: false,
-    previewDeploymentId: null,
-    createdAt: now(),
-    startedAt: now(),
-    finishedAt: null,
-    errorMessage: null,
-    scheduleId: null,
-    backupId: null,
-    rollbackId: null,
-    volumeBackupId: null,
-  };
+  const deployment = deploymentRow(
+    compose,
+    kind,
+    title,
+    description,
+    `${logDir}/${appName}-${now().replace(/[:.]/g, "-")}.log`,
+  );
   ctx.store.deployments.set(deployment.deploymentId, deployment);
   compose.composeStatus = "running";
   // The log is the output pipe of Dokploy's process: it dies with it.
@@ -79,6 +80,9 @@ async function runDeploy(
     // Queue wait and image work of a real server, in short (the real engine takes its own).
     await abortableSleep(ctx.deployDelayMs, AbortSignal.any([ctx.shutdown, lost]));
     if (lost.aborted) return;
+    // The server went away mid-deploy: the SSH call fails, and so does the one that would
+    // write "Error occurred" to the log, so the row and the service stay `running`.
+    if (sshFailure(ctx.store, compose.serverId)) return;
     // Once `docker compose up` runs, the engine finishes it even if Dokploy dies.
     await ctx.runtime.deploy(app, log);
     log("Docker Compose Deployed: ✅");
@@ -91,6 +95,36 @@ async function runDeploy(
   deployment.status = ok ? "done" : "error";
   deployment.finishedAt = now();
   compose.composeStatus = ok ? "done" : "error";
+}
+
+function deploymentRow(
+  compose: ComposeRow,
+  kind: DeployKind,
+  title: string | undefined,
+  description: string | undefined,
+  logPath: string,
+): DeploymentRow {
+  return {
+    deploymentId: newId(),
+    title: title ?? (kind === "deploy" ? "Manual deployment" : "Rebuild deployment"),
+    description: description ?? "",
+    status: "running",
+    logPath,
+    pid: null,
+    applicationId: null,
+    composeId: compose.composeId,
+    serverId: compose.serverId,
+    isPreviewDeployment: false,
+    previewDeploymentId: null,
+    createdAt: now(),
+    startedAt: now(),
+    finishedAt: null,
+    errorMessage: null,
+    scheduleId: null,
+    backupId: null,
+    rollbackId: null,
+    volumeBackupId: null,
+  };
 }
 
 function banner(compose: ComposeRow, command: string): string[] {

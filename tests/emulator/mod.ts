@@ -1,6 +1,7 @@
 /**
  * An in-repo Dokploy that speaks the real wire protocol (see dokploy-api.md) and
- * "deploys" a compose machine by starting a real sshd on 127.0.0.1.
+ * "deploys" a compose machine by starting a real sshd on 127.0.0.1 (on a remote server's
+ * own loopback address, 127.0.0.N, for a service on that server).
  *
  * @example
  * ```ts
@@ -27,9 +28,17 @@ import type { Engine } from "../engine/engine.ts";
 import type { MachineRuntime, NetworkView } from "./machine/runtime.ts";
 import { type DokployVersion, profileFor } from "./profiles.ts";
 import { sleepUnlessAborted } from "./sleep.ts";
-import { newId, now, ORGANIZATION_ID, Store } from "./store.ts";
+import {
+  addServers,
+  changeServer,
+  serverAddress,
+  type ServerChange,
+  type ServerOption,
+  setDokployUrl,
+} from "./servers.ts";
+import { newId, Store } from "./store.ts";
 
-export type { DokployVersion, FaultRule, NetworkView, RecordedRequest };
+export type { DokployVersion, FaultRule, NetworkView, RecordedRequest, ServerChange, ServerOption };
 export { FaultController };
 
 export interface EmulatorOptions {
@@ -45,8 +54,11 @@ export interface EmulatorOptions {
   deployDelayMs?: number;
   /** Added to every API response; default 0. */
   latencyMs?: number;
-  /** Remote servers listed by server.all/one (their machines still run locally). */
-  servers?: { serverId: string; name: string; ipAddress: string }[];
+  /**
+   * Remote servers (server.all/one). Each one's machines listen on its own loopback
+   * address (127.0.0.2, 127.0.0.3, … unless `ipAddress` gives one); see servers.ts.
+   */
+  servers?: ServerOption[];
   /**
    * Run machines on this real Docker engine (Dokploy's own compose command lines) instead
    * of as host processes. See tests/engine/.
@@ -71,6 +83,11 @@ export interface EmulatorSnapshot {
     serverId: string | null;
     publishedPort: number | null;
     /**
+     * Where the machine's sshd listens: its server's ipAddress (127.0.0.1 on the Dokploy
+     * host), from the container when there is one, else the server's.
+     */
+    publishedAddress: string;
+    /**
      * docker's {{.State}} of the machine container (of the first service when the app has
      * no `machine`, e.g. an image cache), "none" when there is none.
      */
@@ -90,6 +107,15 @@ export interface EmulatorSnapshot {
    * containers); other services, such as an image cache, do not count.
    */
   machineProcesses: number;
+  /** The remote servers and their faults (setServer). */
+  servers: {
+    serverId: string;
+    name: string;
+    ipAddress: string;
+    serverStatus: "active" | "inactive";
+    reachable: boolean;
+    machinesDown: boolean;
+  }[];
 }
 
 export interface Emulator {
@@ -117,6 +143,13 @@ export interface Emulator {
    * long ago, without the wait (the provider tells lost deploys by their age).
    */
   backdate(ms: number): void;
+  /**
+   * Changes a remote server mid-test: `status` (serverStatus only), `reachable` (false:
+   * Dokploy's SSH to it is refused, see README "Servers"), `machinesDown` (true: its
+   * machines freeze and stop answering; false: they resume as they were), `metrics`.
+   * Throws for an unknown serverId.
+   */
+  setServer(serverId: string, change: ServerChange): Promise<void>;
   /** Stops the HTTP server and every machine, and waits for their processes to exit. */
   close(): Promise<void>;
 }
@@ -129,24 +162,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   await Deno.mkdir(dataDir, { recursive: true });
 
   const store = new Store();
-  for (const s of opts.servers ?? []) {
-    store.servers.set(s.serverId, {
-      ...s,
-      description: null,
-      port: 22,
-      username: "root",
-      appName: `server-${s.name.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`,
-      enableDockerCleanup: false,
-      createdAt: now(),
-      organizationId: ORGANIZATION_ID,
-      serverStatus: "active",
-      serverType: "deploy",
-      command: "",
-      sshKeyId: null,
-      buildsConcurrency: 1,
-      metricsConfig: {},
-    });
-  }
+  addServers(store, opts.servers ?? []);
   const runtime: MachineRuntime = opts.engine
     ? new DockerRuntime(opts.engine, { dataDir })
     : new HostRuntime({ dataDir });
@@ -174,6 +190,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   });
   let server = serveHttp({ hostname: "127.0.0.1", port: opts.port ?? 0 }, handler);
   const port = server.port;
+  setDokployUrl(store, `http://127.0.0.1:${port}`);
   /** Servers of earlier lifetimes, still letting their dropped requests unwind. */
   const stopped: Promise<void>[] = [];
 
@@ -212,6 +229,13 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     waitIdle: (timeoutMs) => queues.waitIdle(timeoutMs),
     restart,
     backdate: (ms) => backdate(store, ms),
+    setServer: async (serverId, change) => {
+      const health = changeServer(store, serverId, change);
+      if (change.machinesDown !== undefined && change.machinesDown !== health.machinesDown) {
+        health.machinesDown = change.machinesDown;
+        await runtime.setMachinesDown(serverId, change.machinesDown);
+      }
+    },
     close,
   };
 }
@@ -244,6 +268,7 @@ async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
     return {
       ...composeSummary(c),
       publishedPort: view.publishedPort ?? declaredPort(c.composeFile, c.env, c.appName),
+      publishedAddress: view.publishedAddress ?? serverAddress(store, c.serverId),
       container: { state: view.state, exitCode: view.exitCode },
       volumes: view.volumes,
     };
@@ -259,6 +284,17 @@ async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
     volumeDirs: await runtime.volumeDirs(),
     networks: await runtime.networks(),
     machineProcesses: await runtime.liveMachines(),
+    servers: [...store.servers.values()].map((s) => {
+      const health = store.serverHealth.get(s.serverId);
+      return {
+        serverId: s.serverId,
+        name: s.name,
+        ipAddress: s.ipAddress,
+        serverStatus: s.serverStatus,
+        reachable: health?.reachable ?? true,
+        machinesDown: health?.machinesDown ?? false,
+      };
+    }),
   };
 }
 

@@ -83,6 +83,25 @@ export interface DeploymentRow {
   volumeBackupId: string | null;
 }
 
+/** Dokploy's `metricsConfig` column (schema/server.ts), as server.all/one return it. */
+export interface MetricsConfig {
+  server: {
+    type: "Dokploy" | "Remote";
+    refreshRate: number;
+    port: number;
+    token: string;
+    urlCallback: string;
+    retentionDays: number;
+    cronJob: string;
+    thresholds: { cpu: number; memory: number };
+  };
+  containers: {
+    refreshRate: number;
+    services: { include: string[]; exclude: string[] };
+  };
+}
+
+/** The columns of Dokploy's `server` table (v0.30.2). */
 export interface ServerRow {
   serverId: string;
   name: string;
@@ -92,14 +111,51 @@ export interface ServerRow {
   username: string;
   appName: string;
   enableDockerCleanup: boolean;
+  buildsConcurrency: number;
   createdAt: string;
   organizationId: string;
   serverStatus: "active" | "inactive";
   serverType: "deploy" | "build";
   command: string;
   sshKeyId: string | null;
-  buildsConcurrency: number;
-  metricsConfig: Record<string, unknown>;
+  metricsConfig: MetricsConfig;
+}
+
+/** The `ssh-key` row a server uses (server.one returns it with the private key blanked). */
+export interface SshKeyRow {
+  sshKeyId: string;
+  privateKey: string;
+  publicKey: string;
+  name: string;
+  description: string | null;
+  createdAt: string;
+  lastUsedAt: string | null;
+  organizationId: string;
+}
+
+/**
+ * What the emulator knows about a remote server beyond its row: whether Dokploy can SSH
+ * to it, whether its machines answer, and what its monitoring agent reports.
+ */
+export interface ServerHealth {
+  /** false: every SSH connection from Dokploy to it is refused (ECONNREFUSED). */
+  reachable: boolean;
+  /** true: its machine processes are frozen (they no longer answer SSH). */
+  machinesDown: boolean;
+  /** The monitoring agent's figures; null when monitoring is not set up on it. */
+  metrics: ServerMetrics | null;
+  /** Epoch ms the server "booted" (uptime, and how many data points it has recorded). */
+  bootedAt: number;
+}
+
+/** What a server's monitoring agent measures (the emulator's fixed figures). */
+export interface ServerMetrics {
+  cpuCores: number;
+  memTotalGiB: number;
+  /** CPU use in percent; default 3.1. */
+  cpuPercent: number;
+  /** Memory use in percent; default 12.5. */
+  memUsedPercent: number;
 }
 
 /** What the last deploy wrote to disk (docker-compose.yml + .env); `start` reuses it. */
@@ -137,6 +193,9 @@ export class Store {
   /** Deployment log text, line by line. */
   deploymentLogs = new Map<string, string[]>();
   servers = new Map<string, ServerRow>();
+  /** Remote servers' state outside the database (see ServerHealth), by serverId. */
+  serverHealth = new Map<string, ServerHealth>();
+  sshKeys = new Map<string, SshKeyRow>();
   written = new Map<string, WrittenFiles>();
 
   environmentsOf(projectId: string): EnvironmentRow[] {

@@ -63,9 +63,9 @@ export async function waitFor<T>(
   }
 }
 
-/** A port nobody listens on right now. */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+/** A port nobody listens on right now (on `hostname`, default 127.0.0.1). */
+export function freePort(hostname = "127.0.0.1"): number {
+  const l = Deno.listen({ hostname, port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
@@ -181,12 +181,13 @@ export interface SshResult {
   stderr: string;
 }
 
-/** Runs a command as devpod@127.0.0.1:port with a pinned host key. */
+/** Runs a command as devpod@<host>:port (host default 127.0.0.1) with a pinned host key. */
 export async function ssh(
   port: number,
   clientKey: string,
   knownHosts: string,
   command: string,
+  host = "127.0.0.1",
 ): Promise<SshResult> {
   const out = await new Deno.Command("ssh", {
     args: [
@@ -206,7 +207,7 @@ export async function ssh(
       "/dev/null",
       "-p",
       String(port),
-      "devpod@127.0.0.1",
+      `devpod@${host}`,
       command,
     ],
     stdin: "null",
@@ -230,10 +231,10 @@ export function processesWithEnv(needle: string): number[] {
   return pids;
 }
 
-/** True when the TCP port accepts a connection on 127.0.0.1. */
-export async function listening(port: number): Promise<boolean> {
+/** True when the TCP port accepts a connection on `hostname` (default 127.0.0.1). */
+export async function listening(port: number, hostname = "127.0.0.1"): Promise<boolean> {
   try {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const conn = await Deno.connect({ hostname, port });
     conn.close();
     return true;
   } catch {
@@ -241,13 +242,62 @@ export async function listening(port: number): Promise<boolean> {
   }
 }
 
-/** Keys, a free port, a pinned known_hosts and a project: what every machine test needs. */
-export async function machineFixture(emu: Emulator, keysDir: string, projectName: string) {
+/**
+ * The SSH identification line the server at hostname:port sends first (e.g.
+ * "SSH-2.0-OpenSSH_9.2p1 …"), or null when none arrives within `timeoutMs` (nothing
+ * listens, or the listener is frozen: the kernel still accepts the connection).
+ */
+export async function sshBanner(
+  hostname: string,
+  port: number,
+  timeoutMs = 2000,
+): Promise<string | null> {
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname, port });
+  } catch {
+    return null;
+  }
+  const timer = setTimeout(() => conn.close(), timeoutMs);
+  try {
+    const buf = new Uint8Array(256);
+    let text = "";
+    while (!text.includes("\n")) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return text.startsWith("SSH-") ? text.split("\r\n")[0].split("\n")[0] : null;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // closed by the timeout
+    }
+  }
+}
+
+/**
+ * Keys, a free port, a pinned known_hosts and a project: what every machine test needs.
+ * `addresses`: the hosts known_hosts pins the host key for (default 127.0.0.1).
+ */
+export async function machineFixture(
+  emu: Emulator,
+  keysDir: string,
+  projectName: string,
+  addresses = ["127.0.0.1"],
+) {
   const host = await ed25519(keysDir, "host");
   const client = await ed25519(keysDir, "client");
   const port = freePort();
   const knownHosts = `${keysDir}/known_hosts`;
-  await Deno.writeTextFile(knownHosts, `[127.0.0.1]:${port} ${host.publicKey}\n`);
+  await Deno.writeTextFile(
+    knownHosts,
+    addresses.map((a) => `[${a}]:${port} ${host.publicKey}\n`).join(""),
+  );
   const { environment } = await ok<{ environment: { environmentId: string } }>(
     emu,
     "POST",

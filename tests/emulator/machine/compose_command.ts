@@ -12,7 +12,8 @@
  *   - it words a missing external network differently: its message is put in v2's words
  *     (`v2Wording`), the one a Dokploy server prints (without swarm mode, see below).
  * One difference from Dokploy is deliberate, on either compose: the copy binds published
- * ports to 127.0.0.1, so no test machine is reachable from outside this host.
+ * ports to a loopback address (the server's, 127.0.0.1 by default), so no test machine is
+ * reachable from outside this host.
  */
 import YAML from "yaml";
 import type { Engine } from "../../engine/engine.ts";
@@ -49,28 +50,34 @@ export function parseInvocation(argv: string[]): Invocation {
 }
 
 /** The file compose reads instead of Dokploy's (see the module comment). */
-export function toTestFile(composeText: string, project: string): string {
+export function toTestFile(composeText: string, project: string, hostIp = "127.0.0.1"): string {
   const doc = YAML.parse(composeText) as Record<string, unknown>;
   const services = (doc.services ?? {}) as Record<string, Record<string, unknown>>;
   for (const [name, svc] of Object.entries(services)) {
     svc.container_name ??= `${project}-${name}-1`;
-    if (Array.isArray(svc.ports)) svc.ports = svc.ports.map(loopbackPort);
+    if (Array.isArray(svc.ports)) svc.ports = svc.ports.map((p) => loopbackPort(p, hostIp));
   }
   return YAML.stringify(doc, { defaultStringType: "QUOTE_DOUBLE", lineWidth: 0 });
 }
 
-/** "32453:22" → "127.0.0.1:32453:22"; a port with an address keeps it. */
-function loopbackPort(port: unknown): unknown {
-  if (typeof port === "object" && port !== null) return { host_ip: "127.0.0.1", ...port };
+/** "32453:22" → "127.0.0.1:32453:22" (or the server's address); one with an address keeps it. */
+function loopbackPort(port: unknown, hostIp: string): unknown {
+  if (typeof port === "object" && port !== null) return { host_ip: hostIp, ...port };
   const s = String(port);
-  return s.split(":").length === 2 ? `127.0.0.1:${s}` : s;
+  return s.split(":").length === 2 ? `${hostIp}:${s}` : s;
 }
 
 /** Runs `docker compose ARGV` from `cwd` with exactly `env` (plus the engine's DOCKER_HOST). */
 export async function dockerCompose(
   engine: Engine,
   argv: string[],
-  opts: { cwd: string; env: Record<string, string>; timeoutMs?: number },
+  opts: {
+    cwd: string;
+    env: Record<string, string>;
+    timeoutMs?: number;
+    /** The address published ports bind to (default 127.0.0.1). */
+    hostIp?: string;
+  },
 ): Promise<ComposeRun> {
   const inv = parseInvocation(argv);
   const env = { ...opts.env, DOCKER_HOST: engine.host };
@@ -78,7 +85,10 @@ export async function dockerCompose(
   const v2 = (args: string[]) => sh([engine.cli, "compose", "-p", inv.project, ...args]);
   if (inv.command === "up") {
     const source = await Deno.readTextFile(`${opts.cwd}/${inv.file ?? "docker-compose.yml"}`);
-    await Deno.writeTextFile(`${opts.cwd}/${TEST_FILE}`, toTestFile(source, inv.project));
+    await Deno.writeTextFile(
+      `${opts.cwd}/${TEST_FILE}`,
+      toTestFile(source, inv.project, opts.hostIp),
+    );
     const up = ["-f", TEST_FILE, "up", ...inv.flags];
     if (engine.compose === "v2") return await v2(up);
     const r = await sh(["docker-compose", "-p", inv.project, ...up]);

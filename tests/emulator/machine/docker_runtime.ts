@@ -32,33 +32,53 @@ export class DockerRuntime implements MachineRuntime {
   #home: string;
   /** Every project this runtime touched, for snapshots and the final clean-up. */
   #apps = new Set<string>();
+  /** appName → the server (serverId, null: the Dokploy host) it was deployed to. */
+  #servers = new Map<string, string | null>();
+  /** appName → the address its published ports are bound to. */
+  #addresses = new Map<string, string>();
+  /** Servers whose machines are paused (setMachinesDown). */
+  #down = new Set<string>();
 
   constructor(engine: Engine, opts: { dataDir: string }) {
     this.#engine = engine;
     this.#home = opts.dataDir;
   }
 
-  async deploy(app: ComposeApp, log: (line: string) => void): Promise<void> {
+  /** Bookkeeping of where an app lives; all of them run on the one engine. */
+  #track(app: ComposeApp) {
     this.#apps.add(app.appName);
+    this.#servers.set(app.appName, app.serverId ?? null);
+    this.#addresses.set(app.appName, app.address ?? "127.0.0.1");
+  }
+
+  async deploy(app: ComposeApp, log: (line: string) => void): Promise<void> {
+    this.#track(app);
     // `env -i PATH="$PATH" HOME="$HOME" docker compose -p APP -f docker-compose.yml up -d
     // --build --remove-orphans 2>&1`, from code/.
     const r = await dockerCompose(
       this.#engine,
       ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d", "--build", "--remove-orphans"],
-      { cwd: codeDir(app), env: { PATH, HOME: this.#home } },
+      { cwd: codeDir(app), env: { PATH, HOME: this.#home }, hostIp: app.address },
     );
     for (const line of r.output.replace(/\n$/, "").split("\n")) if (line) log(line);
     if (r.code !== 0) throw new MachineError(lastLines(r.output));
+    await this.#pauseIfDown(app);
   }
 
   async start(app: ComposeApp): Promise<void> {
-    this.#apps.add(app.appName);
+    this.#track(app);
     const r = await dockerCompose(
       this.#engine,
       ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d"],
-      { cwd: codeDir(app), env: { PATH } },
+      { cwd: codeDir(app), env: { PATH }, hostIp: app.address },
     );
     if (r.code !== 0) throw new MachineError(lastLines(r.output));
+    await this.#pauseIfDown(app);
+  }
+
+  /** A machine started on a server that is down does not answer either. */
+  async #pauseIfDown(app: ComposeApp) {
+    if (app.serverId && this.#down.has(app.serverId)) await this.#pause(app.appName, true);
   }
 
   async stop(app: ComposeApp): Promise<void> {
@@ -80,7 +100,8 @@ export class DockerRuntime implements MachineRuntime {
   }
 
   /** Dokploy's parse: lines split on " | ", prefixes dropped; any stderr or error → []. */
-  async containers(appName: string): Promise<ContainerRow[]> {
+  async containers(appName: string, serverId?: string | null): Promise<ContainerRow[]> {
+    if (serverId !== undefined && (this.#servers.get(appName) ?? null) !== serverId) return [];
     const r = await this.#docker([
       "ps",
       "-a",
@@ -103,14 +124,23 @@ export class DockerRuntime implements MachineRuntime {
   async view(appName: string): Promise<MachineView> {
     const ids = await this.#ids(["ps", "-aq"], appName);
     const volumes = await this.#ids(["volume", "ls", "-q"], appName);
-    if (!ids.length) return { state: "none", exitCode: null, publishedPort: null, volumes };
+    if (!ids.length) {
+      return {
+        state: "none",
+        exitCode: null,
+        publishedPort: null,
+        publishedAddress: null,
+        volumes,
+      };
+    }
     const r = await this.#docker(["inspect", "--format", "{{json .}}", ids[0]]);
     const info = JSON.parse(r.stdout || "{}");
-    const binding = info.NetworkSettings?.Ports?.["22/tcp"]?.[0]?.HostPort;
+    const binding = info.NetworkSettings?.Ports?.["22/tcp"]?.[0];
     return {
       state: info.State?.Status ?? "none",
       exitCode: info.State?.Status === "exited" ? info.State.ExitCode : null,
-      publishedPort: binding ? Number(binding) : null,
+      publishedPort: binding?.HostPort ? Number(binding.HostPort) : null,
+      publishedAddress: binding?.HostIp || this.#addresses.get(appName) || null,
       volumes: volumes.sort(),
     };
   }
@@ -136,6 +166,23 @@ export class DockerRuntime implements MachineRuntime {
     return out.sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /** `docker pause` / `docker unpause` of the running containers of a server's apps. */
+  async setMachinesDown(serverId: string, down: boolean): Promise<void> {
+    if (down) this.#down.add(serverId);
+    else this.#down.delete(serverId);
+    for (const [app, server] of this.#servers) {
+      if (server === serverId) await this.#pause(app, down);
+    }
+  }
+
+  async #pause(appName: string, pause: boolean) {
+    const ids = await this.#ids(
+      ["ps", "-q", "--filter", `status=${pause ? "running" : "paused"}`],
+      appName,
+    );
+    if (ids.length) await this.#docker([pause ? "pause" : "unpause", ...ids]);
+  }
+
   /** Running containers of `machine` services (an image cache's `registry` is none). */
   async liveMachines(): Promise<number> {
     let n = 0;
@@ -153,6 +200,8 @@ export class DockerRuntime implements MachineRuntime {
         env: { PATH },
       });
     const apps = [...this.#apps];
+    // A paused container cannot be stopped gracefully: resume it first.
+    for (const app of apps) await this.#pause(app, false);
     const first = await Promise.all(apps.map(down));
     // A network another app's container still used (an image cache's, joined by a
     // machine being removed at the same moment) goes once every container is gone.

@@ -21,7 +21,7 @@ import {
   MACHINE_HOME,
   MACHINE_USER,
 } from "./host_setup.ts";
-import { namespaceInit, signal } from "./process.ts";
+import { freezeTree, namespaceInit, signal, thawTree } from "./process.ts";
 import {
   codeDir,
   type ComposeApp,
@@ -57,6 +57,10 @@ interface ContainerInfo {
 interface Container {
   info: ContainerInfo;
   spec: MachineSpec;
+  /** The address sshd listens on: its server's (127.0.0.1 on the Dokploy host). */
+  address: string;
+  /** Its process tree is stopped (SIGSTOP): its server went away (setMachinesDown). */
+  frozen: boolean;
   /** Identity of the spec: a changed spec means docker compose recreates the container. */
   specKey: string;
   proc: Deno.ChildProcess | null;
@@ -83,6 +87,8 @@ interface NetworkRecord {
 
 /** The server key of the Dokploy host itself (a service with no serverId). */
 const DOKPLOY_HOST = "dokploy-host";
+/** Where the Dokploy host's machines listen (a remote server's listen on its ipAddress). */
+const DOKPLOY_HOST_ADDRESS = "127.0.0.1";
 /** Made by Dokploy's setup on every server; never removed. */
 const DOKPLOY_NETWORK = "dokploy-network";
 
@@ -114,6 +120,8 @@ export class HostRuntime implements MachineRuntime {
   #servers = new Map<string, string>();
   /** server → network name → network. */
   #networks = new Map<string, Map<string, NetworkRecord>>();
+  /** Servers whose machines are down (frozen) right now. */
+  #down = new Set<string>();
   #locks = new Map<string, Promise<unknown>>();
   #closed = false;
 
@@ -179,6 +187,13 @@ export class HostRuntime implements MachineRuntime {
       const machine = project.machine;
       const user = machine ? await ensureHost() : null;
       const server = this.#servers.get(appName) ?? serverKey(app);
+      const address = app.address ?? DOKPLOY_HOST_ADDRESS;
+      if (machine && !address.startsWith("127.")) {
+        throw new MachineError(
+          `emulator: a machine cannot listen on ${address} (server ${server}); give the ` +
+            "server a 127.0.0.0/8 ipAddress",
+        );
+      }
       this.#servers.set(appName, server);
       this.#ensureNetworks(server, project, log);
       for (const v of project.volumes) {
@@ -190,7 +205,7 @@ export class HostRuntime implements MachineRuntime {
         }
       }
       if (opts.removeOrphans) await this.#removeOrphans(project, log);
-      if (machine && user) await this.#upMachine(machine, user, log);
+      if (machine && user) await this.#upMachine(machine, user, log, address);
       for (const s of project.services) this.#upPassive(appName, s, log);
     });
   }
@@ -252,7 +267,12 @@ export class HostRuntime implements MachineRuntime {
     this.#passive.set(appName, passive.filter((p) => keep.has(p.spec.service)));
   }
 
-  async #upMachine(spec: MachineSpec, user: HostUser, log: (line: string) => void) {
+  async #upMachine(
+    spec: MachineSpec,
+    user: HostUser,
+    log: (line: string) => void,
+    address: string,
+  ) {
     const specKey = JSON.stringify(spec);
     const name = containerName(spec.appName, "machine");
     checkCpus(spec);
@@ -266,11 +286,11 @@ export class HostRuntime implements MachineRuntime {
       await this.#terminate(c, this.#stopGraceMs);
       this.#containers.delete(spec.appName);
       c = undefined;
-      await this.#create(spec);
+      await this.#create(spec, address);
       log(` Container ${name}  Recreated`);
     } else if (!c) {
       log(` Container ${name}  Creating`);
-      await this.#create(spec);
+      await this.#create(spec, address);
       log(` Container ${name}  Created`);
     }
     c = this.#containers.get(spec.appName)!;
@@ -360,7 +380,10 @@ export class HostRuntime implements MachineRuntime {
     });
   }
 
-  containers(appName: string): Promise<ContainerRow[]> {
+  containers(appName: string, serverId?: string | null): Promise<ContainerRow[]> {
+    if (serverId !== undefined && this.#servers.get(appName) !== serverKey({ serverId })) {
+      return Promise.resolve([]);
+    }
     const c = this.#containers.get(appName);
     const infos = [
       ...(c ? [c.info] : []),
@@ -390,11 +413,13 @@ export class HostRuntime implements MachineRuntime {
   }
 
   view(appName: string): Promise<MachineView> {
-    const info = this.#containers.get(appName)?.info ?? this.#passive.get(appName)?.[0]?.info;
+    const machine = this.#containers.get(appName);
+    const info = machine?.info ?? this.#passive.get(appName)?.[0]?.info;
     return Promise.resolve({
       state: info?.state ?? "none",
       exitCode: info?.exitCode ?? null,
       publishedPort: info?.publishedPort ?? null,
+      publishedAddress: machine?.address ?? null,
       volumes: listDirs(this.#volumesRoot()).filter((n) => n.startsWith(`${appName}_`)),
     });
   }
@@ -413,6 +438,20 @@ export class HostRuntime implements MachineRuntime {
 
   volumeDirs(): Promise<string[]> {
     return Promise.resolve(listDirs(this.#volumesRoot()).map((n) => `${this.#volumesRoot()}/${n}`));
+  }
+
+  /** Freezes (SIGSTOP) or resumes (SIGCONT) the process trees of a server's machines. */
+  async setMachinesDown(serverId: string, down: boolean): Promise<void> {
+    if (down) this.#down.add(serverId);
+    else this.#down.delete(serverId);
+    const apps = [...this.#containers.keys()].filter((a) => this.#servers.get(a) === serverId);
+    await Promise.all(apps.map((appName) =>
+      this.#withLock(appName, () => {
+        const c = this.#containers.get(appName);
+        if (c) this.#setFrozen(c, down);
+        return Promise.resolve();
+      })
+    ));
   }
 
   liveMachines(): Promise<number> {
@@ -477,15 +516,24 @@ export class HostRuntime implements MachineRuntime {
     return next;
   }
 
+  /** Stops or resumes a running machine's whole process tree (not its guard). */
+  #setFrozen(c: Container, frozen: boolean) {
+    if (c.proc && frozen && !c.frozen) freezeTree(c.proc.pid);
+    if (c.proc && !frozen && c.frozen) thawTree(c.proc.pid);
+    c.frozen = frozen && c.proc !== null;
+  }
+
   /** A new container: fresh id, fresh container file system, sshd files written. */
-  async #create(spec: MachineSpec): Promise<void> {
+  async #create(spec: MachineSpec, address: string): Promise<void> {
     const dir = this.#machineDir(spec.appName);
     await removeDir(`${dir}/rootfs`);
     await Deno.mkdir(`${dir}/rootfs/home`, { recursive: true });
-    await writeSshFiles(`${dir}/etc`, spec);
+    await writeSshFiles(`${dir}/etc`, spec, address);
     this.#containers.set(spec.appName, {
       info: newInfo(containerName(spec.appName, "machine"), spec.publishedPort),
       spec,
+      address,
+      frozen: false,
       specKey: JSON.stringify(spec),
       proc: null,
       exited: Promise.resolve(),
@@ -494,12 +542,14 @@ export class HostRuntime implements MachineRuntime {
     });
   }
 
+  /** A published port is taken per address: two servers may publish the same one. */
   #checkPort(c: Container) {
     const port = c.spec.publishedPort;
     const taken =
       [...this.#containers.values()].some((o) =>
-        o !== c && o.spec.publishedPort === port && (o.proc || o.restartTimer !== undefined)
-      ) || !canBind(port);
+        o !== c && o.address === c.address && o.spec.publishedPort === port &&
+        (o.proc || o.restartTimer !== undefined)
+      ) || !canBind(c.address, port);
     if (taken) {
       throw new MachineError(
         `Error response from daemon: driver failed programming external connectivity on ` +
@@ -558,7 +608,7 @@ export class HostRuntime implements MachineRuntime {
         DEVPOD_SSHD_CONFIG: config,
         DEVPOD_SSH_PORT: String(c.spec.publishedPort),
         DEVPOD_SSHD_PORT: String(c.spec.publishedPort),
-        DEVPOD_SSHD_LISTEN: "127.0.0.1",
+        DEVPOD_SSHD_LISTEN: c.address,
         DEVPOD_STATE_DIR: `${dir}/rootfs/run/devpod`,
       },
       stdin: "null",
@@ -575,11 +625,15 @@ export class HostRuntime implements MachineRuntime {
       finishedAt: null,
     });
     c.exited = proc.status.then((st) => this.#onExit(c, proc, st.code));
+    c.frozen = false;
+    // Its server is down: it starts as a frozen process, as if it had never come up.
+    if (this.#down.has(this.#servers.get(appName) ?? "")) this.#setFrozen(c, true);
   }
 
   #onExit(c: Container, proc: Deno.ChildProcess, code: number) {
     if (c.proc !== proc) return;
     c.proc = null;
+    c.frozen = false;
     signal(-proc.pid, "SIGKILL"); // leftovers of the group, e.g. the guard
     Object.assign(c.info, { state: "exited", exitCode: code, finishedAt: Date.now() });
     if (c.stopping || this.#closed || !restartWanted(c.spec.restart, code)) return;
@@ -602,6 +656,8 @@ export class HostRuntime implements MachineRuntime {
     c.restartTimer = undefined;
     const proc = c.proc;
     if (!proc) return;
+    // A frozen machine cannot handle SIGTERM: it resumes first (docker stop would reach it).
+    this.#setFrozen(c, false);
     // The spawned pid is unshare; its child is PID 1 of the machine namespace.
     // SIGTERM is repeated because one sent while PID 1 is between exec and installing
     // its handler is lost (a just-started machine); a PID 1 that ignores it waits out
@@ -664,7 +720,7 @@ function newInfo(name: string, publishedPort: number | null): ContainerInfo {
   };
 }
 
-function serverKey(app: ComposeApp): string {
+function serverKey(app: Pick<ComposeApp, "serverId">): string {
   return app.serverId ?? DOKPLOY_HOST;
 }
 
@@ -708,7 +764,7 @@ function restartWanted(policy: string, code: number): boolean {
 }
 
 /** Host key, authorized key and sshd_config, in a root-owned 0755 dir. */
-async function writeSshFiles(etc: string, spec: MachineSpec): Promise<void> {
+async function writeSshFiles(etc: string, spec: MachineSpec, address: string): Promise<void> {
   await Deno.mkdir(etc, { recursive: true });
   await Deno.chmod(etc, 0o755);
   const hostKey = `${etc}/ssh_host_ed25519_key`;
@@ -732,6 +788,7 @@ async function writeSshFiles(etc: string, spec: MachineSpec): Promise<void> {
   await Deno.writeTextFile(
     `${etc}/sshd_config`,
     renderSshdConfig({
+      listenAddress: address,
       port: spec.publishedPort,
       hostKeyPath: `${MACHINE_ETC}/ssh_host_ed25519_key`,
       authorizedKeysPath: `${MACHINE_ETC}/authorized_keys`,
@@ -751,9 +808,9 @@ function decodeHostKey(b64: string | undefined): string | null {
   }
 }
 
-function canBind(port: number): boolean {
+function canBind(hostname: string, port: number): boolean {
   try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
+    Deno.listen({ hostname, port }).close();
     return true;
   } catch {
     return false;

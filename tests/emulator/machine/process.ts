@@ -42,3 +42,51 @@ export function signal(pid: number, sig: Deno.Signal): void {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Every live descendant of `root` (not `root` itself), from one scan of /proc. */
+export function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry.name));
+      children.set(ppid, list);
+    } catch {
+      // the process exited while we looked
+    }
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
+}
+
+/**
+ * Stops (SIGSTOP) `root` and its whole process tree, whatever sessions and process groups
+ * its members made. A stopped process cannot fork, so a few rounds catch the children
+ * made while the tree was being walked.
+ */
+export function freezeTree(root: number): void {
+  const stopped = new Set<number>();
+  for (let round = 0; round < 20; round++) {
+    const fresh = [root, ...descendants(root)].filter((pid) => !stopped.has(pid));
+    if (!fresh.length) return;
+    for (const pid of fresh) {
+      signal(pid, "SIGSTOP");
+      stopped.add(pid);
+    }
+  }
+}
+
+/** Resumes (SIGCONT) `root` and its whole process tree. */
+export function thawTree(root: number): void {
+  for (const pid of [root, ...descendants(root)]) signal(pid, "SIGCONT");
+}

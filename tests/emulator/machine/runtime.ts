@@ -13,6 +13,11 @@ export interface ComposeApp {
    * server: a network made on one is not there for an app on another.
    */
   serverId?: string | null;
+  /**
+   * The address its published ports listen on: its server's `ipAddress` (a 127.0.0.0/8
+   * address), 127.0.0.1 on the Dokploy host (the default).
+   */
+  address?: string;
   /** `<base>/compose/<appName>`; Dokploy writes `code/docker-compose.yml` and `code/.env`. */
   dir: string;
 }
@@ -38,6 +43,8 @@ export interface MachineView {
   state: string | "none";
   exitCode: number | null;
   publishedPort: number | null;
+  /** The address the published port listens on (its server's); null without a machine. */
+  publishedAddress: string | null;
   /** Volume names of this app, e.g. "<appName>_home". */
   volumes: string[];
 }
@@ -73,8 +80,11 @@ export interface MachineRuntime {
    * (docker's "has active endpoints"; Dokploy ignores it).
    */
   remove(app: ComposeApp, opts: { volumes: boolean }): Promise<void>;
-  /** `docker ps -a` filtered by the compose project label; [] when Docker errs. */
-  containers(appName: string): Promise<ContainerRow[]>;
+  /**
+   * `docker ps -a` filtered by the compose project label, on `serverId` (null: the
+   * Dokploy host; absent: wherever the app is); [] when Docker errs.
+   */
+  containers(appName: string, serverId?: string | null): Promise<ContainerRow[]>;
   /**
    * compose.readLogs: `docker container logs --timestamps --tail N` of the first running
    * (or restarting) container whose name starts with `container`; null when none is.
@@ -85,6 +95,11 @@ export interface MachineRuntime {
   volumeDirs(): Promise<string[]>;
   /** Networks created by deploys that still exist (orphans included). */
   networks(): Promise<NetworkView[]>;
+  /**
+   * A remote server went away (`down`) or came back: its running machines freeze, so they
+   * no longer answer, and later resume where they were.
+   */
+  setMachinesDown(serverId: string, down: boolean): Promise<void>;
   /** How many machines (`machine` services) are running now. */
   liveMachines(): Promise<number>;
   /** Stops every machine (the real engine also removes what it made) and waits. */

@@ -6,6 +6,8 @@
  */
 
 export interface SshdConfigOptions {
+  /** The machine's server address (127.0.0.1 on the Dokploy host, 127.0.0.N on a server). */
+  listenAddress: string;
   port: number;
   hostKeyPath: string;
   authorizedKeysPath: string;
@@ -15,7 +17,7 @@ export interface SshdConfigOptions {
 export function renderSshdConfig(o: SshdConfigOptions): string {
   return [
     "# Written by the Dokploy emulator for one machine.",
-    "ListenAddress 127.0.0.1",
+    `ListenAddress ${o.listenAddress}`,
     `Port ${o.port}`,
     `HostKey ${o.hostKeyPath}`,
     `AuthorizedKeysFile ${o.authorizedKeysPath}`,

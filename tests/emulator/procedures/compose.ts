@@ -3,6 +3,7 @@ import { composeApp, filesWritten, removeComposeFiles } from "../compose_files.t
 import type { Ctx, Input, Procedures } from "../context.ts";
 import { queueDeploy } from "../deploy_job.ts";
 import { ApiError, notFound } from "../errors.ts";
+import { REMOTE_EXIT_1, sshFailure } from "../servers.ts";
 import type { ComposeRow } from "../store.ts";
 import { newId, now, randomSuffix } from "../store.ts";
 import { findEnvironment, findProject } from "./projects.ts";
@@ -47,8 +48,9 @@ const UPDATABLE = new Set([
   "createEnvFile",
 ]);
 
-function dockerFailure(command: string, message: string): never {
-  throw new ApiError("INTERNAL_SERVER_ERROR", `Command failed: docker ${command}\n${message}`);
+/** A local docker command's failure as Node's exec reports it. */
+function dockerFailure(command: string, message: string): string {
+  return `Command failed: docker ${command}\n${message}`;
 }
 
 export const composeProcedures: Procedures = {
@@ -141,20 +143,28 @@ export const composeProcedures: Procedures = {
     return { success: true, message: "Redeployment queued", composeId: c.composeId };
   },
 
-  // Synchronous `docker compose up -d` on the files of the last deploy.
+  // Synchronous `docker compose up -d` on the files of the last deploy. On a remote server
+  // it runs over SSH (`cd <code> && docker compose …`), where a failure is only its exit code.
   "compose.start": async (ctx, input: Input) => {
     const c = findCompose(ctx, input.composeId);
     const app = composeApp(ctx, c);
-    if (!filesWritten(app)) {
-      // Never deployed: the compose directory (the command's cwd) does not exist.
+    const failed = (message: string): never => {
       c.composeStatus = "idle";
-      throw new ApiError("INTERNAL_SERVER_ERROR", "spawn /bin/sh ENOENT");
-    }
+      throw new ApiError("INTERNAL_SERVER_ERROR", message);
+    };
+    const unreachable = sshFailure(ctx.store, c.serverId);
+    if (unreachable) failed(unreachable);
+    // Never deployed: the compose directory (the command's cwd) does not exist.
+    if (!filesWritten(app)) failed(c.serverId ? REMOTE_EXIT_1 : "spawn /bin/sh ENOENT");
     try {
       await ctx.runtime.start(app);
     } catch (e) {
-      c.composeStatus = "idle";
-      dockerFailure(`compose -p ${c.appName} -f docker-compose.yml up -d`, (e as Error).message);
+      failed(
+        c.serverId ? REMOTE_EXIT_1 : dockerFailure(
+          `compose -p ${c.appName} -f docker-compose.yml up -d`,
+          (e as Error).message,
+        ),
+      );
     }
     c.composeStatus = "done";
     return true;
@@ -163,40 +173,53 @@ export const composeProcedures: Procedures = {
   "compose.stop": async (ctx, input: Input) => {
     const c = findCompose(ctx, input.composeId);
     const app = composeApp(ctx, c);
-    if (!filesWritten(app)) {
-      // Never deployed: the compose directory does not exist, so the shell cannot start.
+    const failed = (message: string): never => {
       c.composeStatus = "error";
-      throw new ApiError("INTERNAL_SERVER_ERROR", "spawn /bin/sh ENOENT");
-    }
+      throw new ApiError("INTERNAL_SERVER_ERROR", message);
+    };
+    const unreachable = sshFailure(ctx.store, c.serverId);
+    if (unreachable) failed(unreachable);
+    // Never deployed: the compose directory does not exist, so the shell cannot start.
+    if (!filesWritten(app)) failed(c.serverId ? REMOTE_EXIT_1 : "spawn /bin/sh ENOENT");
     try {
       await ctx.runtime.stop(app);
     } catch (e) {
-      c.composeStatus = "error";
-      dockerFailure(`compose -p ${c.appName} stop`, (e as Error).message);
+      failed(
+        c.serverId
+          ? REMOTE_EXIT_1
+          : dockerFailure(`compose -p ${c.appName} stop`, (e as Error).message),
+      );
     }
     c.composeStatus = "idle";
     return true;
   },
 
+  // The row goes first; then `docker compose down`, the files and the logs, every error
+  // swallowed. On an unreachable server none of that happens: its containers, volumes,
+  // files and logs stay there (an orphan that keeps running).
   "compose.delete": async (ctx, input: Input) => {
     const c = findCompose(ctx, input.composeId);
     const app = composeApp(ctx, c);
-    // Clean-up errors are swallowed by Dokploy; the row goes regardless.
-    await ctx.runtime.remove(app, { volumes: input.deleteVolumes === true }).catch(() => {});
-    await removeComposeFiles(app);
-    await Deno.remove(`${ctx.dataDir}/logs/${c.appName}`, { recursive: true }).catch(() => {});
     ctx.store.composes.delete(c.composeId);
     for (const d of ctx.store.deploymentsOf(c.composeId)) {
       ctx.store.deployments.delete(d.deploymentId);
+    }
+    if (!sshFailure(ctx.store, c.serverId)) {
+      await ctx.runtime.remove(app, { volumes: input.deleteVolumes === true }).catch(() => {});
+      await removeComposeFiles(app);
+      await Deno.remove(`${ctx.dataDir}/logs/${c.appName}`, { recursive: true }).catch(() => {});
     }
     return c;
   },
 
   // v0.29+: the container's log, found by name among running containers (as Dokploy does).
   // `search` is Dokploy's `| grep -iF '<search>'` after the tail: no matching line makes
-  // grep exit 1 with nothing on stdout, and the call fails.
+  // grep exit 1 with nothing on stdout, and the call fails. On a remote server the
+  // commands run over SSH.
   "compose.readLogs": async (ctx, input: Input) => {
-    findCompose(ctx, input.composeId);
+    const c = findCompose(ctx, input.composeId);
+    const unreachable = sshFailure(ctx.store, c.serverId);
+    if (unreachable) throw new ApiError("INTERNAL_SERVER_ERROR", unreachable);
     const container = String(input.containerId);
     const tail = Number(input.tail ?? 100);
     const text = await ctx.runtime.logs(container, tail);
@@ -213,8 +236,10 @@ export const composeProcedures: Procedures = {
     if (!lines.length) {
       throw new ApiError(
         "INTERNAL_SERVER_ERROR",
-        `Command failed: docker container logs --timestamps --tail ${tail}  ${container} 2>&1 | ` +
-          `grep -iF '${search}'\n`,
+        c.serverId
+          ? REMOTE_EXIT_1
+          : `Command failed: docker container logs --timestamps --tail ${tail}  ${container} ` +
+            `2>&1 | grep -iF '${search}'\n`,
       );
     }
     return lines.map((l) => `${l}\n`).join("");

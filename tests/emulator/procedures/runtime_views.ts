@@ -1,6 +1,7 @@
-/** deployment.*, docker.*, server.* and settings.*: read-only views of the emulator. */
+/** deployment.*, docker.* and settings.*: read-only views of the emulator. */
 import type { Input, Procedures } from "../context.ts";
-import { notFound } from "../errors.ts";
+import { ApiError, notFound } from "../errors.ts";
+import { sshFailure } from "../servers.ts";
 import { findCompose } from "./compose.ts";
 
 export const runtimeProcedures: Procedures = {
@@ -9,33 +10,31 @@ export const runtimeProcedures: Procedures = {
     return ctx.store.deploymentsOf(c.composeId);
   },
 
+  // A deployment whose log could not even be created has logPath ""; a remote one's log
+  // is read over SSH (`tail -n N <logPath>`).
   "deployment.readLogs": async (ctx, input: Input) => {
     const d = ctx.store.deployments.get(String(input.deploymentId));
     if (!d) throw notFound("Deployment");
+    if (!d.logPath) return "";
+    const serverId = d.serverId ?? ctx.store.composes.get(d.composeId)?.serverId ?? null;
+    const failure = sshFailure(ctx.store, serverId);
+    if (failure) throw new ApiError("INTERNAL_SERVER_ERROR", failure);
     const text = await Deno.readTextFile(d.logPath).catch(() => "");
     const lines = text.replace(/\n$/, "").split("\n");
     return lines.slice(-Number(input.tail ?? 100)).join("\n");
   },
 
   // `docker ps -a --filter label=com.docker.compose.project=<appName>`, run on the server
-  // the service lives on: asked on another server, it finds nothing.
+  // given (the Dokploy host without one): an app on another server is not found there,
+  // and any failure (an unknown or unreachable server) gives [].
   "docker.getContainersByAppNameMatch": async (ctx, input: Input) => {
     const appName = String(input.appName);
     const serverId = (input.serverId as string | undefined) || null;
-    const owner = [...ctx.store.composes.values()].find((c) => c.appName === appName);
-    if (owner && (owner.serverId ?? null) !== serverId) return [];
-    return await ctx.runtime.containers(appName);
+    if (serverId && (!ctx.store.servers.has(serverId) || sshFailure(ctx.store, serverId))) {
+      return [];
+    }
+    return await ctx.runtime.containers(appName, serverId);
   },
-
-  "server.all": (ctx) => [...ctx.store.servers.values()],
-
-  "server.one": (ctx, input: Input) => {
-    const server = ctx.store.servers.get(String(input.serverId));
-    if (!server) throw notFound("Server");
-    return server;
-  },
-
-  "server.publicIp": () => null,
 
   "settings.getDokployVersion": (ctx) => ctx.profile.version,
   "settings.getReleaseTag": () => "latest",
