@@ -7,6 +7,7 @@
  */
 import { dropImageCacheFor } from "../cache/fallback.ts";
 import { DeployFailedError } from "../errors.ts";
+import { nameOf, serverUnreachable, unreachableReason } from "../servers/unreachable.ts";
 import { planCpuCap, serverCpusFromError } from "./cpu_cap.ts";
 import { deployAndWait, isPortTaken } from "./deploy.ts";
 import type { MachineDeps } from "./deps.ts";
@@ -44,6 +45,11 @@ export async function deployMachine(
       await deployAndWait({ ...d, deadline }, state.composeId, plan.title, seen);
       return;
     } catch (err) {
+      // Dokploy could not SSH to the server (the deploy's errorMessage says so, no log).
+      const unreachable = state.serverId === null ? null : unreachableReason(err);
+      if (unreachable) {
+        throw serverUnreachable(await nameOf(d.api, state.serverId!), unreachable, "not deployed");
+      }
       if (attempt >= MAX_DEPLOYS || !(await fixSpecFor(err, d, state, plan, triedPorts))) {
         throw err;
       }

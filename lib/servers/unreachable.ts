@@ -59,7 +59,7 @@ export async function orUnreachable<T>(
   }
 }
 
-async function nameOf(api: DokployApi, serverId: string): Promise<string> {
+export async function nameOf(api: DokployApi, serverId: string): Promise<string> {
   const s = await api.server(serverId).catch(() => null);
   return s ? `${s.name} (${s.ipAddress})` : serverId;
 }

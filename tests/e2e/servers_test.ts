@@ -269,6 +269,17 @@ Deno.test({
       const auto = await w.run("create", "gone-2", { env: { DOKPLOY_SERVER_ID: "auto" } });
       ok("auto create beside an unreachable server", auto);
       assert.notEqual((await placed(w, "gone-2")).serverId, "srv-b");
+      // Named, the server is used as asked: the deploy fails with one line naming it.
+      const named = await w.run("create", "gone-3", { env: beta });
+      assert.notEqual(named.code, 0);
+      assert.match(
+        named.stderr,
+        /Dokploy cannot reach server beta \(127\.0\.0\.\d+\) \(SSH connection error[^)]*\); not deployed/,
+      );
+      assert.ok(
+        !(await w.emu.snapshot()).composes.some((c) => c.name === "devpod-gone-3"),
+        "the failed create was rolled back",
+      );
       const doctor = await runProvider(["doctor"], w.env("unused"));
       assert.notEqual(doctor.code, 0);
       assert.match(
