@@ -85,3 +85,47 @@ Deno.test({
 async function removeStateFile(w: World, id: string) {
   await Deno.remove(join(w.folder(id), STATE_FILE));
 }
+
+/** On a remote server chosen by `auto` (issue 13): placement reads server.all and checks it. */
+const REMOTE_BUDGET = {
+  // A fresh project (7, as above) plus server.all and server.validate.
+  "create (auto, 3 servers)": 9,
+  "status (remote, running)": 2,
+  "stop (remote)": 2,
+  "start (remote)": 3,
+  "delete (remote: Dokploy must reach it)": 2,
+} as const;
+
+Deno.test({
+  name: "round trips: on a remote server placed by auto, each verb stays within its budget",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const w = await startWorld({
+      servers: ["a", "b", "c"].map((n) => ({ serverId: `srv-${n}`, name: n })),
+      options: { DOKPLOY_SERVER_ID: "auto" },
+    });
+    const measured: string[] = [];
+    try {
+      for (
+        const [name, verb] of [
+          ["create (auto, 3 servers)", "create"],
+          ["status (remote, running)", "status"],
+          ["stop (remote)", "stop"],
+          ["start (remote)", "start"],
+          ["delete (remote: Dokploy must reach it)", "delete"],
+        ] as [keyof typeof REMOTE_BUDGET, string][]
+      ) {
+        await t.step(`${name}: ≤ ${REMOTE_BUDGET[name]} calls`, async () => {
+          const { result, calls } = await runCounted(w, verb, "rt-remote");
+          assert.equal(result.code, 0, `${verb} failed: ${result.stderr}`);
+          measured.push(`${name}: ${calls.length} (${calls.join(" → ")})`);
+          assert.ok(calls.length <= REMOTE_BUDGET[name], `${name}: ${calls.join(" → ")}`);
+        });
+      }
+    } finally {
+      console.log(measured.map((m) => `  ${m}`).join("\n"));
+      await w.close();
+    }
+  },
+});
