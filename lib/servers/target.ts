@@ -56,8 +56,10 @@ async function placeAuto(
     server: servers.find((s) => s.serverId === serverId)!,
     ...(recheck ? { recheck } : {}),
   });
-  /** The best reachable candidate for these loads; null when Dokploy reaches none. */
-  /** `checked`: a server validated already in this run. */
+  /**
+   * The best reachable candidate for these loads, null when Dokploy reaches none;
+   * `checked` was validated earlier in this run.
+   */
   const place = async (loads: Map<string, Load>, checked?: string | null) => {
     while (candidates.length > 0) {
       const { candidate, reason } = choosePlacement(candidates, loads, want, d.machine.machineId);
