@@ -12,6 +12,7 @@ import { startWorld, type World } from "../tests/e2e/harness.ts";
 import { ensureEngine } from "../tests/engine/engine.ts";
 import { ensureImages } from "../tests/engine/images.ts";
 import { benchRealEngine } from "./bench_engine.ts";
+import { benchScale } from "./bench_scale.ts";
 import { median, time } from "./bench_stats.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 7);
@@ -241,6 +242,10 @@ async function main() {
   console.log("\n| figure | ours | baseline | ratio | target |\n|---|---|---|---|---|");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
   console.log(`\n${callsLine}`);
+
+  // Scale on paper: 3 servers × 20 machines, deploy queues, calls and payload at 60.
+  console.log();
+  await benchScale(bundle);
 }
 
 /** A GET of the emulated Dokploy API, for figures the provider does not report. */
