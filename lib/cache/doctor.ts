@@ -7,10 +7,9 @@
 import type { ProviderConfig } from "../config.ts";
 import type { DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
+import type { Check } from "../servers/doctor.ts";
 import { formatKiB, listImageCaches } from "./inventory.ts";
 import { serverKey } from "./spec.ts";
-
-import type { Check } from "../servers/doctor.ts";
 
 export async function checkImageCaches(
   config: ProviderConfig,

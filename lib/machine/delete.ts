@@ -23,18 +23,16 @@ export async function deleteMachine(d: MachineDeps): Promise<void> {
   const listed = state ? null : await findByMarker(d);
   const composeId = state?.composeId ?? listed?.composeId;
   const keep = d.config.keepVolumes;
-  // Dokploy deletes the service even when it cannot reach the server, leaving the
-  // container running there for nobody to find: refuse instead.
-  if (composeId) {
+  if (!composeId) {
+    d.log.info(`machine ${d.machine.machineId} is already gone from Dokploy`);
+  } else {
+    // Dokploy deletes the service even when it cannot reach the server, leaving the
+    // container running there for nobody to find: refuse instead.
     await requireReachable(
       d.api,
       state?.serverId ?? listed?.serverId ?? null,
       "the machine was not deleted (its container would be left running there)",
     );
-  }
-  if (!composeId) {
-    d.log.info(`machine ${d.machine.machineId} is already gone from Dokploy`);
-  } else {
     d.log.info(
       `deleting machine ${d.machine.machineId}${keep ? " (KEEP_VOLUMES: volumes are kept)" : ""}`,
     );

@@ -23,8 +23,10 @@ export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
   const containers = compose && !deploying
     ? await d.api.containers(compose.appName, compose.serverId ?? null)
     : [];
-  // "error" too: Dokploy marks a service so when a stop could not reach its server.
-  const settled = compose?.composeStatus === "done" || compose?.composeStatus === "error";
+  // On a remote server "error" too: Dokploy marks a service so when a stop could not
+  // reach it.
+  const settled = compose?.composeStatus === "done" ||
+    (compose?.composeStatus === "error" && compose.serverId != null);
   if (settled && !deploying && containers.length === 0) {
     const answered = await statusWithoutContainers(d, compose, state);
     if (answered) return answered;
