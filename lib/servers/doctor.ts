@@ -9,7 +9,7 @@ import type { MachineInfo } from "../machine/inventory.ts";
 import { sshHostFor } from "../machine/locate.ts";
 import { tcpOpen } from "../ssh/ready.ts";
 import { findServer, isUsable, listing } from "./directory.ts";
-import { unreachableReason } from "./unreachable.ts";
+import { whyUnreachable } from "./unreachable.ts";
 
 export type Check = { ok: boolean; name: string; detail: string };
 type Report = (c: Check) => Promise<void>;
@@ -66,10 +66,7 @@ export async function checkServers(
       await report({ ok: true, name, detail: "build server: never holds machines" });
       continue;
     }
-    const unreachable = await api.validateServer(s.serverId).then(
-      () => null,
-      (err) => unreachableReason(err) ?? null,
-    );
+    const unreachable = await whyUnreachable(api, s.serverId);
     if (unreachable) {
       await report({
         ok: false,

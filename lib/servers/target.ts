@@ -9,7 +9,7 @@ import type { MachineDeps } from "../machine/deps.ts";
 import { byAge, type ProjectSnapshot } from "../machine/project.ts";
 import { findServer, isUsable, listing } from "./directory.ts";
 import { type Candidate, choosePlacement, type Load, type Size } from "./placement.ts";
-import { unreachableReason } from "./unreachable.ts";
+import { whyUnreachable } from "./unreachable.ts";
 
 export interface Target {
   /** null: the Dokploy host. */
@@ -66,10 +66,7 @@ async function placeAuto(
       if (candidate.serverId === checked) return { serverId: candidate.serverId, reason };
       // One check over SSH before the machine goes there: Dokploy keeps an unreachable
       // server "active", and a deploy to it would fail only after its SSH timeout.
-      const unreachable = await d.api.validateServer(candidate.serverId).then(
-        () => null,
-        (err) => unreachableReason(err),
-      );
+      const unreachable = await whyUnreachable(d.api, candidate.serverId);
       if (!unreachable) return { serverId: candidate.serverId, reason };
       d.log.warn(
         `server auto: Dokploy cannot reach ${candidate.name} (${unreachable}); trying another`,

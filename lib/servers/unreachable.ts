@@ -39,8 +39,16 @@ export async function requireReachable(
   what: string,
 ): Promise<void> {
   if (serverId === null) return;
-  const reason = await api.validateServer(serverId).then(() => null, unreachableReason);
+  const reason = await whyUnreachable(api, serverId);
   if (reason) throw serverUnreachable(await nameOf(api, serverId), reason, what);
+}
+
+/**
+ * Why Dokploy cannot reach the remote server (one `server.validate`, which runs its checks
+ * there over SSH); null when it can, or when the check failed for another reason.
+ */
+export async function whyUnreachable(api: DokployApi, serverId: string): Promise<string | null> {
+  return await api.validateServer(serverId).then(() => null, unreachableReason);
 }
 
 /** Turns Dokploy's SSH failure on `serverId` into the one-line error; other errors pass. */
