@@ -20,6 +20,9 @@ import { publishSpec } from "./spec.ts";
 import { upExisting } from "./start.ts";
 import { STATE_FILE } from "./state.ts";
 
+/** How often a create under `auto` may move its undeployed service to a better server. */
+const MAX_MOVES = 3;
+
 export async function createMachine(d: MachineDeps): Promise<void> {
   const started = Date.now();
   const deadline = started + d.config.readyTimeoutMs;
@@ -52,9 +55,11 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   let made = await makeService(d, project, target, keys);
   // auto: a parallel create may have gone to the same server; the re-read the port check
   // made shows it. Placement again, counting only the machines made before ours: a
-  // different answer moves ours there before anything was deployed (once).
-  const better = await target.recheck?.(made.snapshot(), made.compose).catch(() => null);
-  if (better) {
+  // different answer moves ours there before anything was deployed. Two parallel movers
+  // may land together: the newer one looks once more.
+  for (let move = 0; move < MAX_MOVES; move++) {
+    const better = await target.recheck?.(made.snapshot(), made.compose).catch(() => null);
+    if (!better) break;
     await discardService(d, made);
     target = better;
     made = await makeService(d, { ...project, snapshot: made.snapshot() }, target, keys);

@@ -18,7 +18,8 @@ export interface Target {
   /**
    * auto only: placement again once the create's service exists, counting the machines
    * made before it (a parallel create may have gone to the same server meanwhile). A
-   * different answer is where the machine should go instead; null keeps it.
+   * different answer is where the machine should go instead; null keeps it. A moved
+   * service is the newest: its own recheck counts every other machine.
    */
   recheck?: (fresh: ProjectSnapshot, mine: ComposeSummary) => Promise<Target | null>;
 }
@@ -83,7 +84,7 @@ async function placeAuto(
     const again = await place(loadsOf(older), mine.serverId);
     if (!again || again.serverId === (mine.serverId ?? null)) return null;
     d.log.info(`${again.reason} (a parallel create went to the first choice meanwhile)`);
-    return target(again.serverId);
+    return target(again.serverId, recheck);
   };
   const first = await place(loadsOf(snapshot));
   if (first) {

@@ -191,6 +191,7 @@ Deno.test({
         const s = (await placed(w, id)).serverId!;
         per[s] = (per[s] ?? 0) + 1;
       }
+      console.log(`parallel auto creates per server: ${JSON.stringify(per)}`);
       assert.equal(Object.keys(per).length, 3, `all three servers used: ${JSON.stringify(per)}`);
       assert.ok(Math.max(...Object.values(per)) <= 3, `none piles up: ${JSON.stringify(per)}`);
       assert.equal((await w.emu.snapshot()).composes.length, 6, "moved machines left nothing");
