@@ -8,6 +8,7 @@ import type { ProviderConfig } from "../config.ts";
 import type { DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
 import type { Check } from "../servers/doctor.ts";
+import { wantsImageCache } from "./ensure.ts";
 import { formatKiB, listImageCaches } from "./inventory.ts";
 import { serverKey } from "./spec.ts";
 
@@ -22,8 +23,7 @@ export async function checkImageCaches(
   if (!caches) {
     return await report({ ok: false, name, detail: "could not read the caches; run doctor again" });
   }
-  const wanted = config.imageCache && config.dockerMode === "dind";
-  if (!wanted) {
+  if (!wantsImageCache({ config })) {
     await report({
       ok: true,
       name,

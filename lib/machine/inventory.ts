@@ -4,9 +4,8 @@
  */
 import YAML from "yaml";
 import { cacheOfMirror } from "../cache/spec.ts";
-import type { ProviderConfig } from "../config.ts";
 import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
-import { type ProjectSnapshot, readProjectSnapshot } from "./project.ts";
+import type { ProjectSnapshot } from "./project.ts";
 import { mapStatus } from "./status.ts";
 
 export interface MachineInfo {
@@ -26,13 +25,6 @@ export interface MachineInfo {
   memory: string | null;
   /** The image cache (its appName) this machine mirrors Docker Hub through, if any. */
   imageCache: string | null;
-}
-
-export async function listMachines(
-  api: DokployApi,
-  config: ProviderConfig,
-): Promise<MachineInfo[]> {
-  return await machinesIn(api, await readProjectSnapshot(api, config.projectName));
 }
 
 /** The machines of a project snapshot, described (two calls each, in parallel). */
