@@ -4,7 +4,7 @@
  * every error to one line on stderr and an exit code. Nothing here prints a stack
  * trace unless DEVPOD_DEBUG=true.
  */
-import { type CommandContext, defaultContext } from "./lib/context.ts";
+import { type CommandContext, defaultContext } from "./lib/context/command.ts";
 import { ConfigError, ProviderError } from "./lib/errors.ts";
 import { redact } from "./lib/log.ts";
 import { PROVIDER_VERSION } from "./lib/version.ts";

@@ -9,8 +9,8 @@
  */
 import { listImageCaches } from "../lib/cache/inventory.ts";
 import { serverKey } from "../lib/cache/spec.ts";
-import type { CommandContext } from "../lib/context.ts";
-import { dokployFromContext } from "../lib/dokploy_context.ts";
+import type { CommandContext } from "../lib/context/command.ts";
+import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { devpodHome, localMachineIds } from "../lib/devpod_home.ts";
 import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";

@@ -6,12 +6,12 @@
  *
  * ssh's stderr passes through us (minus OpenSSH's advice to remove the pinned key) so
  * that a host-key refusal is noticed and recorded for `status`, the one place DevPod
- * shows it while it injects its agent (lib/host_key_refusal.ts).
+ * shows it while it injects its agent (lib/ssh/host_key_refusal.ts).
  */
-import { loadMachineContext, reuseConnections } from "../lib/machine_context.ts";
-import type { CommandContext } from "../lib/context.ts";
+import { loadMachineContext, reuseConnections } from "../lib/context/machine.ts";
+import type { CommandContext } from "../lib/context/command.ts";
 import { ConfigError, StateError } from "../lib/errors.ts";
-import { noteSshOutcome } from "../lib/host_key_refusal.ts";
+import { noteSshOutcome } from "../lib/ssh/host_key_refusal.ts";
 import { sshTarget } from "../lib/machine/ssh_target.ts";
 import { readState } from "../lib/machine/state.ts";
 import { childEnv } from "../lib/process.ts";

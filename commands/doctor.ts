@@ -5,7 +5,7 @@
  * our machines' SSH ports reachable from here), and local OpenSSH.
  */
 import { loadConfig } from "../lib/config.ts";
-import type { CommandContext } from "../lib/context.ts";
+import type { CommandContext } from "../lib/context/command.ts";
 import { DokployApi } from "../lib/dokploy/api.ts";
 import { DokployClient } from "../lib/dokploy/client.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";

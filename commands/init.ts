@@ -7,8 +7,8 @@
  * stdout at info, so everything init says goes to stdout; a failure still reaches
  * stderr as one line through mod.ts (docs/devpod-protocol-notes.md).
  */
-import type { CommandContext } from "../lib/context.ts";
-import { dokployFromContext } from "../lib/dokploy_context.ts";
+import type { CommandContext } from "../lib/context/command.ts";
+import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { findServer } from "../lib/servers/directory.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 import { createLogger } from "../lib/log.ts";

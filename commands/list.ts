@@ -5,8 +5,8 @@
 import { formatKiB, type ImageCacheInfo, listImageCaches } from "../lib/cache/inventory.ts";
 import type { Server } from "../lib/dokploy/api.ts";
 import { serverName } from "../lib/servers/directory.ts";
-import type { CommandContext } from "../lib/context.ts";
-import { dokployFromContext } from "../lib/dokploy_context.ts";
+import type { CommandContext } from "../lib/context/command.ts";
+import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 

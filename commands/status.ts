@@ -4,9 +4,9 @@
  * non-zero with a message: never `NotFound`, which would make DevPod create a second
  * machine.
  */
-import type { CommandContext } from "../lib/context.ts";
-import { machineDeps } from "../lib/dokploy_context.ts";
-import { assertNoHostKeyRefusal } from "../lib/host_key_refusal.ts";
+import type { CommandContext } from "../lib/context/command.ts";
+import { machineDeps } from "../lib/context/dokploy.ts";
+import { assertNoHostKeyRefusal } from "../lib/ssh/host_key_refusal.ts";
 import { machineStatus } from "../lib/machine/query.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {

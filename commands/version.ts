@@ -1,5 +1,5 @@
 /** `version`: the provider version on stdout. */
-import type { CommandContext } from "../lib/context.ts";
+import type { CommandContext } from "../lib/context/command.ts";
 import { PROVIDER_VERSION } from "../lib/version.ts";
 
 export async function run(ctx: CommandContext): Promise<number> {

@@ -4,8 +4,8 @@
  */
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
-import { type Env, isDebug } from "./machine_context.ts";
-export { type Env, isDebug, loadMachineContext, type MachineContext } from "./machine_context.ts";
+import { type Env, isDebug } from "./context/machine.ts";
+export { type Env, isDebug, loadMachineContext, type MachineContext } from "./context/machine.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
 
 export type DockerMode = "dind" | "none";

@@ -8,7 +8,7 @@
  * serves every server and two projects on one server never share a cache.
  */
 import YAML from "yaml";
-import { escapeForCompose } from "../machine/compose.ts";
+import { escapeForCompose } from "../compose/escape.ts";
 
 export const CACHE_SERVICE = "registry";
 export const CACHE_PORT = 5000;

@@ -6,6 +6,7 @@
 import YAML from "yaml";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
 import { mirrorUrl } from "../cache/spec.ts";
+import { escapeForCompose } from "../compose/escape.ts";
 import type { DockerMode } from "../config.ts";
 
 export const SERVICE = "machine";
@@ -48,12 +49,6 @@ export interface ComposeModel {
   }>;
   volumes: Record<string, Record<string, never>>;
   networks: Record<string, { external?: boolean }>;
-}
-
-/** compose treats `$` as interpolation; the bootstrap's own `$` must be doubled. */
-export function escapeForCompose(text: string): string {
-  // A function replacer: in a replacement *string*, "$$" would mean a single "$".
-  return text.replaceAll("$", () => "$$");
 }
 
 export function composeModel(spec: MachineSpec): ComposeModel {

@@ -3,7 +3,7 @@
  * description carrying the marker (see naming.ts), and publishing a changed spec.
  */
 import { userInfo } from "node:os";
-import type { Env } from "../machine_context.ts";
+import type { Env } from "../context/machine.ts";
 import { writeKnownHosts } from "../ssh/keys.ts";
 import { renderComposeFile } from "./compose.ts";
 import { effectiveCpus } from "./cpu_cap.ts";

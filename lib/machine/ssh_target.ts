@@ -1,6 +1,6 @@
 /** The SSH endpoint of a machine, from its state and its folder's key files. */
 import { join } from "node:path";
-import type { MachineContext } from "../machine_context.ts";
+import type { MachineContext } from "../context/machine.ts";
 import type { SshTarget } from "../ssh/argv.ts";
 import { CLIENT_KEY, KNOWN_HOSTS } from "../ssh/keys.ts";
 import type { MachineState } from "./state.ts";

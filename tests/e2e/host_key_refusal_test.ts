@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REFUSAL_FILE } from "../../lib/host_key_refusal.ts";
+import { REFUSAL_FILE } from "../../lib/ssh/host_key_refusal.ts";
 import { readState } from "../../lib/machine/state.ts";
 import { startWorld } from "./harness.ts";
 

@@ -5,7 +5,7 @@ import {
   clearingRefusal,
   noteSshOutcome,
   REFUSAL_FILE,
-} from "../../lib/host_key_refusal.ts";
+} from "../../lib/ssh/host_key_refusal.ts";
 import { type MachineState, writeState } from "../../lib/machine/state.ts";
 import { relayStderr } from "../../lib/ssh/stderr_relay.ts";
 

@@ -3,12 +3,8 @@ import { userInfo } from "node:os";
 import YAML from "yaml";
 import { loadConfig } from "../../lib/config.ts";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
-import {
-  composeModel,
-  escapeForCompose,
-  renderComposeEnv,
-  renderComposeFile,
-} from "../../lib/machine/compose.ts";
+import { escapeForCompose } from "../../lib/compose/escape.ts";
+import { composeModel, renderComposeEnv, renderComposeFile } from "../../lib/machine/compose.ts";
 import { appNamePrefix, describeMachine, parseMarker } from "../../lib/machine/naming.ts";
 import { chooseSshPort, mustYieldPort } from "../../lib/machine/ports.ts";
 import { owner } from "../../lib/machine/spec.ts";

@@ -4,8 +4,8 @@
  * abort signal raised by Ctrl-C/SIGTERM. It loads nothing heavy: `command` starts
  * from here on every DevPod tunnel.
  */
-import { createLogger, type Logger } from "./log.ts";
-import { type Env, isDebug } from "./machine_context.ts";
+import { createLogger, type Logger } from "../log.ts";
+import { type Env, isDebug } from "./machine.ts";
 
 export interface CommandContext {
   env: Env;

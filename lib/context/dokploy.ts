@@ -1,11 +1,11 @@
 /** The Dokploy side of a command: validated options, the API, and machine deps. */
-import { loadConfig, loadMachineContext } from "./config.ts";
-import type { CommandContext } from "./context.ts";
-import { DokployApi } from "./dokploy/api.ts";
-import { DokployClient } from "./dokploy/client.ts";
-import type { MachineDeps } from "./machine/deps.ts";
-import { withMachineLock } from "./machine/lock.ts";
-import { PROVIDER_VERSION } from "./version.ts";
+import { loadConfig, loadMachineContext } from "../config.ts";
+import type { CommandContext } from "./command.ts";
+import { DokployApi } from "../dokploy/api.ts";
+import { DokployClient } from "../dokploy/client.ts";
+import type { MachineDeps } from "../machine/deps.ts";
+import { withMachineLock } from "../machine/lock.ts";
+import { PROVIDER_VERSION } from "../version.ts";
 
 /** Config + client for commands that talk to Dokploy. */
 export function dokployFromContext(ctx: CommandContext) {

@@ -5,13 +5,13 @@
  * does print. Loads nothing heavy: `command` uses it on every tunnel.
  */
 import { join } from "node:path";
-import { HostKeyMismatchError } from "./errors.ts";
-import { readTextIfExists, removeIfExists, writeFileAtomic } from "./fs.ts";
-import type { MachineContext } from "./machine_context.ts";
-import { sshTarget } from "./machine/ssh_target.ts";
-import { type MachineState, readState } from "./machine/state.ts";
-import { HOST_KEY_REFUSED, hostKeyRefusedMessage } from "./ssh/host_key.ts";
-import { sshProbe, tcpOpen } from "./ssh/ready.ts";
+import { HostKeyMismatchError } from "../errors.ts";
+import { readTextIfExists, removeIfExists, writeFileAtomic } from "../fs.ts";
+import type { MachineContext } from "../context/machine.ts";
+import { sshTarget } from "../machine/ssh_target.ts";
+import { type MachineState, readState } from "../machine/state.ts";
+import { HOST_KEY_REFUSED, hostKeyRefusedMessage } from "./host_key.ts";
+import { sshProbe, tcpOpen } from "./ready.ts";
 
 export const REFUSAL_FILE = "host_key_refused.json";
 

@@ -2,7 +2,7 @@
  * MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. Kept
  * apart from the option parser so `command` starts without loading it.
  */
-import { ConfigError } from "./errors.ts";
+import { ConfigError } from "../errors.ts";
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
