@@ -17,6 +17,8 @@ const VERBS: {
   summary: string;
   load: () => Promise<{ run: Runner }>;
   options?: [string, string][];
+  /** Positional arguments in commander's syntax (`<machine>`), handed on as `opts.args`. */
+  args?: string[];
 }[] = [
   {
     name: "init",
@@ -54,21 +56,49 @@ const VERBS: {
     load: () => import("./commands/command.ts"),
   },
   {
+    name: "describe",
+    summary: "describe the machine: service, server, address, size, state (run by DevPod's fork)",
+    load: () => import("./commands/describe.ts"),
+  },
+  {
     name: "doctor",
     summary: "check options, server, API key, version, SSH",
     load: () => import("./commands/doctor.ts"),
+    options: [["--fix", "deploy a shared image cache whose deploy failed again, now"]],
   },
   {
     name: "list",
     summary: "list this provider's machines on the Dokploy server",
     load: () => import("./commands/list.ts"),
-    options: [["--json", "print JSON"]],
+    options: [
+      ["--json", "print JSON"],
+      ["--backups", "list the backups in BACKUP_DESTINATION, of deleted machines too"],
+    ],
   },
   {
     name: "cleanup",
     summary: "find (and with --yes delete) machines whose DevPod folder is gone",
     load: () => import("./commands/cleanup.ts"),
     options: [["-y, --yes", "delete the orphans (default: dry run)"]],
+  },
+  {
+    name: "backup",
+    summary: "back a machine's home up now through Dokploy and wait for it (BACKUP_DESTINATION)",
+    load: () => import("./commands/backup.ts"),
+    args: ["<machine>"],
+  },
+  {
+    name: "restore",
+    summary:
+      "put a backup of <machine> back into its home volume, or with --into into another machine's",
+    load: () => import("./commands/restore.ts"),
+    args: ["<machine>"],
+    options: [
+      ["--from <key>", "the backup's object key (see list --backups)"],
+      ["--latest", "the newest complete backup of <machine>"],
+      ["--into <machine>", "the machine whose home is replaced (default: <machine> itself)"],
+      ["--force", "replace the home even when it cannot be backed up first"],
+    ],
   },
   {
     name: "version",
@@ -92,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // DevPod calls `<binary> <verb>` many times per workspace: skip the argument
     // parser for that exact shape, it is start-up time on every tunnel.
-    const direct = argv.length === 1 ? VERBS.find((v) => v.name === argv[0]) : undefined;
+    const direct = argv.length === 1 ? VERBS.find((v) => v.name === argv[0] && !v.args) : undefined;
     if (direct) return await (await direct.load()).run(ctx, {});
     return await parseAndRun(argv, ctx);
   } catch (err) {
@@ -117,10 +147,14 @@ async function parseAndRun(argv: string[], ctx: CommandContext): Promise<number>
   for (const verb of VERBS) {
     const cmd = program.command(verb.name).description(verb.summary);
     for (const [flags, description] of verb.options ?? []) cmd.option(flags, description);
-    cmd.action(async (opts: Record<string, unknown>) => {
+    for (const arg of verb.args ?? []) cmd.argument(arg);
+    // commander calls back with the positional arguments, then the options, then itself.
+    cmd.action(async (...given: unknown[]) => {
+      const args = given.slice(0, (verb.args ?? []).length) as string[];
+      const opts = given[(verb.args ?? []).length] as Record<string, unknown>;
       const envFile = program.opts().envFile;
       const withFile = envFile ? { ...ctx, env: await mergeEnvFile(envFile, ctx.env) } : ctx;
-      exitCode = await (await verb.load()).run(withFile, opts);
+      exitCode = await (await verb.load()).run(withFile, { ...opts, args });
     });
   }
   try {

@@ -7,6 +7,13 @@
  * ssh's stderr passes through us (minus OpenSSH's advice to remove the pinned key) so
  * that a host-key refusal is noticed and recorded for `status`, the one place DevPod
  * shows it while it injects its agent (lib/ssh/host_key_refusal.ts).
+ *
+ * Each call is independent (DevPod runs several at once, re-runs the same COMMAND, and
+ * the maintained fork leaves an injecting call running beside the re-run, its stdout
+ * closed): nothing here is shared but the SSH master connection, which OpenSSH
+ * arbitrates. A reader that goes away ends ssh at its next write (EPIPE). SIGINT or
+ * SIGTERM — the fork's cancel is SIGINT, then SIGKILL 2 s later — ends ssh before we
+ * exit, so no orphaned ssh keeps DevPod's pipes open and the remote sees its EOF.
  */
 import { loadMachineContext, reuseConnections } from "../lib/context/machine.ts";
 import type { CommandContext } from "../lib/context/command.ts";
@@ -18,6 +25,9 @@ import { childEnv } from "../lib/process.ts";
 import { sshArgv } from "../lib/ssh/argv.ts";
 import { muxOptions } from "../lib/ssh/mux.ts";
 import { relayStderr } from "../lib/ssh/stderr_relay.ts";
+
+/** How long ssh's stderr is still read after ssh exited (see below). */
+const STDERR_GRACE_MS = 1000;
 
 export async function run(ctx: CommandContext): Promise<number> {
   const machine = loadMachineContext(ctx.env);
@@ -46,14 +56,40 @@ export async function run(ctx: CommandContext): Promise<number> {
     clearEnv: true,
     env: childEnv(),
   }).spawn();
-  // Ends with ssh: a backgrounded ControlPersist master gets /dev/null as its stderr.
-  const stderrTail = relayStderr(child.stderr, writeStderr).catch(() => "");
-  const status = await child.status;
+  // Normally ends with ssh. But a shared master holds each session's stdio (passed by
+  // the client) until the remote command ends, which one that reads no stdin may never
+  // do: once ssh is gone, what is still in the pipe is read, then no longer waited for.
+  const relayDone = new AbortController();
+  const stderrTail = relayStderr(child.stderr, writeStderr, undefined, relayDone.signal)
+    .catch(() => "");
+  const status = await endingWith(ctx.signal, child);
+  const grace = setTimeout(() => relayDone.abort(), STDERR_GRACE_MS);
+  const tail = await stderrTail;
+  clearTimeout(grace);
   // Bookkeeping for `status`: it must never change the tunnel's exit code.
-  const refused = await noteSshOutcome(machine.machineFolder, state, status.code, await stderrTail)
+  const refused = await noteSshOutcome(machine.machineFolder, state, status.code, tail)
     .catch(() => null);
   if (refused) ctx.log.info(refused);
   return status.code;
+}
+
+/** The child's exit; an abort (our SIGINT/SIGTERM) passes on to it as SIGTERM. */
+async function endingWith(
+  signal: AbortSignal,
+  child: Deno.ChildProcess,
+): Promise<Deno.CommandStatus> {
+  const stop = () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* already gone */ }
+  };
+  if (signal.aborted) stop();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    return await child.status;
+  } finally {
+    signal.removeEventListener("abort", stop);
+  }
 }
 
 const writeStderr = (bytes: Uint8Array) => {

@@ -11,13 +11,14 @@ import { DokployClient } from "../lib/dokploy/client.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 import { machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
+import { checkBackups } from "../lib/backup/doctor.ts";
 import { checkImageCaches } from "../lib/cache/doctor.ts";
 import { childEnv } from "../lib/process.ts";
 import { checkServers, checkTarget } from "../lib/servers/doctor.ts";
 
 import type { Check } from "../lib/servers/doctor.ts";
 
-export async function run(ctx: CommandContext): Promise<number> {
+export async function run(ctx: CommandContext, opts: { fix?: boolean } = {}): Promise<number> {
   const checks: Check[] = [];
   const report = async (c: Check) => {
     checks.push(c);
@@ -82,12 +83,15 @@ export async function run(ctx: CommandContext): Promise<number> {
       await checkTarget(config, servers, report);
     }
     const snapshot = await readProjectSnapshot(api, config.projectName).catch(() => null);
-    if (snapshot) await checkImageCaches(config, api, snapshot, report);
+    // --fix: a cache whose deploy failed is deployed again now (and waited for).
+    const fix = opts.fix ? { log: ctx.log, signal: ctx.signal } : undefined;
+    if (snapshot) await checkImageCaches(config, api, snapshot, report, fix);
     const machines = snapshot && await machinesIn(api, snapshot).catch(() => null);
     if (!machines) {
       await report({ ok: false, name: "machines", detail: "the project could not be read" });
-    } else if (servers) {
-      await checkServers(config, api, servers, machines, report);
+    } else {
+      if (servers) await checkServers(config, api, servers, machines, report);
+      await checkBackups(config, api, machines, report);
     }
   }
   await attempt("local OpenSSH", async () => {

@@ -9,6 +9,8 @@
  */
 import type { CommandContext } from "../lib/context/command.ts";
 import { dokployFromContext } from "../lib/context/dokploy.ts";
+import { checkDestination, resolveDestination } from "../lib/backup/destination.ts";
+import { BackupApi } from "../lib/dokploy/backups.ts";
 import { findServer } from "../lib/servers/directory.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 import { createLogger } from "../lib/log.ts";
@@ -19,6 +21,15 @@ export async function run(ctx: CommandContext): Promise<number> {
   const version = await detectVersion(api);
   // A name or id must be a server a machine can live on (the error lists them).
   if (config.server.kind === "named") findServer(await api.servers(), config.server.ref);
+  // Backups: the destination exists and Dokploy reaches its bucket (one line naming the option).
+  if (config.backup) {
+    const backups = new BackupApi(api.client);
+    const dest = await resolveDestination(backups, config.backup.destination);
+    await checkDestination(backups, dest, null);
+    log.info(
+      `backups go to ${dest.name} (${config.backup.schedule}, keeping ${config.backup.keep})`,
+    );
+  }
   log.info(`connected to Dokploy ${version} at ${config.serverUrl}`);
   return 0;
 }

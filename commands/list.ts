@@ -2,6 +2,12 @@
  * `list`: this provider's machines on the Dokploy server and, apart from them, the
  * shared image cache of each server (a table, or --json).
  */
+import { allBackups, formatBytes } from "../lib/backup/bucket.ts";
+import { describeLastBackup, type LastBackup, lastBackupOf } from "../lib/backup/inventory.ts";
+import { backedMachine, backupContext } from "../lib/backup/locate.ts";
+import type { ProviderConfig } from "../lib/config.ts";
+import type { DokployApi } from "../lib/dokploy/api.ts";
+import { BackupApi } from "../lib/dokploy/backups.ts";
 import { formatKiB, type ImageCacheInfo, listImageCaches } from "../lib/cache/inventory.ts";
 import type { Server } from "../lib/dokploy/api.ts";
 import { serverName } from "../lib/servers/directory.ts";
@@ -10,8 +16,12 @@ import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 
-export async function run(ctx: CommandContext, opts: { json?: boolean }): Promise<number> {
+export async function run(
+  ctx: CommandContext,
+  opts: { json?: boolean; backups?: boolean },
+): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
+  if (opts.backups) return await listBackups(ctx, config, api, opts.json ?? false);
   const snapshot = await readProjectSnapshot(api, config.projectName);
   const [described, imageCaches, servers] = await Promise.all([
     machinesIn(api, snapshot),
@@ -19,7 +29,12 @@ export async function run(ctx: CommandContext, opts: { json?: boolean }): Promis
     api.servers().catch(() => []),
   ]);
   // Each machine stays on its server for life: shown by name (ids are in --json too).
-  const machines = described.map((m) => ({ ...m, server: serverName(m.serverId, servers) }));
+  const backupApi = new BackupApi(api.client);
+  const machines = await Promise.all(described.map(async (m) => ({
+    ...m,
+    server: serverName(m.serverId, servers),
+    backup: m.backups ? await lastBackupOf(backupApi, m).catch(() => null) : null,
+  })));
   await ctx.stdout(
     opts.json
       ? JSON.stringify({ machines, imageCaches }, null, 2) + "\n"
@@ -29,12 +44,23 @@ export async function run(ctx: CommandContext, opts: { json?: boolean }): Promis
 }
 
 export function formatTable(
-  machines: (MachineInfo & { server: string })[],
+  machines: (MachineInfo & { server: string; backup?: LastBackup | null })[],
   now = Date.now(),
 ): string {
   if (machines.length === 0) return "no machines\n";
+  // The column only where some machine is backed up: the table stays narrow otherwise.
+  const backups = machines.some((m) => m.backups);
   return table([
-    ["MACHINE", "STATE", "SIZE", "SERVER", "PORT", "AGE", "OWNER"],
+    [
+      "MACHINE",
+      "STATE",
+      "SIZE",
+      "SERVER",
+      "PORT",
+      "AGE",
+      "OWNER",
+      ...backups ? ["LAST BACKUP"] : [],
+    ],
     ...machines.map((m) => [
       m.machineId,
       m.state,
@@ -43,8 +69,43 @@ export function formatTable(
       String(m.sshPort),
       m.createdAt ? age(now - Date.parse(m.createdAt)) : "-",
       m.owner ?? "-",
+      ...backups ? [describeLastBackup(m.backup ?? null, now)] : [],
     ]),
   ]);
+}
+
+/** `list --backups`: every backup in BACKUP_DESTINATION, those of deleted machines too. */
+async function listBackups(
+  ctx: CommandContext,
+  config: ProviderConfig,
+  api: DokployApi,
+  json: boolean,
+): Promise<number> {
+  const { backups, destination, snapshot } = await backupContext(config, api);
+  const files = await allBackups(backups, destination.destinationId);
+  const rows = files.map((f) => ({
+    ...f,
+    machine: backedMachine(snapshot, f.machineId) ? "live" : "deleted",
+  }));
+  if (json) {
+    await ctx.stdout(
+      JSON.stringify({ destination: destination.name, backups: rows }, null, 2) + "\n",
+    );
+    return 0;
+  }
+  await ctx.stdout(
+    rows.length === 0 ? `no backups in ${destination.name}\n` : table([
+      ["MACHINE", "TAKEN", "SIZE", "MACHINE NOW", "KEY"],
+      ...rows.map((r) => [
+        r.machineId,
+        r.takenAt ?? "-",
+        r.complete ? formatBytes(r.sizeBytes) : "empty (failed run)",
+        r.machine,
+        r.key,
+      ]),
+    ]),
+  );
+  return 0;
 }
 
 /** Below the machines, after a blank line; nothing when no server has a cache. */

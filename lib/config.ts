@@ -3,6 +3,7 @@
  * once into one typed, validated object. The rest of the code never touches env vars.
  */
 import { z } from "zod";
+import { cronProblem, NIGHTLY } from "./backup/schedule.ts";
 import { ConfigError } from "./errors.ts";
 import { type Env, isDebug } from "./context/machine.ts";
 export { type Env, isDebug, loadMachineContext, type MachineContext } from "./context/machine.ts";
@@ -16,6 +17,14 @@ export type ServerChoice =
   | { kind: "auto" }
   /** A remote server's id or name, resolved through server.all. */
   | { kind: "named"; ref: string };
+
+export interface BackupConfig {
+  /** A Dokploy destination's name or id, resolved through destination.all. */
+  destination: string;
+  /** BACKUP_SCHEDULE as given: a cron expression or `nightly` (see lib/backup/schedule.ts). */
+  schedule: string;
+  keep: number;
+}
 
 export interface PortRange {
   from: number;
@@ -44,6 +53,8 @@ export interface ProviderConfig {
   imageCacheImage: string;
   /** Normalised: no trailing slash. */
   imageCacheUpstream: string;
+  /** BACKUP_*: scheduled backups of the home volume through Dokploy (lib/backup); null: off. */
+  backup: BackupConfig | null;
   sshReuseConnections: boolean;
   agentPath: string;
   agentUrl: string | null;
@@ -219,6 +230,27 @@ const parsers = {
     }
     return v.replace(/\/+$/, "");
   }),
+  BACKUP_DESTINATION: z.string().max(100).regex(
+    /^[^\s'"`$]*(?: [^\s'"`$]+)*$/,
+    "must be a Dokploy destination's name or id",
+  ),
+  BACKUP_SCHEDULE: z.string().refine(
+    (v) => cronProblem(v) === null || v.toLowerCase() === NIGHTLY,
+    {
+      error: (issue) => cronProblem(String(issue.input)) ?? "is not a cron expression",
+    },
+  ),
+  BACKUP_KEEP: z.string().transform((v, ctx) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < 1 || n > 1000) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" must be a number of backups from 1 to 1000`,
+      });
+      return z.NEVER;
+    }
+    return n;
+  }),
   READY_TIMEOUT: durationSchema({ minMs: 5_000, maxMs: 86_400_000 }),
   DOKPLOY_RETRY_WINDOW: durationSchema({ maxMs: 3_600_000 }),
 } satisfies Record<string, z.ZodType<unknown, string>>;
@@ -321,6 +353,9 @@ export function loadConfig(env: Env): ProviderConfig {
     imageCache: o.IMAGE_CACHE,
     imageCacheImage: o.IMAGE_CACHE_IMAGE,
     imageCacheUpstream: o.IMAGE_CACHE_UPSTREAM,
+    backup: o.BACKUP_DESTINATION === ""
+      ? null
+      : { destination: o.BACKUP_DESTINATION, schedule: o.BACKUP_SCHEDULE, keep: o.BACKUP_KEEP },
     sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,

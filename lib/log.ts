@@ -57,3 +57,24 @@ export const silentLogger: Logger = {
   warn() {},
   debug() {},
 };
+
+/**
+ * Holds info and warning lines back until `flush()`; debug lines pass at once. For
+ * `status`: the maintained DevPod fork copies its stderr into the user's log on every
+ * poll, v0.6.15 shows it only on failure, so a successful answer says nothing and a
+ * failure still carries what happened on the way (e.g. the outage notice).
+ */
+export function holdBack(inner: Logger): { logger: Logger; flush(): void } {
+  const held: (() => void)[] = [];
+  return {
+    logger: {
+      debugEnabled: inner.debugEnabled,
+      info: (m) => void held.push(() => inner.info(m)),
+      warn: (m) => void held.push(() => inner.warn(m)),
+      debug: (m) => inner.debug(m),
+    },
+    flush() {
+      for (const line of held.splice(0)) line();
+    },
+  };
+}

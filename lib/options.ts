@@ -32,11 +32,12 @@ export interface OptionSpec {
   group: OptionGroupName;
 }
 
-export type OptionGroupName = "Dokploy" | "Machine" | "Access" | "Advanced";
+export type OptionGroupName = "Dokploy" | "Machine" | "Backups" | "Access" | "Advanced";
 
 export const OPTION_GROUPS: { name: OptionGroupName; defaultVisible: boolean }[] = [
   { name: "Dokploy", defaultVisible: true },
   { name: "Machine", defaultVisible: true },
+  { name: "Backups", defaultVisible: false },
   { name: "Access", defaultVisible: false },
   { name: "Advanced", defaultVisible: false },
 ];
@@ -169,6 +170,36 @@ export const OPTIONS: readonly OptionSpec[] = [
     description: "Keep the machine's volumes (home, Docker data) when it is deleted.",
     type: "boolean",
     default: "false",
+  },
+  {
+    name: "BACKUP_DESTINATION",
+    group: "Backups",
+    displayName: "Backup destination",
+    description:
+      "A Dokploy S3 destination (Settings > S3 Destinations), by name or id: Dokploy then backs each machine's home up there on BACKUP_SCHEDULE, consistently whatever the machine's state. Empty: no backups.",
+    default: "",
+    global: true,
+  },
+  {
+    name: "BACKUP_SCHEDULE",
+    group: "Backups",
+    displayName: "Backup schedule",
+    description:
+      "When Dokploy backs a machine up: a cron expression in the server's time (e.g. 30 2 * * *), or nightly (each machine at its own minute between 02:00 and 04:59).",
+    default: "nightly",
+    global: true,
+  },
+  {
+    name: "BACKUP_KEEP",
+    group: "Backups",
+    displayName: "Backups kept",
+    description:
+      "How many backups of each machine Dokploy keeps in the bucket (older ones are deleted).",
+    type: "number",
+    default: "7",
+    global: true,
+    validationPattern: "^[0-9]+$",
+    validationMessage: "must be a whole number of backups such as 7",
   },
   {
     name: "SSH_HOST",

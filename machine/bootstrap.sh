@@ -36,6 +36,8 @@ SSHD_PORT=${DEVPOD_SSHD_PORT:-22}
 SSHD_LISTEN=${DEVPOD_SSHD_LISTEN:-0.0.0.0}
 SSH_PORT=${DEVPOD_SSH_PORT:-$SSHD_PORT}
 STATE_DIR=${DEVPOD_STATE_DIR:-/run/devpod}
+# The volume this machine shares with its backup guard (machine/backup_guard.sh); empty: no backups.
+BACKUP_CTL=${DEVPOD_BACKUP_CTL:-}
 SSHD_CONFIG=${DEVPOD_SSHD_CONFIG:-/etc/ssh/devpod_sshd_config}
 DISABLE_TELEMETRY=${DEVPOD_DISABLE_TELEMETRY:-}
 MIRROR=${DEVPOD_REGISTRY_MIRROR:-}
@@ -515,6 +517,66 @@ watchdog() {
   done
 }
 
+# ---------------------------------------------------------------- backups
+
+# Answers the backup guard through $BACKUP_CTL: `alive` counts while the machine runs;
+# `freeze` asks for the writers to be frozen while the guard copies the home; a file in
+# `requests/` (writable by the devpod user, as over SSH) asks for a stop that leaves the
+# guard running, so that backups of a stopped machine still find it.
+backup_responder() {
+  mkdir -p "$BACKUP_CTL/requests" && chmod 1733 "$BACKUP_CTL/requests" || return 0
+  rm -f "$BACKUP_CTL/frozen" "$BACKUP_CTL/thawed-early" "$BACKUP_CTL/requests/stop"
+  n=0
+  while :; do
+    n=$((n + 1))
+    echo "$n" >"$BACKUP_CTL/alive.new" && mv -f "$BACKUP_CTL/alive.new" "$BACKUP_CTL/alive"
+    if [ -e "$BACKUP_CTL/requests/stop" ]; then
+      rm -f "$BACKUP_CTL/requests/stop"
+      log "stop requested by the provider"
+      kill -TERM 1
+    fi
+    if [ -e "$BACKUP_CTL/freeze" ] && [ ! -e "$BACKUP_CTL/thawed-early" ]; then
+      freeze_writers
+    elif [ ! -e "$BACKUP_CTL/freeze" ]; then
+      rm -f "$BACKUP_CTL/thawed-early"
+    fi
+    sleep 1
+  done
+}
+
+# SIGSTOPs every process of the machine but PID 1, this responder and the engine that
+# runs the devcontainers (their processes are stopped like any other), until the guard
+# removes `freeze` — at most 10 min, then the writers run again whatever the guard does.
+# Only builtins inside the scan: a child of ours stopped there would never end.
+freeze_writers() {
+  me=$(exec sh -c 'echo $PPID')
+  frozen=" 1 $me "
+  for _ in 1 2; do # the second pass catches what forked during the first
+    for d in /proc/[0-9]*; do
+      pid=${d#/proc/}
+      case $frozen in *" $pid "*) continue ;; esac
+      name='' ppid=''
+      while read -r key value; do
+        case $key in Name:) name=$value ;; PPid:) ppid=$value ;; esac
+      done <"$d/status" 2>/dev/null
+      [ "$ppid" != "$me" ] || continue
+      case $name in '' | dockerd | containerd | containerd-shim* | runc) continue ;; esac
+      kill -STOP "$pid" 2>/dev/null && frozen="$frozen$pid "
+    done
+  done
+  : >"$BACKUP_CTL/frozen"
+  waited=0
+  while [ -e "$BACKUP_CTL/freeze" ] && [ "$waited" -lt 3000 ]; do
+    waited=$((waited + 1))
+    sleep 0.2 2>/dev/null || { sleep 1 && waited=$((waited + 4)); }
+  done
+  # shellcheck disable=SC2086 # a list of pids
+  kill -CONT $frozen 2>/dev/null
+  [ ! -e "$BACKUP_CTL/freeze" ] || : >"$BACKUP_CTL/thawed-early"
+  rm -f "$BACKUP_CTL/frozen"
+  log "backup snapshot: writers were frozen for $((waited / 5)) s"
+}
+
 # Whether $1 runs (a zombie child does not: `kill -0` would say it does).
 alive() {
   [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" && [ "$st" != Z ]
@@ -562,6 +624,12 @@ supervise() {
     watchdog &
     WATCHDOG_PID=$!
   fi
+  RESPONDER_PID=
+  # Only as PID 1 of its own PID namespace: the freeze must never see another's processes.
+  if [ -n "$BACKUP_CTL" ] && [ -d "$BACKUP_CTL" ] && [ "$$" = 1 ]; then
+    backup_responder &
+    RESPONDER_PID=$!
+  fi
   idle=never
   [ "$TIMEOUT" -eq 0 ] || idle="${TIMEOUT}s without SSH"
   alive "$SSHD_PID" &&
@@ -573,11 +641,13 @@ supervise() {
 
   if [ -n "$STOPPING" ]; then
     log "signal received: stopping"
-    stop_pids 20 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+    stop_pids 20 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${RESPONDER_PID:+"$RESPONDER_PID"} \
+      ${DOCKERD_PID:+"$DOCKERD_PID"}
     log "stopped"
     exit 0
   fi
-  stop_pids 20 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+  stop_pids 20 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${RESPONDER_PID:+"$RESPONDER_PID"} \
+    ${DOCKERD_PID:+"$DOCKERD_PID"}
   if [ -f "$STATE_DIR/idle-stop" ]; then
     log "stopped after $(cat "$STATE_DIR/idle-stop")s without an SSH session (idle timeout)"
     exit 0

@@ -11,7 +11,9 @@ import { runCounted } from "../tests/e2e/api_calls.ts";
 import { startWorld, type World } from "../tests/e2e/harness.ts";
 import { ensureEngine } from "../tests/engine/engine.ts";
 import { ensureImages } from "../tests/engine/images.ts";
+import { benchBrokenCache } from "./bench_broken_cache.ts";
 import { benchRealEngine } from "./bench_engine.ts";
+import { releasingEngine } from "./engine_session.ts";
 import { benchScale } from "./bench_scale.ts";
 import { median, time } from "./bench_stats.ts";
 
@@ -231,6 +233,9 @@ async function main() {
     await w.close();
   }
 
+  // A shared image cache that cannot be pulled must not tax every create (issue 18).
+  await benchBrokenCache(ROUNDS, bundle, row);
+
   // The same verbs on a real Docker engine, against raw docker compose + ssh.
   try {
     const engine = await ensureEngine();
@@ -285,4 +290,5 @@ async function callsPerVerb(w: World): Promise<string> {
   return `calls create=${create} start=${start} stop=${stop} delete=${calls.delete} status=${status}`;
 }
 
-if (import.meta.main) await main();
+// The engine goes as it came: released at the end (also on Ctrl-C), torn down if last.
+if (import.meta.main) Deno.exit(await releasingEngine(() => main().then(() => 0)));

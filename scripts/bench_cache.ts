@@ -25,6 +25,7 @@ import {
   type Upstream,
 } from "../tests/engine/registry.ts";
 import { median } from "./bench_stats.ts";
+import { releasingEngine } from "./engine_session.ts";
 
 type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
 
@@ -261,7 +262,8 @@ export async function benchImageCache(
   );
 }
 
-if (import.meta.main) {
+/** `deno run -A scripts/bench_cache.ts`: the image cache's figures alone. */
+async function standalone() {
   const engine = await ensureEngine();
   const images = await ensureImages(engine);
   const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
@@ -273,3 +275,5 @@ if (import.meta.main) {
   console.log("\n| figure | ours | baseline | ratio | target |\n|---|---|---|---|---|");
   for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 }
+
+if (import.meta.main) Deno.exit(await releasingEngine(() => standalone().then(() => 0)));

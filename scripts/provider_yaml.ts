@@ -59,6 +59,8 @@ export const EXEC_VERBS = [
   "stop",
   "status",
   "command",
+  // The maintained fork's `devpod machine describe`; v0.6.15 ignores the key.
+  "describe",
 ] as const;
 export const PROVIDER_ICON =
   "https://raw.githubusercontent.com/Dokploy/dokploy/canary/apps/dokploy/logo.png";
@@ -143,7 +145,9 @@ export function parseProviderYaml(text: string): unknown {
 
 // ---------------------------------------------------------------------------
 // Validation: the checks of DevPod's `pkg/provider/parse.go`, plus the type checks its
-// strict JSON decoding implies (unknown keys and wrongly typed values are rejected).
+// JSON decoding implies (wrongly typed values are rejected). Unknown keys are refused
+// here to catch typos, although DevPod's decoder ignores them (which is why v0.6.15
+// loads a file with the fork's `exec.describe`).
 
 const TOP_KEYS = [
   "name",
@@ -173,7 +177,17 @@ const OPTION_STRING_KEYS = [
 const OPTION_BOOL_KEYS = ["required", "password", "hidden", "local", "global", "mutable"];
 const OPTION_KEYS = [...OPTION_STRING_KEYS, ...OPTION_BOOL_KEYS, "enum", "suggestions"];
 const OPTION_TYPES = ["string", "multiline", "duration", "number", "boolean"];
-const EXEC_KEYS = ["init", "command", "create", "delete", "start", "stop", "status", "proxy"];
+const EXEC_KEYS = [
+  "init",
+  "command",
+  "create",
+  "delete",
+  "start",
+  "stop",
+  "status",
+  "describe",
+  "proxy",
+];
 const BINARY_KEYS = ["os", "arch", "checksum", "path", "archivePath", "name"];
 const AGENT_KEYS = [
   "local",

@@ -6,13 +6,33 @@
  * runs one deploy at a time per server, so the cache's network exists when the
  * machine's deploy starts.
  *
+ * A cache whose deploy failed (issue 18) is recorded as such in its description, with
+ * the reason and when to retry (failure.ts). Until then every create makes its machine
+ * without it at once: no deploy queued, no mirror, one warning. After it, the create
+ * whose machine Dokploy made first since the retry time retries it, after its own
+ * machine's deploy (follow_up.ts); parallel creates tell who that is from the project
+ * re-read of their port check, so exactly one does.
+ *
  * Nothing here may break a machine: when the cache cannot be had, the machine is made
  * without it and its dockerd pulls from Docker Hub as before.
  */
-import type { Compose } from "../dokploy/api.ts";
+import type { Compose, ComposeSummary } from "../dokploy/api.ts";
 import type { MachineDeps } from "../machine/deps.ts";
 import { byAge, type MarkedCache, type ProjectSnapshot } from "../machine/project.ts";
-import { CACHE_NAME, describeCache, renderCacheComposeFile, serverKey } from "./spec.ts";
+import type { CacheFailure } from "./failure.ts";
+import {
+  type AfterDeploy,
+  type CacheRef,
+  clearRecord,
+  DEPLOY_TITLE,
+  type Made,
+  NOTHING_AFTER,
+  recordFailure,
+  recordIfDropped,
+  retryCache,
+  warnSkipped,
+} from "./follow_up.ts";
+import { CACHE_NAME, cacheFileFor, describeCache, serverKey } from "./spec.ts";
 
 /** Whether machines of this configuration use a cache (only a nested dockerd pulls). */
 export function wantsImageCache(d: Pick<MachineDeps, "config">): boolean {
@@ -28,10 +48,27 @@ export function cachesOn(snapshot: ProjectSnapshot, serverId: string | null): Ma
 export interface CachePlan {
   /** The server the machine goes to (null: the Dokploy host). */
   serverId: string | null;
-  /** The cache's appName; null: none (off, or it cannot be had now). */
+  /** The cache's appName; null: none (off, failed, or it cannot be had now). */
   appName: string | null;
   /** The cache this run just made, not deployed yet: settleImageCache decides its fate. */
   made?: Compose;
+  /** The server's cache, when more than its name matters to settleImageCache. */
+  seen?: {
+    cache: CacheRef;
+    /**
+     * failed: its last deploy failed (recorded or not), the machine goes without it;
+     * recovered: recorded as failed but deployed fine since; ahead: being deployed
+     * ahead of the machine, whose deploy tells whether that works.
+     */
+    as: "failed" | "recovered" | "ahead";
+  };
+}
+
+/** What the machine uses in the end, and what the create does about the cache afterwards. */
+export interface CacheSettlement {
+  appName: string | null;
+  /** Run once the machine is deployed, beside its boot; never throws. */
+  afterDeploy: AfterDeploy;
 }
 
 /**
@@ -51,12 +88,22 @@ export async function ensureImageCache(
       const made = await createCache(d, environmentId, serverId);
       return { serverId, appName: made.appName, made };
     }
-    // Never deployed, or its last deploy failed: queue one more, ahead of the machine's.
-    if (existing.compose.composeStatus === "error" || existing.compose.composeStatus === "idle") {
-      d.log.info(`the image cache ${existing.compose.appName} is not deployed; deploying it`);
-      await d.api.deployCompose(existing.compose.composeId, TITLE);
+    const { compose, failure } = existing;
+    const cache = refOf(existing);
+    const status = compose.composeStatus;
+    if (failure && status === "done") {
+      return { serverId, appName: compose.appName, seen: { cache, as: "recovered" } };
     }
-    return { serverId, appName: existing.compose.appName };
+    if (failure || status === "error") {
+      return { serverId, appName: null, seen: { cache, as: "failed" } };
+    }
+    if (status === "idle") {
+      // Made by a create that died before deploying it: deployed ahead of the machine's.
+      d.log.info(`the image cache ${compose.appName} was never deployed; deploying it`);
+      await d.api.deployCompose(compose.composeId, DEPLOY_TITLE);
+    }
+    const ahead = status === "done" ? undefined : { cache, as: "ahead" as const };
+    return { serverId, appName: compose.appName, ...(ahead ? { seen: ahead } : {}) };
   } catch (err) {
     unavailable(d, serverId, err);
     return { serverId, appName: null };
@@ -64,36 +111,102 @@ export async function ensureImageCache(
 }
 
 /**
- * After the create re-read the project (its port check): parallel first creates on a
- * server may each have made a cache. All converge on the oldest, as with projects; the
- * run that made it deploys it, the others remove theirs undeployed. Returns the cache
- * the machine uses in the end.
+ * After the create re-read the project (its port check), with `mine` the machine's new
+ * service: parallel first creates on a server may each have made a cache; all converge
+ * on the oldest, as with projects; the run that made it deploys it, the others remove
+ * theirs undeployed. A failed cache is retried by this run only if its machine is the
+ * first made since the retry time. Returns the cache the machine uses in the end.
  */
 export async function settleImageCache(
   d: MachineDeps,
   plan: CachePlan,
   fresh: ProjectSnapshot,
-): Promise<string | null> {
-  const mine = plan.made;
-  if (!mine) return plan.appName;
+  mine: Made,
+): Promise<CacheSettlement> {
   try {
-    const all = cachesOn(fresh, plan.serverId).map((c) => c.compose);
-    if (!all.some((c) => c.composeId === mine.composeId)) all.push(mine);
-    const canonical = all.sort(byAge)[0];
-    if (canonical.composeId !== mine.composeId) {
-      d.log.info(`a parallel create made the image cache first; using ${canonical.appName}`);
-      await d.api.deleteCompose(mine.composeId, true).catch(() => {});
-      return canonical.appName;
+    if (plan.made) return await settleMade(d, plan.made, plan.serverId, fresh, mine);
+    const seen = plan.seen;
+    if (!seen) return { appName: plan.appName, afterDeploy: NOTHING_AFTER };
+    if (seen.as === "ahead") {
+      return { appName: plan.appName, afterDeploy: recordIfDropped(d, seen.cache, mine) };
     }
-    await d.api.deployCompose(mine.composeId, TITLE);
-    return mine.appName;
+    if (seen.as === "recovered") {
+      return { appName: plan.appName, afterDeploy: clearRecord(d, seen.cache) };
+    }
+    return { appName: null, afterDeploy: settleFailed(d, seen.cache, fresh, mine) };
   } catch (err) {
     unavailable(d, plan.serverId, err);
-    return null;
+    return { appName: null, afterDeploy: NOTHING_AFTER };
   }
 }
 
-const TITLE = "devpod: image cache";
+async function settleMade(
+  d: MachineDeps,
+  made: Compose,
+  serverId: string | null,
+  fresh: ProjectSnapshot,
+  mine: Made,
+): Promise<CacheSettlement> {
+  const all = cachesOn(fresh, serverId).map((c) => c.compose);
+  if (!all.some((c) => c.composeId === made.composeId)) all.push(made);
+  const canonical = all.sort(byAge)[0];
+  const cache = { composeId: canonical.composeId, appName: canonical.appName, serverId };
+  if (canonical.composeId !== made.composeId) {
+    d.log.info(`a parallel create made the image cache first; using ${canonical.appName}`);
+    await d.api.deleteCompose(made.composeId, true).catch(() => {});
+  } else {
+    await d.api.deployCompose(made.composeId, DEPLOY_TITLE);
+  }
+  return { appName: canonical.appName, afterDeploy: recordIfDropped(d, cache, mine) };
+}
+
+/** The machine goes without the failed cache; the warning, and who records or retries it. */
+function settleFailed(
+  d: MachineDeps,
+  cache: CacheRef,
+  fresh: ProjectSnapshot,
+  mine: Made,
+): AfterDeploy {
+  // The re-read may show what a parallel run did meanwhile: recorded, removed, retried.
+  const now = cachesOn(fresh, cache.serverId).find((c) => c.compose.composeId === cache.composeId);
+  if (!now) return NOTHING_AFTER; // removed: the next create makes a new one
+  const status = now.compose.composeStatus;
+  if (!now.failure) return status === "error" ? recordFailure(d, cache, mine) : NOTHING_AFTER;
+  if (status === "running") {
+    warnSkipped(d, cache, now.failure, "under way");
+    return NOTHING_AFTER;
+  }
+  if (status === "done") return clearRecord(d, cache);
+  if (!retryIsMine(now.failure, mine, fresh, cache.serverId)) {
+    warnSkipped(d, cache, now.failure, "waits");
+    return NOTHING_AFTER;
+  }
+  warnSkipped(d, cache, now.failure, "this run");
+  return retryCache(d, cache, now.failure, mine);
+}
+
+/**
+ * Whether this run retries: its machine is the oldest on the server that Dokploy made at
+ * or after the retry time. Parallel creates each see, in their re-read, every machine
+ * made before theirs, so they agree; Dokploy's clock decides, not ours.
+ */
+export function retryIsMine(
+  failure: CacheFailure,
+  mine: Made,
+  fresh: ProjectSnapshot,
+  serverId: string | null,
+): boolean {
+  const due = Date.parse(failure.retryAt);
+  const since = (c: Pick<ComposeSummary, "createdAt">) => Date.parse(c.createdAt ?? "") >= due;
+  if (!since(mine)) return false;
+  const rivals = fresh.machines.map((m) => m.compose)
+    .filter((c) => (c.serverId ?? null) === serverId && since(c) && c.composeId !== mine.composeId);
+  return rivals.every((c) => byAge(mine, c) < 0);
+}
+
+function refOf(c: MarkedCache): CacheRef {
+  return { composeId: c.compose.composeId, appName: c.compose.appName, serverId: c.serverId };
+}
 
 function unavailable(d: MachineDeps, serverId: string | null, err: unknown) {
   d.log.warn(
@@ -114,11 +227,7 @@ async function createCache(
     appName: CACHE_NAME,
     description: describeCache(serverId, d.providerVersion),
     environmentId,
-    composeFile: renderCacheComposeFile({
-      image: d.config.imageCacheImage,
-      upstream: d.config.imageCacheUpstream,
-      providerVersion: d.providerVersion,
-    }),
+    composeFile: cacheFileFor(d.config, d.providerVersion),
     serverId,
   });
 }

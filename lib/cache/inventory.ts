@@ -5,6 +5,7 @@
  */
 import type { ComposeStatus, DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
+import type { CacheFailure } from "./failure.ts";
 import { CACHE_SERVICE, lastLoggedSize, mirrorUrl, SIZE_SEARCH } from "./spec.ts";
 
 export interface ImageCacheInfo {
@@ -22,6 +23,11 @@ export interface ImageCacheInfo {
   /** Machines of this project on its server (a cache in use is never removed). */
   machines: number;
   createdAt: string | null;
+  /**
+   * Its last deploy failed, as recorded (reason, attempts in a row, when it failed and when
+   * the first create after retries it); null when none is recorded.
+   */
+  failure: CacheFailure | null;
 }
 
 /** Per cache: containers, plus the size log line when it runs (two calls each, in parallel). */
@@ -29,7 +35,7 @@ export async function listImageCaches(
   api: DokployApi,
   snapshot: ProjectSnapshot,
 ): Promise<ImageCacheInfo[]> {
-  return await Promise.all(snapshot.caches.map(async ({ compose, serverId }) => {
+  return await Promise.all(snapshot.caches.map(async ({ compose, serverId, failure }) => {
     const containers = await api.containers(compose.appName, compose.serverId ?? null);
     const running = containers.some((c) => c.state.toLowerCase() === "running");
     const state = compose.composeStatus === "running"
@@ -50,6 +56,8 @@ export async function listImageCaches(
       sizeKiB: running ? await loggedSize(api, compose.composeId, compose.appName) : null,
       machines: snapshot.machines.filter((m) => (m.compose.serverId ?? null) === serverId).length,
       createdAt: compose.createdAt ?? null,
+      // A record its last deploy outlived (done since) is stale: the next create clears it.
+      failure: compose.composeStatus === "done" ? null : failure,
     };
   }));
 }
@@ -66,6 +74,11 @@ async function loggedSize(api: DokployApi, composeId: string, appName: string) {
   } catch {
     return null; // an older Dokploy (no readLogs) or a container that just stopped
   }
+}
+
+/** Its last deploy failed (a record, or Dokploy's status) and no deploy of it runs now. */
+export function isFailed(c: ImageCacheInfo): boolean {
+  return c.state !== "Busy" && (c.failure !== null || c.composeStatus === "error");
 }
 
 /** `12.3 MiB` for a KiB count. */

@@ -9,6 +9,7 @@
  */
 import YAML from "yaml";
 import { escapeForCompose } from "../compose/escape.ts";
+import { type CacheFailure, parseFailure, renderFailure } from "./failure.ts";
 
 export const CACHE_SERVICE = "registry";
 export const CACHE_PORT = 5000;
@@ -80,6 +81,18 @@ export function renderCacheComposeFile(spec: CacheSpec): string {
   return YAML.stringify(model, { lineWidth: 0 });
 }
 
+/** The cache's compose file as this configuration wants it (made, retried or fixed with it). */
+export function cacheFileFor(
+  config: { imageCacheImage: string; imageCacheUpstream: string },
+  providerVersion: string,
+): string {
+  return renderCacheComposeFile({
+    image: config.imageCacheImage,
+    upstream: config.imageCacheUpstream,
+    providerVersion,
+  });
+}
+
 /** The address machines give their nested dockerd as its Docker Hub mirror. */
 export function mirrorUrl(cacheAppName: string): string {
   return `http://${cacheAppName}:${CACHE_PORT}`;
@@ -98,21 +111,29 @@ export function serverKey(serverId: string | null): string {
 
 const MARKER = /\[devpod-image-cache;server=([A-Za-z0-9._-]+)\]/;
 
-export function describeCache(serverId: string | null, providerVersion: string): string {
+/** With `failure`: the cache's last deploy failed (see failure.ts). */
+export function describeCache(
+  serverId: string | null,
+  providerVersion: string,
+  failure?: CacheFailure | null,
+): string {
   return `DevPod shared image cache (Docker Hub pull-through) of server ${
     serverKey(serverId)
   }, used by the dind machines there (devpod-provider-dokploy ${providerVersion}) [devpod-image-cache;server=${
     serverKey(serverId)
-  }]`;
+  }]${failure ? ` ${renderFailure(failure)}` : ""}`;
 }
 
-/** The server a cache serves, from its marker; undefined when the text is not a cache's. */
+/**
+ * The server a cache serves, from its marker, and its recorded failure; undefined when
+ * the text is not a cache's.
+ */
 export function parseCacheMarker(
   description: string | null | undefined,
-): { serverId: string | null } | undefined {
+): { serverId: string | null; failure: CacheFailure | null } | undefined {
   const m = description ? MARKER.exec(description) : null;
   if (!m) return undefined;
-  return { serverId: m[1] === "local" ? null : m[1] };
+  return { serverId: m[1] === "local" ? null : m[1], failure: parseFailure(description) };
 }
 
 /** The last storage size the cache logged, in KiB; null when the log has none. */

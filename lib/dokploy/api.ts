@@ -271,7 +271,8 @@ export class DokployApi {
   }
 }
 
-function parse<T>(schema: z.ZodType<T>, value: unknown, procedure: string): T {
+/** A Dokploy answer checked against what we rely on; a mismatch names the field. */
+export function parse<T>(schema: z.ZodType<T>, value: unknown, procedure: string): T {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0];

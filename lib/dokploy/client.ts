@@ -108,6 +108,57 @@ export class DokployClient {
     return this.#call<T>(procedure, "POST", "", JSON.stringify(body), opts);
   }
 
+  /**
+   * A tRPC subscription over server-sent events (`/api/trpc/<procedure>`, superjson
+   * envelope): the data of every event, in order, until the server ends the stream.
+   * Dokploy serves some long jobs only this way (restore). Never retried: a repeat would
+   * run the job again.
+   */
+  async subscribe(
+    procedure: string,
+    input: unknown,
+    opts: { timeoutMs: number; onData?: (value: unknown) => void },
+  ): Promise<unknown[]> {
+    const url = `${this.baseUrl}/api/trpc/${procedure}?input=${
+      encodeURIComponent(JSON.stringify({ json: input }))
+    }`;
+    const signals = [AbortSignal.timeout(opts.timeoutMs)];
+    if (this.#signal) signals.push(this.#signal);
+    this.requestCount++;
+    let res: Response;
+    try {
+      res = await this.#fetch(url, {
+        headers: { accept: "text/event-stream", "x-api-key": this.#token },
+        signal: AbortSignal.any(signals),
+      });
+    } catch (err) {
+      throw this.#transportError(procedure, err, opts.timeoutMs);
+    }
+    if (!res.ok || !res.body) throw httpError(procedure, res.status, await res.text());
+    const values: unknown[] = [];
+    try {
+      for await (const event of readServerSentEvents(res.body)) {
+        if (event.type === "serialized-error") {
+          throw new DokployError(
+            `Dokploy failed on ${procedure} (${redact(event.data).slice(0, 300)})`,
+            procedure,
+            500,
+          );
+        }
+        if (event.type === "return") break;
+        if (event.type !== "message" || event.data === "") continue;
+        const value = unwrapSuperjson(parseBody(event.data));
+        values.push(value);
+        opts.onData?.(value);
+      }
+    } catch (err) {
+      if (err instanceof DokployError) throw err;
+      throw this.#transportError(procedure, err, opts.timeoutMs);
+    }
+    this.#log.debug(`SSE /api/trpc/${procedure} → ${values.length} events`);
+    return values;
+  }
+
   async #call<T>(
     procedure: string,
     method: "GET" | "POST",
@@ -232,6 +283,36 @@ function transportReason(err: unknown, timeoutMs: number): string {
   return timedOut
     ? `no answer within ${Math.round(timeoutMs / 1000)}s`
     : redact(String((err as Error)?.message ?? err)).split("\n")[0];
+}
+
+/** One event of a `text/event-stream` body: its type (default "message") and its data lines. */
+export async function* readServerSentEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ type: string; data: string }> {
+  let buffer = "";
+  let type = "message";
+  let data: string[] = [];
+  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let nl: number;
+    while ((nl = buffer.search(/\r?\n/)) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + (buffer[nl] === "\r" ? 2 : 1));
+      if (line === "") {
+        if (data.length || type !== "message") yield { type, data: data.join("\n") };
+        type = "message";
+        data = [];
+      } else if (line.startsWith("event:")) type = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+      // id:, retry: and comments (":") carry nothing we use.
+    }
+  }
+  if (data.length) yield { type, data: data.join("\n") };
+}
+
+/** tRPC's superjson envelope `{json: v}` (and `{json, meta}`) around each value. */
+function unwrapSuperjson(v: unknown): unknown {
+  return v !== null && typeof v === "object" && "json" in v ? (v as { json: unknown }).json : v;
 }
 
 /** Empty 200 bodies are normal for some procedures; a bare string comes JSON-quoted. */

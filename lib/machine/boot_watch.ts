@@ -6,6 +6,7 @@
  * container is polled through Dokploy and a boot that keeps failing ends the wait early,
  * with where to read the machine's log.
  */
+import { machineContainers } from "./status.ts";
 import type { Container } from "../dokploy/api.ts";
 import { DokployError, MachineBootError } from "../errors.ts";
 import { sleep, waitUntilReachable } from "../ssh/ready.ts";
@@ -245,7 +246,10 @@ export async function waitForMachine(
         log: d.log,
       }),
     (signal) =>
-      watchBoot(() => d.api.containers(state.appName, state.serverId), { signal, deadline }),
+      watchBoot(
+        async () => machineContainers(await d.api.containers(state.appName, state.serverId)),
+        { signal, deadline },
+      ),
     d.signal,
   );
   if (failure) {

@@ -5,6 +5,14 @@
  */
 import YAML from "yaml";
 import BOOTSTRAP from "../../machine/bootstrap.sh" with { type: "text" };
+import {
+  CONTROL_VOLUME,
+  GUARD_SERVICE,
+  type GuardService,
+  guardService,
+  MACHINE_CONTROL_DIR,
+  SNAPSHOT_VOLUME,
+} from "../backup/guard.ts";
 import { mirrorUrl } from "../cache/spec.ts";
 import { escapeForCompose } from "../compose/escape.ts";
 import type { DockerMode } from "../config.ts";
@@ -27,28 +35,32 @@ export interface MachineSpec {
   disableAgentTelemetry: boolean;
   /** The appName of the server's image cache this machine's dockerd mirrors through. */
   imageCache: string | null;
+  /** BACKUP_DESTINATION is set: the backup guard and its volumes (lib/backup/guard.ts). */
+  backups?: boolean;
   providerVersion: string;
 }
 
 /** The compose model we render; only the keys we use. */
 export interface ComposeModel {
-  services: Record<string, {
-    image: string;
-    entrypoint: string[];
-    hostname: string;
-    environment: Record<string, string>;
-    ports: string[];
-    volumes: string[];
-    privileged?: boolean;
-    restart: string;
-    cpus: string;
-    mem_limit: string;
-    stop_grace_period: string;
-    labels: Record<string, string>;
-    networks: string[];
-  }>;
+  services: { [SERVICE]: MachineService; [GUARD_SERVICE]?: GuardService };
   volumes: Record<string, Record<string, never>>;
   networks: Record<string, { external?: boolean }>;
+}
+
+interface MachineService {
+  image: string;
+  entrypoint: string[];
+  hostname: string;
+  environment: Record<string, string>;
+  ports: string[];
+  volumes: string[];
+  privileged?: boolean;
+  restart: string;
+  cpus: string;
+  mem_limit: string;
+  stop_grace_period: string;
+  labels: Record<string, string>;
+  networks: string[];
 }
 
 export function composeModel(spec: MachineSpec): ComposeModel {
@@ -62,6 +74,19 @@ export function composeModel(spec: MachineSpec): ComposeModel {
   if (cache) networks[cache] = { external: true };
   const volumes = [`home:${HOME_DIR}`];
   if (dind) volumes.push("docker:/var/lib/docker");
+  const namedVolumes: ComposeModel["volumes"] = dind ? { home: {}, docker: {} } : { home: {} };
+  const guard: { [GUARD_SERVICE]?: GuardService } = {};
+  if (spec.backups) {
+    volumes.push(`${CONTROL_VOLUME}:${MACHINE_CONTROL_DIR}`);
+    namedVolumes[SNAPSHOT_VOLUME] = {};
+    namedVolumes[CONTROL_VOLUME] = {};
+    guard[GUARD_SERVICE] = guardService({
+      image: spec.image,
+      machineId: spec.machineId,
+      homeDir: HOME_DIR,
+      providerVersion: spec.providerVersion,
+    });
+  }
   return {
     services: {
       [SERVICE]: {
@@ -77,6 +102,7 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           // Only when on, so existing machines' compose files (and deploys) stay as they are.
           ...(spec.disableAgentTelemetry ? { DEVPOD_DISABLE_TELEMETRY: "true" } : {}),
           ...(cache ? { DEVPOD_REGISTRY_MIRROR: mirrorUrl(cache) } : {}),
+          ...(spec.backups ? { DEVPOD_BACKUP_CTL: MACHINE_CONTROL_DIR } : {}),
         },
         ports: [`${spec.sshPort}:22`],
         volumes,
@@ -93,8 +119,9 @@ export function composeModel(spec: MachineSpec): ComposeModel {
         },
         networks: cache ? [network, cache] : [network],
       },
+      ...guard,
     },
-    volumes: dind ? { home: {}, docker: {} } : { home: {} },
+    volumes: namedVolumes,
     networks,
   };
 }

@@ -5,6 +5,8 @@
  * what it made.
  */
 import { join } from "node:path";
+import { resolveDestination } from "../backup/destination.ts";
+import { backupApi, scheduleBackups } from "../backup/register.ts";
 import { settleImageCache } from "../cache/ensure.ts";
 import { removeIfExists } from "../fs.ts";
 import { resolveTarget } from "../servers/target.ts";
@@ -49,6 +51,8 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   await Deno.mkdir(folder, { recursive: true, mode: 0o700 });
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);
   const hostKey = await ensureKeyPair(folder, HOST_KEY, `devpod-host-${d.machine.machineId}`);
+  // A destination that does not exist fails here, before anything is made.
+  if (d.config.backup) await resolveDestination(backupApi(d), d.config.backup.destination);
   const project = await ensureProject(d, snapshot);
   const keys = { clientKey, hostKey };
   let target = await resolveTarget(d, project.snapshot);
@@ -66,8 +70,10 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   }
   const { compose, state, cachePlan, readClaims } = made;
   try {
-    // The port check's re-read also settles parallel first caches; deployed before the machine.
-    const settled = await settleImageCache(d, cachePlan, made.snapshot());
+    // The port check's re-read also settles parallel first caches (deployed before the
+    // machine) and who retries a failed one (after it).
+    const cache = await settleImageCache(d, cachePlan, made.snapshot(), compose);
+    const settled = cache.appName;
     if (settled !== (state.imageCache ?? null)) {
       if (settled) state.imageCache = settled;
       else delete state.imageCache;
@@ -79,7 +85,14 @@ export async function createMachine(d: MachineDeps): Promise<void> {
       deployments: [], // a service this run created has none yet
       readClaims,
     });
-    await waitForMachine(d, state, deadline);
+    // What is left to do about the cache runs beside the boot: the machine never waits for it.
+    const booted = waitForMachine(d, state, deadline);
+    const [boot] = await Promise.allSettled([
+      booted,
+      cache.afterDeploy(state.imageCache ?? null, booted),
+    ]);
+    if (boot.status === "rejected") throw boot.reason;
+    await scheduleBackups(d, state);
     d.log.info(
       `machine ready at ${SSH_USER}@${state.sshHost}:${state.sshPort} in ${
         ((Date.now() - started) / 1000).toFixed(1)

@@ -1,5 +1,8 @@
 /** `delete` (design §5): the service (and its volumes unless KEEP_VOLUMES), then local files. Idempotent. */
 import { join } from "node:path";
+import { homeVolumeName } from "../backup/guard.ts";
+import { removeBackupSchedule } from "../backup/register.ts";
+import { BackupApi } from "../dokploy/backups.ts";
 import { removeIfExists } from "../fs.ts";
 import { requireReachable } from "../servers/unreachable.ts";
 import { CLIENT_KEY, HOST_KEY, KNOWN_HOSTS } from "../ssh/keys.ts";
@@ -33,11 +36,36 @@ export async function deleteMachine(d: MachineDeps): Promise<void> {
       state?.serverId ?? listed?.serverId ?? null,
       "the machine was not deleted (its container would be left running there)",
     );
+    // First the schedule: a job of a deleted service would fail every night.
+    if (state?.backup || d.config.backup) {
+      await removeBackupSchedule(d, composeId, state?.backup).catch((err) =>
+        d.log.warn(
+          `could not remove the backup schedule (${
+            (err as Error).message
+          }); Dokploy drops it with the service, but its job may run until Dokploy restarts`,
+        )
+      );
+    }
     d.log.info(
       `deleting machine ${d.machine.machineId}${keep ? " (KEEP_VOLUMES: volumes are kept)" : ""}`,
     );
     const deleted = await d.api.deleteCompose(composeId, !keep);
     if (!deleted) d.log.info("it was already gone from Dokploy");
+    const appName = state?.appName ?? listed?.appName;
+    if (!keep && appName && (state?.backup || d.config.backup)) {
+      await removeRestoredHome(d, appName, state?.serverId ?? listed?.serverId ?? null);
+    }
   }
   for (const f of LOCAL_FILES) await removeIfExists(join(folder, f));
+}
+
+/**
+ * A home put back by `restore` is a volume Dokploy made without compose's labels, which
+ * compose's `down --volumes` leaves behind: remove it by name. Usually it is gone already.
+ */
+async function removeRestoredHome(d: MachineDeps, appName: string, serverId: string | null) {
+  await new BackupApi(d.api.client).removeVolume(homeVolumeName(appName), serverId).then(
+    () => d.log.debug(`removed the restored home volume ${homeVolumeName(appName)}`),
+    () => {}, // none left: compose removed it
+  );
 }

@@ -3,6 +3,7 @@
  * marker, with its container state — for `list` and `cleanup`.
  */
 import YAML from "yaml";
+import { hasBackupGuard } from "../backup/guard.ts";
 import { cacheOfMirror } from "../cache/spec.ts";
 import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "./project.ts";
@@ -25,6 +26,8 @@ export interface MachineInfo {
   memory: string | null;
   /** The image cache (its appName) this machine mirrors Docker Hub through, if any. */
   imageCache: string | null;
+  /** Its compose file runs a backup guard (BACKUP_DESTINATION was set at its last start). */
+  backups: boolean;
 }
 
 /** The machines of a project snapshot, described (two calls each, in parallel). */
@@ -49,15 +52,7 @@ async function describe(
     api.containers(c.appName, c.serverId ?? null),
   ]);
   const verdict = mapStatus(c, containers);
-  let cpus: string | null = null;
-  let memory: string | null = null;
-  let imageCache: string | null = null;
-  try {
-    const m = YAML.parse(full?.composeFile ?? "")?.services?.machine;
-    cpus = m?.cpus != null ? String(m.cpus) : null;
-    memory = m?.mem_limit != null ? String(m.mem_limit) : null;
-    imageCache = cacheOfMirror(m?.environment?.DEVPOD_REGISTRY_MIRROR);
-  } catch { /* a hand-edited file: size unknown */ }
+  const { cpus, memory, imageCache } = deployedSpec(full?.composeFile);
   return {
     machineId,
     composeId: c.composeId,
@@ -72,5 +67,22 @@ async function describe(
     cpus,
     memory,
     imageCache,
+    backups: hasBackupGuard({ composeFile: full?.composeFile }),
   };
+}
+
+/** What a machine's compose file asks for: its limits and the image cache it mirrors through. */
+export function deployedSpec(
+  composeFile: string | null | undefined,
+): Pick<MachineInfo, "cpus" | "memory" | "imageCache"> {
+  try {
+    const m = YAML.parse(composeFile ?? "")?.services?.machine;
+    return {
+      cpus: m?.cpus != null ? String(m.cpus) : null,
+      memory: m?.mem_limit != null ? String(m.mem_limit) : null,
+      imageCache: cacheOfMirror(m?.environment?.DEVPOD_REGISTRY_MIRROR),
+    };
+  } catch {
+    return { cpus: null, memory: null, imageCache: null }; // a hand-edited file: unknown
+  }
 }

@@ -4,6 +4,7 @@
  * API call costs a real server 0.2-0.5 s, so a run re-reads it only where a concurrent
  * run may have changed it (the port check after creating a service).
  */
+import type { CacheFailure } from "../cache/failure.ts";
 import { parseCacheMarker } from "../cache/spec.ts";
 import type { ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
 import { ProviderError, StateError } from "../errors.ts";
@@ -28,6 +29,8 @@ export interface MarkedCache {
   compose: ComposeSummary;
   /** The server it serves (from its marker); null is the Dokploy host. */
   serverId: string | null;
+  /** Its last deploy failed, as its description records (lib/cache/failure.ts). */
+  failure: CacheFailure | null;
 }
 
 /** project.all finds the projects by name (it lists no markers); project.one reads each. */
@@ -75,7 +78,7 @@ async function readProjects(api: DokployApi, projectIds: string[]): Promise<Proj
     }),
     caches: composes.flatMap((compose) => {
       const marker = parseCacheMarker(compose.description);
-      return marker ? [{ compose, serverId: marker.serverId }] : [];
+      return marker ? [{ compose, ...marker }] : [];
     }).sort((a, b) => byAge(a.compose, b.compose)),
   };
 }

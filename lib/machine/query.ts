@@ -9,15 +9,32 @@
  */
 import type { ComposeSummary, Deployment } from "../dokploy/api.ts";
 import { DeployFailedError } from "../errors.ts";
+import { assertNoHostKeyRefusal } from "../ssh/host_key_refusal.ts";
 import { deploymentsOf } from "./deploy.ts";
 import type { MachineDeps } from "./deps.ts";
-import { locateListed } from "./locate.ts";
+import { type Located, locateListed } from "./locate.ts";
 import { statusWithoutContainers } from "./no_containers.ts";
 import { isLostDeploy, maybeLost } from "./lost_deploy.ts";
-import { type MachineStatus, mapStatus } from "./status.ts";
+import { machineContainers, type MachineStatus, mapStatus } from "./status.ts";
 
-export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
-  const { compose, state } = await locateListed(d);
+/**
+ * What `status` answers (and `describe` shows): a host-key refusal `command` recorded
+ * that still holds fails it first; then the machine's state in Dokploy. `located` is
+ * the machine when the caller has already found it.
+ */
+export async function answerStatus(
+  d: MachineDeps,
+  located?: Located<ComposeSummary>,
+): Promise<MachineStatus> {
+  await assertNoHostKeyRefusal(d.machine);
+  return await machineStatus(d, located);
+}
+
+export async function machineStatus(
+  d: MachineDeps,
+  located?: Located<ComposeSummary>,
+): Promise<MachineStatus> {
+  const { compose, state } = located ?? await locateListed(d);
   // A lost deploy is no deploy in progress: the containers say what the machine is.
   const deploying = compose?.composeStatus === "running" && !await newestDeployIsLost(d, compose);
   const containers = compose && !deploying
@@ -27,7 +44,7 @@ export async function machineStatus(d: MachineDeps): Promise<MachineStatus> {
   // reach it.
   const settled = compose?.composeStatus === "done" ||
     (compose?.composeStatus === "error" && compose.serverId != null);
-  if (settled && !deploying && containers.length === 0) {
+  if (settled && !deploying && machineContainers(containers).length === 0) {
     const answered = await statusWithoutContainers(d, compose, state);
     if (answered) return answered;
   }

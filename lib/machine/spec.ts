@@ -29,6 +29,7 @@ export function machineComposeFile(
     dokployNetwork: d.config.dokployNetwork,
     disableAgentTelemetry: d.config.disableAgentTelemetry,
     imageCache: at.imageCache ?? null,
+    backups: d.config.backup !== null,
     providerVersion: d.providerVersion,
   });
 }

@@ -3,6 +3,7 @@
  * deployed or its spec changed, else a compose start — and waits for SSH. Safe on a
  * running machine.
  */
+import { scheduleBackups } from "../backup/register.ts";
 import { dropImageCacheFor } from "../cache/fallback.ts";
 import type { Compose } from "../dokploy/api.ts";
 import { DokployError, StateError } from "../errors.ts";
@@ -107,5 +108,6 @@ async function ensureUp(
     }
   }
   await waitForMachine(d, state, deadline);
+  await scheduleBackups(d, state);
   d.log.info(`machine ${d.machine.machineId} is running`);
 }

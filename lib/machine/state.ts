@@ -31,6 +31,22 @@ export interface MachineState {
    * through (lib/cache); absent when it pulls from Docker Hub directly.
    */
   imageCache?: string;
+  /**
+   * The Dokploy volume backup that backs this machine up (lib/backup), as last
+   * registered: a start with the same options makes no call about it.
+   */
+  backup?: BackupRecord;
+}
+
+export interface BackupRecord {
+  volumeBackupId: string;
+  /** BACKUP_DESTINATION as given (a name or an id) … */
+  destination: string;
+  /** … and the destination it named then. */
+  destinationId: string;
+  /** The effective cron expression (BACKUP_SCHEDULE with `nightly` resolved). */
+  schedule: string;
+  keep: number;
 }
 
 const STRING_FIELDS = [
@@ -55,7 +71,16 @@ function isMachineState(v: unknown): v is MachineState {
     Number.isInteger(o.sshPort) && (o.sshPort as number) > 0 && (o.sshPort as number) < 65536 &&
     (o.cpuLimit === undefined || (typeof o.cpuLimit === "number" && o.cpuLimit > 0)) &&
     (o.imageCache === undefined ||
-      (typeof o.imageCache === "string" && /^[a-zA-Z0-9._-]+$/.test(o.imageCache)));
+      (typeof o.imageCache === "string" && /^[a-zA-Z0-9._-]+$/.test(o.imageCache))) &&
+    (o.backup === undefined || isBackupRecord(o.backup));
+}
+
+function isBackupRecord(v: unknown): v is BackupRecord {
+  const b = v as Record<string, unknown>;
+  return typeof v === "object" && v !== null && typeof b.volumeBackupId === "string" &&
+    typeof b.destination === "string" && typeof b.destinationId === "string" &&
+    typeof b.schedule === "string" &&
+    Number.isInteger(b.keep);
 }
 
 export const STATE_FILE = "state.json";

@@ -13,11 +13,13 @@ export type StatusVerdict =
 
 export function mapStatus(
   compose: Pick<ComposeSummary, "composeStatus"> | null,
-  containers: readonly Pick<Container, "state">[],
+  containers: readonly Pick<Container, "state" | "name">[],
 ): StatusVerdict {
   if (!compose) return { status: "NotFound" };
   if (compose.composeStatus === "running") return { status: "Busy" };
-  const states = containers.map((c) => c.state.toLowerCase());
+  // Only the machine's own container says whether it runs: its backup guard keeps
+  // running while the machine is stopped.
+  const states = machineContainers(containers).map((c) => c.state.toLowerCase());
   if (states.includes("running")) return { status: "Running" };
   if (states.some((s) => ["created", "removing"].includes(s))) return { status: "Busy" };
   // "restarting" is a crash loop more often than a blip, and DevPod polls Busy with no
@@ -25,4 +27,14 @@ export function mapStatus(
   if (compose.composeStatus === "error") return { deployFailed: true };
   // Exited, paused, dead, or never deployed: `start` (re)creates it.
   return { status: "Stopped" };
+}
+
+/**
+ * The containers of the `machine` service among a project's (compose v2 names them
+ * `<project>-machine-1`, v1 `<project>_machine_1`).
+ */
+export function machineContainers<T extends Pick<Container, "name">>(
+  containers: readonly T[],
+): T[] {
+  return containers.filter((c) => /[-_]machine[-_]\d+$/.test(c.name));
 }

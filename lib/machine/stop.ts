@@ -1,4 +1,6 @@
 /** `stop` (design §5): compose stop; safe on a stopped machine, volumes kept. */
+import { hasBackupGuard } from "../backup/guard.ts";
+import { stopLeavingGuard } from "../backup/stop.ts";
 import { StateError } from "../errors.ts";
 import { orUnreachable } from "../servers/unreachable.ts";
 import { sshArgv } from "../ssh/argv.ts";
@@ -32,6 +34,7 @@ export async function stopMachine(d: MachineDeps): Promise<void> {
   }
   d.log.info(`stopping machine ${d.machine.machineId} (volumes are kept)`);
   await closeSharedConnection(d, found.state);
+  if (found.state && hasBackupGuard(compose) && await stopLeavingGuard(d, found.state)) return;
   await orUnreachable(
     d.api,
     compose.serverId ?? null,

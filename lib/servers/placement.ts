@@ -6,6 +6,7 @@
  * (then memory) win. Ties go by a hash of machine id and server id, so parallel creates
  * that see the same loads still spread, and the same inputs always give the same answer.
  */
+import { fnv1a } from "../hash.ts";
 
 export interface Size {
   cpus: number;
@@ -70,12 +71,7 @@ export function choosePlacement(
 
 /** A stable pseudo-random rank of server for machine (FNV-1a of both ids). */
 function tieBreak(machineId: string, serverId: string): number {
-  let h = 0x811c9dc5;
-  for (const ch of `${machineId}\u0000${serverId}`) {
-    h ^= ch.codePointAt(0)!;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
+  return fnv1a(`${machineId}\u0000${serverId}`);
 }
 
 const fmt = (n: number) => String(Math.round(n * 100) / 100);

@@ -68,12 +68,22 @@ export async function tcpOpen(host: string, port: number): Promise<boolean> {
 }
 
 /** One fresh `ssh true` (no shared connection, so the host key is checked again). */
-export async function sshProbe(
+export function sshProbe(
   t: SshTarget,
   timeoutSec: number,
 ): Promise<{ ok: boolean; stderr: string }> {
+  return sshRun(t, timeoutSec, "true");
+}
+
+/** One remote command over a fresh connection, its output dropped; bounded by `timeoutSec`. */
+export async function sshRun(
+  t: SshTarget,
+  timeoutSec: number,
+  command: string,
+): Promise<{ ok: boolean; stderr: string }> {
   const out = await new Deno.Command("ssh", {
-    args: [...sshArgv(t, { connectTimeoutSec: Math.ceil(timeoutSec) }), "true"],
+    args: [...sshArgv(t, { connectTimeoutSec: Math.ceil(timeoutSec) }), command],
+    signal: AbortSignal.timeout(timeoutSec * 2000),
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -9,11 +9,15 @@ import { isUnpinAdvice } from "./host_key.ts";
 const MAX_LINE = 64 * 1024;
 const NEWLINE = 0x0a;
 
-/** Copies `source` to `write` line by line until EOF; resolves with its last `keepChars`. */
+/**
+ * Copies `source` to `write` line by line until EOF, or until `stop` is aborted (the
+ * rest is dropped); resolves with its last `keepChars`.
+ */
 export async function relayStderr(
   source: ReadableStream<Uint8Array>,
   write: (bytes: Uint8Array) => void,
   keepChars = 4096,
+  stop?: AbortSignal,
 ): Promise<string> {
   const decoder = new TextDecoder();
   let tail = "";
@@ -23,18 +27,26 @@ export async function relayStderr(
     tail = (tail + text).slice(-keepChars);
     if (!isUnpinAdvice(text)) write(line);
   };
-  for await (const chunk of source) {
-    const buf = pending.length ? concat(pending, chunk) : chunk;
-    let start = 0;
-    for (let nl = buf.indexOf(NEWLINE); nl !== -1; nl = buf.indexOf(NEWLINE, start)) {
-      emit(buf.subarray(start, nl + 1));
-      start = nl + 1;
+  const reader = source.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  if (stop?.aborted) cancel();
+  stop?.addEventListener("abort", cancel, { once: true });
+  try {
+    for (let r = await reader.read(); !r.done; r = await reader.read()) {
+      const buf = pending.length ? concat(pending, r.value) : r.value;
+      let start = 0;
+      for (let nl = buf.indexOf(NEWLINE); nl !== -1; nl = buf.indexOf(NEWLINE, start)) {
+        emit(buf.subarray(start, nl + 1));
+        start = nl + 1;
+      }
+      pending = buf.slice(start);
+      if (pending.length > MAX_LINE) {
+        emit(pending);
+        pending = new Uint8Array(0);
+      }
     }
-    pending = buf.slice(start);
-    if (pending.length > MAX_LINE) {
-      emit(pending);
-      pending = new Uint8Array(0);
-    }
+  } finally {
+    stop?.removeEventListener("abort", cancel);
   }
   if (pending.length) emit(pending);
   return tail;

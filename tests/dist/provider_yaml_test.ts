@@ -101,7 +101,12 @@ Deno.test("the fixed sections: metadata, agent and exec", () => {
     downloadURL: "${AGENT_URL}",
     docker: { install: "false" },
   });
+  // No agent download host of ours: unset, each DevPod line uses its own releases
+  // (loft-sh for v0.6.15, skevetter for the fork), or DEVPOD_AGENT_URL / AGENT_URL.
+  assert.equal(parsed.options.AGENT_URL.default, "");
   assert.deepEqual(Object.keys(parsed.exec), [...EXEC_VERBS]);
+  // The maintained fork's `devpod machine describe` runs it like the other verbs.
+  assert.equal(parsed.exec.describe, '"${DOKPLOY_PROVIDER}" describe');
   for (const verb of EXEC_VERBS) assert.equal(parsed.exec[verb], `"\${DOKPLOY_PROVIDER}" ${verb}`);
 });
 
@@ -176,6 +181,8 @@ const broken: [string, (c: Obj) => void, RegExp][] = [
   }, /archivePath is required/],
   ["lower-case binary name", (c) => (c.binaries.tool = []), /binary name 'tool'/],
   ["agent.local not a StrBool", (c) => (c.agent.local = "no"), /agent\.local/],
+  ["misspelt exec verb", (c) => (c.exec.describ = c.exec.describe), /exec\.describ is not/],
+  ["describe not a string", (c) => (c.exec.describe = { run: "x" }), /exec\.describe must be/],
 ];
 
 for (const [what, breakIt, expected] of broken) {

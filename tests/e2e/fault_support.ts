@@ -19,14 +19,22 @@ export async function orphans(w: World, ids: string[]): Promise<number> {
   return services.length + strayVolumes.length;
 }
 
-/** `deno run mod.ts <verb>` with DevPod's env, as a child the caller must await. */
-export async function spawnVerb(w: World, verb: string, id: string): Promise<Deno.ChildProcess> {
+/**
+ * `deno run mod.ts <verb>` with DevPod's env, as a child the caller must await; `stdin`
+ * "piped" to talk to it (a `command` tunnel, with COMMAND in `env`).
+ */
+export async function spawnVerb(
+  w: World,
+  verb: string,
+  id: string,
+  { env = {}, stdin = "null" }: { env?: Record<string, string>; stdin?: "null" | "piped" } = {},
+): Promise<Deno.ChildProcess> {
   await Deno.mkdir(w.folder(id), { recursive: true });
   return new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", MOD, verb],
-    env: w.env(id),
+    env: w.env(id, env),
     clearEnv: true,
-    stdin: "null",
+    stdin,
     stdout: "piped",
     stderr: "piped",
   }).spawn();

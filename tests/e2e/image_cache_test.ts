@@ -163,8 +163,14 @@ Deno.test({
       const doctor = await runProvider(["doctor"], broken.env("unused"));
       assert.match(
         doctor.stdoutText,
-        /✘ image cache\s+server local: \S+ is (Error|Stopped): machines there pull from Docker Hub/,
+        /✘ image cache\s+server local: \S+ failed to deploy \(once\): .*pull access denied.*machines there pull from Docker Hub/,
       );
+      // A failed cache goes with cleanup --yes though a machine is on its server; the
+      // machine, which never used it, stays.
+      const removed = await runProvider(["cleanup", "--yes"], broken.env("unused"));
+      assert.match(removed.stdoutText, /^deleted image cache \S+ \(server local\)$/m);
+      assert.deepEqual(await caches(broken), []);
+      assert.equal((await broken.run("status", "icb-1")).stdoutText, "Running\n");
     } finally {
       await broken.close();
     }

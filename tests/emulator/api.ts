@@ -15,6 +15,8 @@ import { composeProcedures } from "./procedures/compose.ts";
 import { projectProcedures } from "./procedures/projects.ts";
 import { runtimeProcedures } from "./procedures/runtime_views.ts";
 import { serverProcedures } from "./procedures/servers.ts";
+import { backupProcedures } from "./procedures/backups.ts";
+import { trpcRoute } from "./trpc_route.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -41,6 +43,7 @@ const PROCEDURES: Map<string, Procedures[string]> = new Map(
     ...composeProcedures,
     ...runtimeProcedures,
     ...serverProcedures,
+    ...backupProcedures,
   })
     .map(([name, fn]) => [name.toLowerCase(), fn]),
 );
@@ -104,6 +107,10 @@ async function route(
   procedure: string,
 ): Promise<HttpReply> {
   if (procedure === "health" && req.method === "GET") return json(200, { ok: true });
+  // Native tRPC (pages/api/trpc/[trpc].ts): its own auth and error shapes.
+  if (procedure.startsWith("trpc/")) {
+    return trpcRoute(opts.ctx, req, procedure.slice(5), authorized(opts, req.headers));
+  }
   if (!authorized(opts, req.headers)) return json(401, { message: "Unauthorized" });
 
   const { profile } = opts.ctx;

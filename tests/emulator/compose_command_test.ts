@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import YAML from "yaml";
+import { BRIDGE_NAME_OPTION, guardedBridgeName } from "../engine/guard.ts";
 import { toTestFile, v2Wording } from "./machine/compose_command.ts";
 import { cacheCompose, machineCompose } from "./test_support.ts";
 
@@ -19,7 +20,14 @@ Deno.test("compose v1 adapter: the cache's file reads the same under YAML 1.1", 
   assert.deepEqual(registry.networks, { cache: { aliases: ["${APP_NAME}"] } });
   assert.deepEqual(registry.volumes, ["cache:/var/lib/registry"]);
   // compose (v1 too) fills these from the .env beside the copy.
-  assert.deepEqual(copy.networks, { cache: { name: "${APP_NAME}" } });
+  assert.deepEqual(copy.networks, {
+    cache: {
+      name: "${APP_NAME}",
+      driver_opts: {
+        [BRIDGE_NAME_OPTION]: guardedBridgeName("devpod-image-cache-abc123", "cache"),
+      },
+    },
+  });
   assert.deepEqual(copy.volumes, { cache: {} });
 });
 
@@ -32,7 +40,7 @@ Deno.test("compose v1 adapter: a machine's external networks stay external", () 
   const copy = YAML.parse(toTestFile(file, "m-1"), { version: "1.1" });
   assert.deepEqual(copy.services.machine.networks, ["machine", "devpod-image-cache-abc123"]);
   assert.deepEqual(copy.networks, {
-    machine: {},
+    machine: { driver_opts: { [BRIDGE_NAME_OPTION]: guardedBridgeName("m-1", "machine") } },
     "devpod-image-cache-abc123": { external: true },
   });
   assert.deepEqual(copy.services.machine.ports, ["127.0.0.1:32453:22"]);
@@ -62,4 +70,40 @@ Deno.test("compose adapter: published ports bind to the server's address", () =>
   const file = machineCompose({ port: 32453, authorizedKey: "k" });
   const copy = YAML.parse(toTestFile(file, "m-1", "127.0.0.3"), { version: "1.1" });
   assert.deepEqual(copy.services.machine.ports, ["127.0.0.3:32453:22"]);
+});
+
+Deno.test("compose adapter: every network compose creates gets a bridge the guard knows", () => {
+  const file = YAML.stringify({
+    services: {
+      joins: { image: "i", networks: ["own", "ext"] },
+      lonely: { image: "i" },
+      host: { image: "i", network_mode: "host" },
+    },
+    networks: {
+      own: null,
+      ext: { external: true },
+      overlay: { driver: "overlay" },
+      named: { driver_opts: { [BRIDGE_NAME_OPTION]: "kept0" } },
+    },
+  });
+  const networks = YAML.parse(toTestFile(file, "p-1"), { version: "1.1" }).networks;
+  const bridge = (key: string) => networks[key].driver_opts?.[BRIDGE_NAME_OPTION];
+  assert.equal(bridge("own"), guardedBridgeName("p-1", "own"));
+  assert.equal(bridge("default"), guardedBridgeName("p-1", "default"), "`lonely` joins it");
+  assert.equal(bridge("ext"), undefined, "an external network is made elsewhere");
+  assert.equal(bridge("overlay"), undefined, "not a bridge");
+  assert.equal(bridge("named"), "kept0");
+  // Linux interface names: 15 bytes at most; distinct per project and network.
+  const names = ["own", "default"].flatMap((n) =>
+    ["p-1", "p-2"].map((p) => guardedBridgeName(p, n))
+  );
+  assert.equal(new Set(names).size, 4);
+  for (const name of names) assert.match(name, /^dpdt[0-9a-f]{11}$/);
+
+  const joined = YAML.stringify({ services: { m: { image: "i", networks: ["ext"] } } });
+  assert.equal(
+    YAML.parse(toTestFile(joined, "p-1"), { version: "1.1" }).networks,
+    undefined,
+    "no default network when every service names its networks",
+  );
 });

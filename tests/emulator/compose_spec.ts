@@ -9,6 +9,8 @@ export interface VolumeMount {
   /** Named volume key as written in the compose file, e.g. "home". */
   source: string;
   target: string;
+  /** `:ro` (or `read_only: true`); absent when read-write. */
+  readOnly?: true;
 }
 
 export interface MachineSpec {
@@ -27,6 +29,8 @@ export interface MachineSpec {
   /** `cpus:` (Docker's NanoCpus / 1e9), null when unlimited. */
   cpus: number | null;
   labels: Record<string, string>;
+  /** `stop_grace_period` in ms; null: docker's default (10 s). */
+  stopGraceMs: number | null;
 }
 
 export type SpecResult = { ok: true; spec: MachineSpec; warnings: string[] } | {
@@ -187,7 +191,14 @@ export interface NetworkDecl {
   external: boolean;
 }
 
-/** A service the host runtime records but does not run (e.g. the image cache's `registry`). */
+/** The label of the provider's backup sidecar, a service the host runtime really runs. */
+export const ROLE_LABEL = "dev.devpod.role";
+export const BACKUP_GUARD_ROLE = "backup-guard";
+
+/**
+ * A service the host runtime records but does not run (e.g. the image cache's
+ * `registry`), or, with `run`, one it runs as a process (the backup guard).
+ */
 export interface ServiceSpec {
   service: string;
   image: string;
@@ -196,6 +207,19 @@ export interface ServiceSpec {
   networks: string[];
   restart: string;
   labels: Record<string, string>;
+  /** Only for a service labelled `dev.devpod.role: backup-guard`: how to run it. */
+  run?: RunSpec;
+}
+
+/** What a run service's container executes, as compose gives it to docker. */
+export interface RunSpec {
+  entrypoint: string[] | null;
+  command: string[] | null;
+  environment: Record<string, string>;
+  /** `stop_grace_period` in ms; null: docker's default (10 s). */
+  stopGraceMs: number | null;
+  /** `network_mode`, e.g. "none"; null when the service joins networks. */
+  networkMode: string | null;
 }
 
 /** What `docker compose up` of one project brings up, as the host runtime needs it. */
@@ -309,6 +333,15 @@ export function projectSpec(
     const networks = keys.map((k) => declared.get(k)!.name);
     const restart = typeof svc.restart === "string" ? svc.restart : "no";
     const labels = isMap(svc.labels) ? stringMap(svc.labels) : {};
+    const stopGraceMs = svc.stop_grace_period === undefined
+      ? null
+      : parseDuration(String(svc.stop_grace_period));
+    if (Number.isNaN(stopGraceMs)) {
+      return fail(
+        `services.${service}.stop_grace_period: invalid duration ` +
+          `${JSON.stringify(svc.stop_grace_period)}`,
+      );
+    }
     if (service === "machine") {
       const port = asList(svc.ports).map(parsePort).find((p) => p !== null);
       if (port === undefined) {
@@ -329,6 +362,7 @@ export function projectSpec(
         privileged: svc.privileged === true,
         cpus: svc.cpus === undefined || svc.cpus === null ? null : Number(svc.cpus),
         labels,
+        stopGraceMs,
       };
     } else {
       if (asList(svc.ports).length) {
@@ -337,7 +371,24 @@ export function projectSpec(
             "services.machine and records other services without running them",
         );
       }
-      others.push({ service, image: svc.image, volumes, networks, restart, labels });
+      const run: RunSpec | undefined = labels[ROLE_LABEL] === BACKUP_GUARD_ROLE
+        ? {
+          entrypoint: asCommand(svc.entrypoint),
+          command: asCommand(svc.command),
+          environment: asEnvironment(svc.environment, vars),
+          stopGraceMs,
+          networkMode: typeof svc.network_mode === "string" ? svc.network_mode : null,
+        }
+        : undefined;
+      others.push({
+        service,
+        image: svc.image,
+        volumes,
+        networks,
+        restart,
+        labels,
+        ...(run ? { run } : {}),
+      });
     }
   }
   return {
@@ -424,14 +475,33 @@ function asEnvironment(v: unknown, vars: Record<string, string>): Record<string,
 function parseVolume(v: unknown): VolumeMount | null {
   if (isMap(v)) {
     if ((v.type ?? "volume") !== "volume" || typeof v.source !== "string") return null;
-    return { source: v.source, target: String(v.target) };
+    const ro = v.read_only === true ? { readOnly: true as const } : {};
+    return { source: v.source, target: String(v.target), ...ro };
   }
   if (typeof v !== "string") return null;
-  const [source, target] = v.split(":");
+  const [source, target, mode = ""] = v.split(":");
   if (!target || source.startsWith("/") || source.startsWith(".") || source.startsWith("~")) {
     return null;
   }
-  return { source, target };
+  const ro = mode.split(",").includes("ro") ? { readOnly: true as const } : {};
+  return { source, target, ...ro };
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
+
+/** A Go duration ("30s", "1m30s", "500ms") in ms, as compose reads `stop_grace_period`; NaN if bad. */
+export function parseDuration(text: string): number {
+  const parts = [...text.trim().matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (!parts.length || parts.map((p) => p[0]).join("") !== text.trim()) return NaN;
+  return parts.reduce((ms, [, n, unit]) => ms + Number(n) * DURATION_UNITS[unit], 0);
 }
 
 /** The host port mapped to container port 22, from short ("[ip:]host:22[/tcp]") or long syntax. */

@@ -25,6 +25,13 @@ export interface HttpReply {
   contentType?: string;
   /** Empty string = empty body (Dokploy's "void" procedures). */
   body: string;
+  /** Extra response headers (names lower-case). */
+  headers?: Record<string, string>;
+  /**
+   * A streamed body instead of `body` (chunked, as node sends one of unknown length):
+   * each piece is written as it comes; the stream stops when the client goes away.
+   */
+  stream?: AsyncIterable<string>;
 }
 
 export type HttpHandler = (req: HttpRequest) => Promise<HttpReply | typeof DROP>;
@@ -128,6 +135,11 @@ async function serveConn(
       const reply = await handler(req);
       if (reply === DROP) return;
       const keepAlive = (req.headers["connection"] ?? "").toLowerCase() !== "close";
+      if (reply.stream) {
+        await writeStream(conn, reply, keepAlive, closed);
+        if (!keepAlive || closed.aborted) return;
+        continue;
+      }
       await writeAll(conn, renderReply(reply, keepAlive));
       if (!keepAlive) return;
     }
@@ -185,18 +197,56 @@ async function readBody(reader: ConnReader, headers: Record<string, string>): Pr
   return length ? await reader.readExact(length) : new Uint8Array();
 }
 
-function renderReply(reply: HttpReply, keepAlive: boolean): Uint8Array {
-  const body = encoder.encode(reply.body);
+function renderHead(reply: HttpReply, keepAlive: boolean, length: string): Uint8Array {
   const head = [
     `HTTP/1.1 ${reply.status} ${REASONS[reply.status] ?? "Status"}`,
     `content-type: ${reply.contentType ?? "application/json"}`,
-    `content-length: ${body.length}`,
+    length,
+    ...Object.entries(reply.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
     `date: ${new Date().toUTCString()}`,
     `connection: ${keepAlive ? "keep-alive" : "close"}`,
     "",
     "",
   ].join("\r\n");
-  return concat([encoder.encode(head), body]);
+  return encoder.encode(head);
+}
+
+function renderReply(reply: HttpReply, keepAlive: boolean): Uint8Array {
+  const body = encoder.encode(reply.body);
+  return concat([renderHead(reply, keepAlive, `content-length: ${body.length}`), body]);
+}
+
+/** A chunked body, piece by piece; ends early (unterminated) when the server closes. */
+async function writeStream(
+  conn: Deno.Conn,
+  reply: HttpReply,
+  keepAlive: boolean,
+  closed: AbortSignal,
+) {
+  await writeAll(conn, renderHead(reply, keepAlive, "transfer-encoding: chunked"));
+  const it = reply.stream![Symbol.asyncIterator]();
+  const gone = new Promise<IteratorResult<string>>((resolve) => {
+    if (closed.aborted) resolve({ done: true, value: undefined });
+    closed.addEventListener("abort", () => resolve({ done: true, value: undefined }), {
+      once: true,
+    });
+  });
+  try {
+    while (!closed.aborted) {
+      const next = await Promise.race([it.next(), gone]);
+      if (next.done) break;
+      const data = encoder.encode(next.value);
+      if (!data.length) continue;
+      await writeAll(
+        conn,
+        concat([encoder.encode(`${data.length.toString(16)}\r\n`), data, encoder.encode("\r\n")]),
+      );
+    }
+    if (!closed.aborted) await writeAll(conn, encoder.encode("0\r\n\r\n"));
+  } finally {
+    // Not awaited: a generator still waiting for its next value cannot return yet.
+    it.return?.().catch(() => {});
+  }
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array) {

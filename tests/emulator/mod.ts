@@ -37,8 +37,19 @@ import {
   setDokployUrl,
 } from "./servers.ts";
 import { newId, Store } from "./store.ts";
+import { type BackupJobView, BackupSchedule } from "./backups/schedule.ts";
+import { DokployProcess } from "./dokploy_exec.ts";
+import { scheduleRow } from "./procedures/backups.ts";
 
-export type { DokployVersion, FaultRule, NetworkView, RecordedRequest, ServerChange, ServerOption };
+export type {
+  BackupJobView,
+  DokployVersion,
+  FaultRule,
+  NetworkView,
+  RecordedRequest,
+  ServerChange,
+  ServerOption,
+};
 export { FaultController };
 
 export interface EmulatorOptions {
@@ -107,6 +118,11 @@ export interface EmulatorSnapshot {
    * containers); other services, such as an image cache, do not count.
    */
   machineProcesses: number;
+  /**
+   * node-schedule's volume backup jobs in this Dokploy lifetime (a deleted row's job
+   * stays until a restart; a bad expression's job never fires).
+   */
+  backupJobs: BackupJobView[];
   /** The remote servers and their faults (setServer). */
   servers: {
     serverId: string;
@@ -177,6 +193,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
     // The real engine takes its own time; the host runtime pretends.
     deployDelayMs: opts.deployDelayMs ?? (opts.engine ? 0 : 300),
     shutdown: shutdown.signal,
+    dokploy: new DokployProcess(),
+    backupJobs: new BackupSchedule(),
   };
   const faults = new FaultController();
   const requests: RecordedRequest[] = [];
@@ -201,8 +219,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       // are still at work see `closed` and answer nothing.
       stopped.push(server.close());
       queues.abandon();
+      // Its shell commands (backups, restores) and its timers die with it.
+      ctx.dokploy.die();
+      ctx.backupJobs.dropAll();
       await sleepUnlessAborted(downMs, shutdown.signal);
-      if (!shutdown.signal.aborted) server = await listenAgain(port, handler);
+      if (shutdown.signal.aborted) return;
+      server = await listenAgain(port, handler);
+      // initVolumeBackupsCronJobs: every enabled row gets its job again.
+      for (const vb of store.volumeBackups.values()) if (vb.enabled === true) scheduleRow(ctx, vb);
     })().finally(() => restarting = undefined);
 
   let closing: Promise<void> | undefined;
@@ -212,6 +236,9 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
       await restarting?.catch(() => {});
       await server.close();
       await Promise.allSettled(stopped);
+      ctx.backupJobs.dropAll();
+      ctx.dokploy.die();
+      await ctx.dokploy.settle(15_000);
       // Lost deploys too: a `docker compose up` they started must end before the runtime.
       await queues.settle(15_000);
       await runtime.close();
@@ -262,7 +289,7 @@ async function listenAgain(port: number, handler: HttpHandler): Promise<HttpServ
   }
 }
 
-async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
+async function snapshot({ store, runtime, backupJobs }: Ctx): Promise<EmulatorSnapshot> {
   const composes = await Promise.all([...store.composes.values()].map(async (c) => {
     const view = await runtime.view(c.appName);
     return {
@@ -284,6 +311,7 @@ async function snapshot({ store, runtime }: Ctx): Promise<EmulatorSnapshot> {
     volumeDirs: await runtime.volumeDirs(),
     networks: await runtime.networks(),
     machineProcesses: await runtime.liveMachines(),
+    backupJobs: backupJobs.list(),
     servers: [...store.servers.values()].map((s) => {
       const health = store.serverHealth.get(s.serverId);
       return {

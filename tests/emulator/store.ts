@@ -69,7 +69,8 @@ export interface DeploymentRow {
   logPath: string;
   pid: string | null;
   applicationId: string | null;
-  composeId: string;
+  /** null for a volume backup's run (it links to the backup, not the service). */
+  composeId: string | null;
   serverId: string | null;
   isPreviewDeployment: boolean;
   previewDeploymentId: string | null;
@@ -158,6 +159,47 @@ export interface ServerMetrics {
   memUsedPercent: number;
 }
 
+/** The columns of Dokploy's `destination` table (an S3 bucket for backups). */
+export interface DestinationRow {
+  destinationId: string;
+  name: string;
+  provider: string | null;
+  accessKey: string;
+  secretAccessKey: string;
+  bucket: string;
+  region: string;
+  endpoint: string;
+  additionalFlags: string[] | null;
+  organizationId: string;
+  createdAt: string;
+}
+
+/** The columns of Dokploy's `volume_backup` table. */
+export interface VolumeBackupRow {
+  volumeBackupId: string;
+  name: string;
+  volumeName: string;
+  prefix: string;
+  serviceType: string;
+  /** Names its local work dir `<base>/volume-backups/<appName>` and its log files. */
+  appName: string;
+  serviceName: string | null;
+  turnOff: boolean;
+  cronExpression: string;
+  keepLatestCount: number | null;
+  enabled: boolean | null;
+  applicationId: string | null;
+  postgresId: string | null;
+  mariadbId: string | null;
+  mongoId: string | null;
+  mysqlId: string | null;
+  redisId: string | null;
+  libsqlId: string | null;
+  composeId: string | null;
+  createdAt: string;
+  destinationId: string;
+}
+
 /** What the last deploy wrote to disk (docker-compose.yml + .env); `start` reuses it. */
 export interface WrittenFiles {
   composeFile: string;
@@ -197,6 +239,8 @@ export class Store {
   serverHealth = new Map<string, ServerHealth>();
   sshKeys = new Map<string, SshKeyRow>();
   written = new Map<string, WrittenFiles>();
+  destinations = new Map<string, DestinationRow>();
+  volumeBackups = new Map<string, VolumeBackupRow>();
 
   environmentsOf(projectId: string): EnvironmentRow[] {
     return [...this.environments.values()].filter((e) => e.projectId === projectId);
@@ -216,6 +260,20 @@ export class Store {
   /** Newest first (the map keeps insertion order, which is creation order). */
   deploymentsOf(composeId: string): DeploymentRow[] {
     return [...this.deployments.values()].filter((d) => d.composeId === composeId).reverse();
+  }
+
+  /** A volume backup row goes, its runs with it (FK cascade). */
+  removeVolumeBackup(volumeBackupId: string): void {
+    this.volumeBackups.delete(volumeBackupId);
+    for (const d of this.deploymentsOfVolumeBackup(volumeBackupId)) {
+      this.deployments.delete(d.deploymentId);
+    }
+  }
+
+  /** A volume backup's runs, newest first. */
+  deploymentsOfVolumeBackup(volumeBackupId: string): DeploymentRow[] {
+    return [...this.deployments.values()].filter((d) => d.volumeBackupId === volumeBackupId)
+      .reverse();
   }
 
   appNameTaken(appName: string): boolean {

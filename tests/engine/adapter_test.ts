@@ -1,8 +1,7 @@
 /**
  * The pieces that put Dokploy's machines on this host's engine, without the engine:
  * capability detection, the runc wrapper (run for real against a stand-in runc), the
- * default-route guard's interface, the compose v1 copy, Dokploy's `docker ps` parse and
- * the `.env` Dokploy writes.
+ * compose v1 copy, Dokploy's `docker ps` parse and the `.env` Dokploy writes.
  */
 import assert from "node:assert/strict";
 import YAML from "yaml";
@@ -10,7 +9,7 @@ import { renderDotenv } from "../emulator/compose_files.ts";
 import { parseDotenv } from "../emulator/compose_spec.ts";
 import { parseInvocation, toTestFile } from "../emulator/machine/compose_command.ts";
 import { parsePs } from "../emulator/machine/docker_runtime.ts";
-import { defaultRouteInterface, missingCapabilities, runcWrapper } from "./engine.ts";
+import { missingCapabilities, runcWrapper } from "./engine.ts";
 
 Deno.test("engine: capabilities missing from the bounding set are named", () => {
   // This VM's CapBnd: every capability up to 40 but CAP_SYS_RESOURCE (24).
@@ -67,14 +66,6 @@ Deno.test("engine: the runc wrapper strips the capabilities, then runs the real 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
-
-Deno.test("engine: the guard's interface is the default route's", () => {
-  const table = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\n" +
-    "docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\n" +
-    "ens5\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\n";
-  assert.equal(defaultRouteInterface(table), "ens5");
-  assert.equal(defaultRouteInterface(table.split("\n").slice(0, 2).join("\n")), null);
 });
 
 Deno.test("compose v1 adapter: Dokploy's command lines are understood", () => {

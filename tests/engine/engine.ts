@@ -1,14 +1,22 @@
 /**
  * The real Docker engine the real-engine tests run machines on. A daemon that already
- * answers is used as it is; otherwise one is started (and later stopped, by pid, only
- * when we started it) with its data root under `.cache/engine/`, so imported and built
- * images survive between runs. Where the kernel's capability bounding set lacks
- * capabilities that `privileged` asks for, runc is wrapped to drop exactly those.
+ * answers is used as it is; otherwise one is started with its data root under
+ * `.cache/engine/`, so imported and built images survive between runs. Where the kernel's
+ * capability bounding set lacks capabilities that `privileged` asks for, runc is wrapped to
+ * drop exactly those.
  *
- * Cross-process safe: parallel test files serialise set-up through a file lock.
+ * Every process that asks for the engine is recorded as a user (users.ts); the last one to
+ * release it (`deno task test`, `deno task bench`) lifts the network guard (guard.ts) and
+ * stops the daemon if this project started it (any checkout: they share its socket),
+ * leaving the data root and its images.
+ *
+ * Cross-process safe: set-up and tear-down serialise through a file lock.
  */
 import { join } from "node:path";
+import { addNetworkGuard, guardChainExists, guardRules, removeNetworkGuard } from "./guard.ts";
+import { recordForwarding, restoreForwarding } from "./host_forwarding.ts";
 import { run } from "./run.ts";
+import { addUser, clearUsers, describeUser, liveUsers, removeUser } from "./users.ts";
 
 export { run };
 
@@ -20,7 +28,14 @@ const HOST_FILE = join(CACHE, "docker-host");
 /** Short and fixed: unix socket paths are limited to 108 bytes, the clone path is not. */
 const RUN_DIR = "/run/devpod-dokploy-test-engine";
 const OWN_SOCKET = `unix://${RUN_DIR}/docker.sock`;
-const GUARD_COMMENT = "devpod-dokploy-test-guard";
+/**
+ * What every checkout on this host shares, as they share the socket (and so the daemon):
+ * the engine's users, its lock, the host's forwarding before the daemon started. Under
+ * /run, so a reboot (which ends them all) clears it; without root, in the cache.
+ */
+const SHARED_DIR = Deno.uid() === 0 ? RUN_DIR : CACHE;
+const USERS_DIR = join(SHARED_DIR, "users");
+const FORWARDING_FILE = join(SHARED_DIR, "host-forwarding.json");
 
 export interface Engine {
   /** The DOCKER_HOST every docker call uses, e.g. unix:///var/run/docker.sock. */
@@ -166,10 +181,14 @@ async function answeringHost(cli: string): Promise<string | null> {
   return null;
 }
 
-/** Runs `fn` holding an exclusive lock on `.cache/engine/<name>` (across processes). */
-export async function withFileLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  await Deno.mkdir(CACHE, { recursive: true });
-  const file = await Deno.open(join(CACHE, name), { create: true, write: true });
+/** Runs `fn` holding an exclusive lock on `<dir>/<name>` (across processes). */
+export async function withFileLock<T>(
+  name: string,
+  fn: () => Promise<T>,
+  dir = CACHE,
+): Promise<T> {
+  await Deno.mkdir(dir, { recursive: true });
+  const file = await Deno.open(join(dir, name), { create: true, write: true });
   try {
     await file.lock(true);
     return await fn();
@@ -178,17 +197,24 @@ export async function withFileLock<T>(name: string, fn: () => Promise<T>): Promi
   }
 }
 
+/** Set-up and tear-down, one process at a time host-wide. */
+function withEngineLock<T>(fn: () => Promise<T>): Promise<T> {
+  return withFileLock("engine.lock", fn, SHARED_DIR);
+}
+
 /**
- * Returns an engine that answers, starting dockerd when none does. Throws with what to
- * do when Docker is not installed or cannot start.
+ * Returns an engine that answers, starting dockerd when none does, with the network guard
+ * up; records this process as a user until `releaseEngine`. Throws with what to do when
+ * Docker is not installed or cannot start.
  */
 export function ensureEngine(log: (line: string) => void = () => {}): Promise<Engine> {
-  return withFileLock("engine.lock", async () => {
+  return withEngineLock(async () => {
+    await addUser(USERS_DIR);
     const cli = dockerCli();
     const existing = await answeringHost(cli);
     const ours = existing !== null && existing === await readText(HOST_FILE);
     if (existing) {
-      await addNetworkGuard();
+      await guard();
       return { host: existing, cli, ours, compose: await composeFlavor(cli, existing) };
     }
     await installWhenMissing(log);
@@ -200,9 +226,14 @@ export function ensureEngine(log: (line: string) => void = () => {}): Promise<En
       );
     }
     await startDockerd(dockerd, log);
-    await addNetworkGuard();
+    await guard();
     return { host: OWN_SOCKET, cli, ours: true, compose: await composeFlavor(cli, OWN_SOCKET) };
   });
+}
+
+/** Without iptables there is no Docker networking to guard (dockerd needs it for NAT). */
+async function guard(): Promise<void> {
+  if (which("iptables")) await addNetworkGuard();
 }
 
 /** Debian's Docker Engine and compose v1, when absent and we may install (root). */
@@ -247,6 +278,7 @@ async function startDockerd(dockerd: string, log: (line: string) => void): Promi
     args.push("--add-runtime", `capfilter=${wrapper}`, "--default-runtime", "capfilter");
     log(`engine: this kernel cannot grant ${missing.join(", ")}: runc wrapped to drop them`);
   }
+  if (which("iptables")) await recordForwarding(FORWARDING_FILE);
   const logFile = join(CACHE, "dockerd.log");
   const child = new Deno.Command("/bin/sh", {
     // setsid: the daemon outlives the test process that started it.
@@ -267,51 +299,85 @@ async function startDockerd(dockerd: string, log: (line: string) => void): Promi
   log(`engine: started dockerd (pid ${child.pid}, data root ${DATA_ROOT})`);
 }
 
-/** The interface of the default route, from /proc/net/route (no iproute2 needed). */
-export function defaultRouteInterface(routeTable: string): string | null {
-  for (const line of routeTable.split("\n").slice(1)) {
-    const [iface, destination, , , , , , mask] = line.trim().split(/\s+/);
-    if (destination === "00000000" && mask === "00000000") return iface;
-  }
-  return null;
+/**
+ * This process stops using the engine. When it was the last live user, the guard is lifted
+ * and a daemon we started is stopped; true when so. The data root and its images stay.
+ */
+export function releaseEngine(log: (line: string) => void = () => {}): Promise<boolean> {
+  return withEngineLock(async () => {
+    await removeUser(USERS_DIR);
+    const others = await liveUsers(USERS_DIR);
+    if (others.length) {
+      log(`engine: left up, still used by ${others.map(describeUser).join(", ")}`);
+      return false;
+    }
+    await tearDown(log);
+    return true;
+  });
 }
 
-function guardRule(iface: string): string[] {
-  return ["DOCKER-USER", "-o", iface, "-m", "comment", "--comment", GUARD_COMMENT, "-j", "REJECT"];
-}
-
-/** Containers may reach loopback-published ports and each other, never the outside. */
-async function addNetworkGuard(): Promise<void> {
-  const iface = defaultRouteInterface(await readText("/proc/net/route") ?? "");
-  if (!iface || !which("iptables")) return;
-  const rule = guardRule(iface);
-  if ((await run("iptables", ["-C", ...rule])).code === 0) return;
-  const r = await run("iptables", ["-I", ...rule]);
-  if (r.code !== 0) throw new Error(`cannot add the network guard: ${r.stderr.trim()}`);
-}
-
-async function removeNetworkGuard(): Promise<boolean> {
-  const iface = defaultRouteInterface(await readText("/proc/net/route") ?? "");
-  if (!iface || !which("iptables")) return false;
-  let removed = false;
-  while ((await run("iptables", ["-D", ...guardRule(iface)])).code === 0) removed = true;
-  return removed;
+/** `deno task engine down`: tears down whoever still uses the engine. */
+export function stopEngine(log: (line: string) => void = () => {}): Promise<void> {
+  return withEngineLock(async () => {
+    const users = await liveUsers(USERS_DIR);
+    if (users.length) log(`engine: taken from ${users.map(describeUser).join(", ")}`);
+    await clearUsers(USERS_DIR);
+    await tearDown(log);
+  });
 }
 
 /** Lifts the network guard and stops dockerd if, and only if, we started it. */
-export function stopEngine(log: (line: string) => void = () => {}): Promise<void> {
-  return withFileLock("engine.lock", async () => {
-    if (await removeNetworkGuard()) log("engine: network guard removed");
-    const pid = Number((await readText(PID_FILE))?.trim());
-    await Deno.remove(PID_FILE).catch(() => {});
-    await Deno.remove(HOST_FILE).catch(() => {});
-    if (!pid || !isDockerd(pid)) return;
-    Deno.kill(pid, "SIGTERM");
+async function tearDown(log: (line: string) => void): Promise<void> {
+  if (which("iptables") && await removeNetworkGuard()) log("engine: network guard removed");
+  const daemons = await ourDaemons();
+  await Deno.remove(PID_FILE).catch(() => {});
+  await Deno.remove(HOST_FILE).catch(() => {});
+  for (const pid of daemons) {
+    signal(pid, "SIGTERM");
     const deadline = Date.now() + 30_000;
     while (isDockerd(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    if (isDockerd(pid)) Deno.kill(pid, "SIGKILL");
+    if (isDockerd(pid)) signal(pid, "SIGKILL");
     log(`engine: stopped dockerd (pid ${pid})`);
-  });
+  }
+  const restored = await restoreForwarding(FORWARDING_FILE);
+  if (restored.length) log(`engine: host forwarding put back (${restored.join(", ")})`);
+}
+
+/**
+ * The dockerd processes this project started: the pid file's, and any dockerd listening
+ * on our socket (a pid file can be lost; a socket path cannot be another's).
+ */
+async function ourDaemons(): Promise<number[]> {
+  const pids = new Set<number>();
+  const fromFile = Number((await readText(PID_FILE))?.trim());
+  if (fromFile && isDockerd(fromFile)) pids.add(fromFile);
+  const procs = await Array.fromAsync(Deno.readDir("/proc")).catch(() => []); // none on macOS
+  for (const entry of procs) {
+    const pid = Number(entry.name);
+    if (!pid || !isDockerd(pid)) continue;
+    const argv = (await readText(`/proc/${pid}/cmdline`))?.split("\0") ?? [];
+    if (argv.includes(OWN_SOCKET)) pids.add(pid);
+  }
+  return [...pids];
+}
+
+/** What of ours is on this host now, for `deno task engine status` and the tests. */
+export async function engineLeftovers(): Promise<
+  { daemons: number[]; rules: string[]; chain: boolean; users: number[] }
+> {
+  const iptables = which("iptables") !== null;
+  return {
+    daemons: await ourDaemons(),
+    rules: iptables ? await guardRules() : [],
+    chain: iptables && await guardChainExists(),
+    users: await liveUsers(USERS_DIR),
+  };
+}
+
+function signal(pid: number, sig: Deno.Signal) {
+  try {
+    Deno.kill(pid, sig);
+  } catch { /* it exited meanwhile */ }
 }
 
 /** A pid file can outlive its process; only signal a pid that still is dockerd. */

@@ -4,7 +4,9 @@
  *   - machine: the prebuilt machine image, built from machine/Dockerfile on top of base;
  *   - tiny:    busybox and its libraries, for the nested engine to run;
  *   - cache:   Debian's docker-registry (distribution 2.8.2) on base, laid out as the official
- *              `registry` image is, for the image cache (and the tests' "upstream" registry).
+ *              `registry` image is, for the image cache (and the tests' "upstream" registry);
+ *   - ubuntu:  `ubuntu:latest` for Dokploy's volume backup and restore commands (`docker run
+ *              ubuntu bash -c "… tar …"`): the base tagged so (bash and GNU tar are in it).
  * Tags carry a hash of their inputs, so a changed Dockerfile or bootstrap rebuilds and an
  * unchanged one is reused from the engine's data root.
  */
@@ -17,6 +19,7 @@ export interface TestImages {
   machine: string;
   tiny: string;
   cache: string;
+  ubuntu: string;
 }
 
 const MACHINE_DIR = decodeURIComponent(new URL("../../machine", import.meta.url).pathname);
@@ -173,6 +176,18 @@ async function tinyImage(engine: Engine): Promise<string> {
   return tag;
 }
 
+/**
+ * Dokploy's backup script runs `ubuntu` by that name. An `ubuntu:latest` already on the
+ * engine (a real one) is left alone; otherwise the base gets the tag.
+ */
+async function ubuntuImage(engine: Engine, base: string): Promise<string> {
+  const tag = "ubuntu:latest";
+  if (!(await hasImage(engine, tag))) {
+    must(`docker tag ${tag}`, await docker(engine, ["tag", base, tag]));
+  }
+  return tag;
+}
+
 /** Makes (once, whichever test process comes first) and returns the test images. */
 export function ensureImages(
   engine: Engine,
@@ -183,6 +198,7 @@ export function ensureImages(
     const machine = await machineImage(engine, base, log);
     const tiny = await tinyImage(engine);
     const cache = await cacheImage(engine, base, log);
-    return { base, machine, tiny, cache };
+    const ubuntu = await ubuntuImage(engine, base);
+    return { base, machine, tiny, cache, ubuntu };
   });
 }

@@ -71,6 +71,19 @@ Deno.test("other stderr passes byte for byte, a last line without newline too", 
   assert.equal((await relay([bytes(long)], 10)).tail, "x".repeat(10));
 });
 
+Deno.test("the relay stops when told, with what arrived so far (a master may hold the pipe)", async () => {
+  let source!: ReadableStreamDefaultController<Uint8Array>;
+  const open = new ReadableStream<Uint8Array>({ start: (c) => void (source = c) });
+  const written: string[] = [];
+  const stop = new AbortController();
+  const relayed = relayStderr(open, (b) => written.push(text(b)), 4096, stop.signal);
+  source.enqueue(bytes("before the end\npartial"));
+  await new Promise((r) => setTimeout(r, 0));
+  stop.abort(); // the stream itself never ends
+  assert.equal(await relayed, "before the end\npartial");
+  assert.deepEqual(written, ["before the end\n", "partial"]);
+});
+
 async function withMachine(fn: (folder: string, state: MachineState) => Promise<void>) {
   const folder = await Deno.makeTempDir({ prefix: "devpod-refusal-" });
   const state: MachineState = {

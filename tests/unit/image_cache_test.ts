@@ -11,12 +11,9 @@ import {
   renderCacheComposeFile,
 } from "../../lib/cache/spec.ts";
 import { loadConfig } from "../../lib/config.ts";
-import type { Compose, DokployApi, Project } from "../../lib/dokploy/api.ts";
-import { recordingLog } from "./support.ts";
+import { cacheDeps, cacheRow, scriptedDokploy } from "./cache_dokploy.ts";
 import { renderComposeFile } from "../../lib/machine/compose.ts";
-import type { MachineDeps } from "../../lib/machine/deps.ts";
 import { describeMachine, parseMarker } from "../../lib/machine/naming.ts";
-import type { ProjectSnapshot } from "../../lib/machine/project.ts";
 
 const CACHE_FILE = renderCacheComposeFile({
   image: "registry:2.8.3",
@@ -50,8 +47,11 @@ Deno.test("cache compose: its entrypoint is valid sh once compose undoubles the 
 });
 
 Deno.test("cache marker: round trip per server, and never taken for a machine's", () => {
-  assert.deepEqual(parseCacheMarker(describeCache(null, "v1")), { serverId: null });
-  assert.deepEqual(parseCacheMarker(describeCache("srv-1a", "v1")), { serverId: "srv-1a" });
+  assert.deepEqual(parseCacheMarker(describeCache(null, "v1")), { serverId: null, failure: null });
+  assert.deepEqual(parseCacheMarker(describeCache("srv-1a", "v1")), {
+    serverId: "srv-1a",
+    failure: null,
+  });
   assert.equal(parseMarker(describeCache(null, "v1")), null);
   const machine = describeMachine({ machineId: "ws", sshPort: 32200 }, {
     providerVersion: "v1",
@@ -140,139 +140,65 @@ Deno.test("options: IMAGE_CACHE defaults on; a bad upstream names the option", (
 
 // ---- ensureImageCache against a scripted Dokploy ----
 
-interface Row {
-  composeId: string;
-  appName: string;
-  description: string;
-  composeStatus: "idle" | "running" | "done" | "error";
-  createdAt: string;
-  serverId: string | null;
-}
-
-function fakeDokploy(rows: Row[], opts: { failCreate?: boolean; racer?: Row } = {}) {
-  const calls: string[] = [];
-  const project = (): Project => ({
-    projectId: "p1",
-    name: "devpod-workspaces",
-    environments: [{ environmentId: "e1", name: "production", compose: [...rows] }],
-  } as unknown as Project);
-  let n = 0;
-  const api = {
-    createCompose: (input: { appName: string; description: string; serverId: string | null }) => {
-      calls.push("compose.create");
-      if (opts.failCreate) return Promise.reject(new Error("Dokploy answered 500"));
-      // A parallel run's cache lands first (older createdAt) while ours is being made.
-      if (opts.racer) rows.push(opts.racer);
-      const row: Row = {
-        composeId: `mine-${++n}`,
-        appName: `${input.appName}-zz${n}`,
-        description: input.description,
-        composeStatus: "idle",
-        createdAt: "2026-12-01T10:00:05Z",
-        serverId: input.serverId,
-      };
-      rows.push(row);
-      return Promise.resolve(row as unknown as Compose);
-    },
-    deployCompose: (id: string) => {
-      calls.push(`compose.deploy ${id}`);
-      return Promise.resolve();
-    },
-    deleteCompose: (id: string) => {
-      calls.push(`compose.delete ${id}`);
-      return Promise.resolve(true);
-    },
-  } as unknown as DokployApi;
-  const snapshot = (): ProjectSnapshot => {
-    const p = project();
-    return {
-      projects: [p],
-      machines: [],
-      caches: rows.flatMap((r) => {
-        const m = parseCacheMarker(r.description);
-        return m ? [{ compose: r as unknown as Compose, serverId: m.serverId }] : [];
-      }),
-    };
-  };
-  return { api, calls, snapshot };
-}
-
-function deps(api: DokployApi, options: Record<string, string> = {}) {
-  const { log, lines } = recordingLog();
-  const d: MachineDeps = {
-    api,
-    config: loadConfig({
-      DOKPLOY_SERVER_URL: "https://d.example",
-      DOKPLOY_API_TOKEN: "tok",
-      ...options,
-    }),
-    machine: { machineId: "ws-1", machineFolder: "/nonexistent" },
-    log,
-    signal: new AbortController().signal,
-    providerVersion: "v9",
-  };
-  return { d, lines };
-}
-
-const cacheRow = (over: Partial<Row>): Row => ({
-  composeId: "old",
-  appName: "devpod-image-cache-old111",
-  description: describeCache(null, "v9"),
-  composeStatus: "done",
-  createdAt: "2026-12-01T09:00:00Z",
-  serverId: null,
-  ...over,
-});
+const CACHE_OLD = "devpod-image-cache-old111";
+/** The machine's service this run made (the port check re-read it). */
+const MINE = { composeId: "machine-1", createdAt: "2026-12-01T10:00:06Z", serverId: null };
 
 Deno.test("ensure cache: off, or no engine in the machine: nothing asked of Dokploy", async () => {
   const offs: Record<string, string>[] = [{ IMAGE_CACHE: "false" }, { DOCKER_MODE: "none" }];
   for (const options of offs) {
-    const f = fakeDokploy([]);
-    const plan = await ensureImageCache(deps(f.api, options).d, f.snapshot(), "e1", null);
+    const f = scriptedDokploy([]);
+    const plan = await ensureImageCache(cacheDeps(f.api, options).d, f.snapshot(), "e1", null);
     assert.deepEqual(plan, { serverId: null, appName: null });
     assert.deepEqual(f.calls, []);
   }
 });
 
 Deno.test("ensure cache: a deployed cache on the server is used at no extra call", async () => {
-  const f = fakeDokploy([cacheRow({}), cacheRow({ composeId: "x", serverId: "srv2" })]);
-  const { d } = deps(f.api);
+  const f = scriptedDokploy([cacheRow({}), cacheRow({ composeId: "x", serverId: "srv2" })]);
+  const { d } = cacheDeps(f.api);
   const plan = await ensureImageCache(d, f.snapshot(), "e1", null);
-  assert.deepEqual(plan, { serverId: null, appName: "devpod-image-cache-old111" });
-  assert.equal(await settleImageCache(d, plan, f.snapshot()), "devpod-image-cache-old111");
+  assert.deepEqual(plan, { serverId: null, appName: CACHE_OLD });
+  assert.equal((await settleImageCache(d, plan, f.snapshot(), MINE)).appName, CACHE_OLD);
   assert.deepEqual(f.calls, []);
 });
 
-Deno.test("ensure cache: one on another server does not count; a failed one is redeployed", async () => {
-  const other = fakeDokploy([cacheRow({ description: describeCache("srv2", "v9") })]);
-  const { d } = deps(other.api);
+Deno.test("ensure cache: one on another server does not count; a failed one is not redeployed", async () => {
+  const other = scriptedDokploy([cacheRow({ description: describeCache("srv2", "v9") })]);
+  const { d } = cacheDeps(other.api);
   const plan = await ensureImageCache(d, other.snapshot(), "e1", null);
   assert.equal(plan.appName, "devpod-image-cache-zz1");
   assert.deepEqual(other.calls, ["compose.create"], "made, not deployed before the re-read");
-  assert.equal(await settleImageCache(d, plan, other.snapshot()), "devpod-image-cache-zz1");
+  const settled = await settleImageCache(d, plan, other.snapshot(), MINE);
+  assert.equal(settled.appName, "devpod-image-cache-zz1");
   assert.deepEqual(other.calls, ["compose.create", "compose.deploy mine-1"]);
+  // It deployed: the machine kept it, nothing more to do.
+  await settled.afterDeploy("devpod-image-cache-zz1", Promise.resolve());
+  assert.equal(other.calls.length, 2);
 
-  const failed = fakeDokploy([cacheRow({ composeStatus: "error" })]);
-  const again = await ensureImageCache(deps(failed.api).d, failed.snapshot(), "e1", null);
-  assert.equal(again.appName, "devpod-image-cache-old111");
-  assert.deepEqual(failed.calls, ["compose.deploy old"]);
+  // Its last deploy failed: the machine goes without it, nothing queued ahead of it.
+  const failed = scriptedDokploy([cacheRow({ composeStatus: "error" })]);
+  const again = await ensureImageCache(cacheDeps(failed.api).d, failed.snapshot(), "e1", null);
+  assert.equal(again.appName, null);
+  assert.deepEqual(failed.calls, []);
 });
 
 Deno.test("ensure cache: parallel first creates converge on the oldest", async () => {
   const racer = cacheRow({ composeId: "racer", appName: "devpod-image-cache-racer1" });
-  const f = fakeDokploy([], { racer });
-  const { d, lines } = deps(f.api);
+  const f = scriptedDokploy([], { racer });
+  const { d, lines } = cacheDeps(f.api);
   const plan = await ensureImageCache(d, f.snapshot(), "e1", null);
   assert.equal(plan.appName, "devpod-image-cache-zz1");
   // The re-read shows the racer's older cache: ours goes, undeployed.
-  assert.equal(await settleImageCache(d, plan, f.snapshot()), "devpod-image-cache-racer1");
+  const settled = await settleImageCache(d, plan, f.snapshot(), MINE);
+  assert.equal(settled.appName, "devpod-image-cache-racer1");
   assert.deepEqual(f.calls, ["compose.create", "compose.delete mine-1"]);
   assert.match(lines.join("\n"), /a parallel create made the image cache first/);
 });
 
 Deno.test("ensure cache: when Dokploy refuses it, the machine goes on without", async () => {
-  const f = fakeDokploy([], { failCreate: true });
-  const { d, lines } = deps(f.api);
+  const f = scriptedDokploy([], { failCreate: true });
+  const { d, lines } = cacheDeps(f.api);
   assert.deepEqual(await ensureImageCache(d, f.snapshot(), "e1", null), {
     serverId: null,
     appName: null,

@@ -144,7 +144,7 @@ Deno.test("the later claimant of a port yields, exactly one keeps it", () => {
 
 Deno.test("status mapping keeps deploy pipeline and container state apart", () => {
   const run = (s: "idle" | "running" | "done" | "error", states: string[]) =>
-    mapStatus({ composeStatus: s }, states.map((state) => ({ state })));
+    mapStatus({ composeStatus: s }, states.map((state) => ({ state, name: "app-machine-1" })));
   assert.deepEqual(mapStatus(null, []), { status: "NotFound" });
   assert.deepEqual(run("running", ["running"]), { status: "Busy" });
   assert.deepEqual(run("done", ["running"]), { status: "Running" });
@@ -156,4 +156,16 @@ Deno.test("status mapping keeps deploy pipeline and container state apart", () =
   assert.deepEqual(run("done", ["restarting"]), { status: "Stopped" });
   assert.deepEqual(run("error", []), { deployFailed: true });
   assert.deepEqual(run("error", ["running"]), { status: "Running" });
+  // The backup guard runs on while the machine is stopped: only the machine counts.
+  const guarded = [
+    { name: "app-machine-1", state: "exited" },
+    { name: "app-backup-1", state: "running" },
+  ];
+  assert.deepEqual(mapStatus({ composeStatus: "done" }, guarded), { status: "Stopped" });
+  assert.deepEqual(
+    mapStatus({ composeStatus: "done" }, [{ name: "app_machine_1", state: "running" }]),
+    {
+      status: "Running",
+    },
+  );
 });

@@ -11,12 +11,14 @@
  *     keep the volumes: v2 removes both independently and then fails);
  *   - it words a missing external network differently: its message is put in v2's words
  *     (`v2Wording`), the one a Dokploy server prints (without swarm mode, see below).
- * One difference from Dokploy is deliberate, on either compose: the copy binds published
+ * Two differences from Dokploy are deliberate, on either compose: the copy binds published
  * ports to a loopback address (the server's, 127.0.0.1 by default), so no test machine is
- * reachable from outside this host.
+ * reachable from outside this host; and every network it creates gets a bridge named by
+ * `guardedBridgeName`, the only traffic the tests' network guard stops (engine/guard.ts).
  */
 import YAML from "yaml";
 import type { Engine } from "../../engine/engine.ts";
+import { BRIDGE_NAME_OPTION, guardedBridgeName } from "../../engine/guard.ts";
 import { run } from "../../engine/run.ts";
 
 export const TEST_FILE = ".docker-compose.test.yml";
@@ -57,7 +59,25 @@ export function toTestFile(composeText: string, project: string, hostIp = "127.0
     svc.container_name ??= `${project}-${name}-1`;
     if (Array.isArray(svc.ports)) svc.ports = svc.ports.map((p) => loopbackPort(p, hostIp));
   }
+  guardNetworks(doc, project);
   return YAML.stringify(doc, { defaultStringType: "QUOTE_DOUBLE", lineWidth: 0 });
+}
+
+/**
+ * Names the bridge of each network compose creates for the project: those declared (not
+ * external, bridge driver) and the implicit `default` when a service joins no network.
+ */
+function guardNetworks(doc: Record<string, unknown>, project: string) {
+  const services = Object.values((doc.services ?? {}) as Record<string, Record<string, unknown>>);
+  const networks = (doc.networks ??= {}) as Record<string, Record<string, unknown> | null>;
+  if (services.some((svc) => !svc.networks && !svc.network_mode)) networks.default ??= {};
+  for (const [key, network] of Object.entries(networks)) {
+    const net = networks[key] = network ?? {};
+    if (net.external || (net.driver ?? "bridge") !== "bridge") continue;
+    const opts = (net.driver_opts ??= {}) as Record<string, string>;
+    opts[BRIDGE_NAME_OPTION] ??= guardedBridgeName(project, key);
+  }
+  if (!Object.keys(networks).length) delete doc.networks;
 }
 
 /** "32453:22" → "127.0.0.1:32453:22" (or the server's address); one with an address keeps it. */

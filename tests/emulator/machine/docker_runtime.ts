@@ -193,6 +193,17 @@ export class DockerRuntime implements MachineRuntime {
     return n;
   }
 
+  /** The engine's own CLI first on PATH; every server's commands reach the one engine. */
+  commandEnv(_serverId: string | null): Promise<Record<string, string>> {
+    const cliDir = this.#engine.cli.includes("/")
+      ? this.#engine.cli.slice(0, this.#engine.cli.lastIndexOf("/"))
+      : "";
+    return Promise.resolve({
+      PATH: cliDir ? `${cliDir}:${PATH}` : PATH,
+      DOCKER_HOST: this.#engine.host,
+    });
+  }
+
   async close(): Promise<void> {
     const down = (appName: string) =>
       dockerCompose(this.#engine, ["-p", appName, "down", "--volumes"], {

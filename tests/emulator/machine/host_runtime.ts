@@ -21,7 +21,17 @@ import {
   MACHINE_HOME,
   MACHINE_USER,
 } from "./host_setup.ts";
-import { freezeTree, namespaceInit, signal, thawTree } from "./process.ts";
+import {
+  freezeTree,
+  LOG_WRAPPER,
+  MAX_RESTARTS,
+  namespaceInit,
+  RESTART_DELAY_MS,
+  restartWanted,
+  settlesWithin,
+  signal,
+  thawTree,
+} from "./process.ts";
 import {
   codeDir,
   type ComposeApp,
@@ -30,8 +40,16 @@ import {
   type MachineRuntime,
   type MachineView,
   type NetworkView,
+  SERVER_PATH,
 } from "./runtime.ts";
 import { renderSshdConfig } from "./sshd_config.ts";
+import {
+  type EngineContainer,
+  HostDockerCli,
+  serveHostDocker,
+  writeDockerWrapper,
+} from "./host_docker.ts";
+import { ServiceProcess } from "./host_service.ts";
 
 export interface HostRuntimeOptions {
   dataDir: string;
@@ -52,6 +70,8 @@ interface ContainerInfo {
   startedAt: number | null;
   finishedAt: number | null;
   publishedPort: number | null;
+  /** Epoch ms it was created (`docker ps` lists the newest first). */
+  createdAt: number;
 }
 
 interface Container {
@@ -72,11 +92,15 @@ interface Container {
   restartTimer?: ReturnType<typeof setTimeout>;
 }
 
-/** A container of a non-machine service: a record with a state, no process. */
+/**
+ * A container of a non-machine service: a record with a state, no process, or (a
+ * service with `run`, the backup guard) with the process that really runs it.
+ */
 interface Passive {
   info: ContainerInfo;
   spec: ServiceSpec;
   specKey: string;
+  process?: ServiceProcess;
 }
 
 interface NetworkRecord {
@@ -92,17 +116,9 @@ const DOKPLOY_HOST_ADDRESS = "127.0.0.1";
 /** Made by Dokploy's setup on every server; never removed. */
 const DOKPLOY_NETWORK = "dokploy-network";
 
-const MAX_RESTARTS = 5;
-const RESTART_DELAY_MS = 1000;
 const CLOSE_GRACE_MS = 2000;
 const PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-// Runs as the process Deno spawns: send all output to the container log, start a guard
-// that kills this process group if the emulator dies without close(), become unshare.
-// The guard is double-forked so that unshare's only child stays the machine's PID 1.
-const LOG_WRAPPER = 'exec >>"$1" 2>&1; emulator=$2; shift 2; ' +
-  '( (while kill -0 "$emulator" && kill -0 $$; do sleep 1; done 2>/dev/null; kill -KILL 0) & ); ' +
-  'exec "$@"';
 // PID 1 of the machine namespace until it execs the entrypoint: mount home and config.
 // PID 1 ignores signals it has no handler for, hence the trap for an early stop.
 const NS_INIT = "trap 'exit 143' TERM; " +
@@ -124,6 +140,8 @@ export class HostRuntime implements MachineRuntime {
   #down = new Set<string>();
   #locks = new Map<string, Promise<unknown>>();
   #closed = false;
+  /** The stand-in `docker` for Dokploy's shell commands, started on first use. */
+  #dockerd?: Promise<{ bin: string; socket: string; close(): Promise<void> }>;
 
   constructor(opts: HostRuntimeOptions) {
     this.#dataDir = opts.dataDir;
@@ -206,7 +224,7 @@ export class HostRuntime implements MachineRuntime {
       }
       if (opts.removeOrphans) await this.#removeOrphans(project, log);
       if (machine && user) await this.#upMachine(machine, user, log, address);
-      for (const s of project.services) this.#upPassive(appName, s, log);
+      for (const s of project.services) await this.#upPassive(appName, s, log);
     });
   }
 
@@ -253,7 +271,7 @@ export class HostRuntime implements MachineRuntime {
     const c = this.#containers.get(appName);
     if (c && !project.machine) {
       log(` Container ${c.info.name}  Removing`);
-      await this.#terminate(c, this.#stopGraceMs);
+      await this.#terminate(c, this.#graceOf(c));
       this.#containers.delete(appName);
       await removeDir(this.#machineDir(appName));
       log(` Container ${c.info.name}  Removed`);
@@ -262,6 +280,7 @@ export class HostRuntime implements MachineRuntime {
     const passive = this.#passive.get(appName) ?? [];
     for (const p of passive.filter((p) => !keep.has(p.spec.service))) {
       log(` Container ${p.info.name}  Removing`);
+      await p.process?.stop();
       log(` Container ${p.info.name}  Removed`);
     }
     this.#passive.set(appName, passive.filter((p) => keep.has(p.spec.service)));
@@ -283,7 +302,7 @@ export class HostRuntime implements MachineRuntime {
     }
     if (c && c.specKey !== specKey) {
       log(` Container ${name}  Recreate`);
-      await this.#terminate(c, this.#stopGraceMs);
+      await this.#terminate(c, this.#graceOf(c));
       this.#containers.delete(spec.appName);
       c = undefined;
       await this.#create(spec, address);
@@ -301,8 +320,11 @@ export class HostRuntime implements MachineRuntime {
     log(` Container ${name}  Started`);
   }
 
-  /** A recorded container: created (or recreated when its spec changed), then "running". */
-  #upPassive(appName: string, spec: ServiceSpec, log: (line: string) => void) {
+  /**
+   * A recorded container: created (or recreated when its spec changed), then "running";
+   * a service with `run` (the backup guard) really starts.
+   */
+  async #upPassive(appName: string, spec: ServiceSpec, log: (line: string) => void) {
     const list = this.#passive.get(appName) ?? [];
     this.#passive.set(appName, list);
     const name = containerName(appName, spec.service);
@@ -314,7 +336,8 @@ export class HostRuntime implements MachineRuntime {
     }
     if (p && p.specKey !== specKey) {
       log(` Container ${name}  Recreate`);
-      Object.assign(p, { spec, specKey, info: newInfo(name, null) });
+      await p.process?.stop();
+      Object.assign(p, { spec, specKey, info: newInfo(name, null), process: undefined });
       log(` Container ${name}  Recreated`);
     } else if (!p) {
       log(` Container ${name}  Creating`);
@@ -323,22 +346,49 @@ export class HostRuntime implements MachineRuntime {
       log(` Container ${name}  Created`);
     }
     log(` Container ${name}  Starting`);
-    Object.assign(p.info, {
-      state: "running",
-      exitCode: null,
-      startedAt: Date.now(),
-      finishedAt: null,
-    });
+    if (spec.run) {
+      p.process ??= await this.#serviceProcess(appName, p);
+      await p.process.start();
+      if (this.#down.has(this.#servers.get(appName) ?? "")) p.process.freeze(true);
+    } else {
+      Object.assign(p.info, {
+        state: "running",
+        exitCode: null,
+        startedAt: Date.now(),
+        finishedAt: null,
+      });
+    }
     log(` Container ${name}  Started`);
+  }
+
+  /** The process of a run service: its volumes at their targets, its own log. */
+  async #serviceProcess(appName: string, p: Passive): Promise<ServiceProcess> {
+    const dir = `${this.#machineDir(appName)}/${p.spec.service}`;
+    await Deno.mkdir(dir, { recursive: true });
+    const mounts = p.spec.volumes.map((v) => ({
+      source: this.#volumeDir(appName, v.source),
+      target: v.target,
+      readOnly: v.readOnly === true,
+    }));
+    return new ServiceProcess(p.info, p.spec.run!, p.spec.restart, mounts, `${dir}/container.log`);
+  }
+
+  /** docker stop's wait: the service's stop_grace_period, else the runtime's default. */
+  #graceOf(c: Container): number {
+    return c.spec.stopGraceMs ?? this.#stopGraceMs;
   }
 
   stop({ appName }: ComposeApp): Promise<void> {
     return this.#withLock(appName, async () => {
       const c = this.#containers.get(appName);
-      if (c) await this.#terminate(c, this.#stopGraceMs);
-      for (const p of this.#passive.get(appName) ?? []) {
+      const services = this.#passive.get(appName) ?? [];
+      await Promise.all([
+        c ? this.#terminate(c, this.#graceOf(c)) : undefined,
+        ...services.map((p) => p.process?.stop()),
+      ]);
+      for (const p of services) {
         // The registry stops on SIGTERM and exits 0.
-        if (p.info.state === "running") {
+        if (!p.process && p.info.state === "running") {
           Object.assign(p.info, { state: "exited", exitCode: 0, finishedAt: Date.now() });
         }
       }
@@ -349,7 +399,10 @@ export class HostRuntime implements MachineRuntime {
     const { appName } = app;
     return this.#withLock(appName, async () => {
       const c = this.#containers.get(appName);
-      if (c) await this.#terminate(c, this.#stopGraceMs);
+      await Promise.all([
+        c ? this.#terminate(c, this.#graceOf(c)) : undefined,
+        ...(this.#passive.get(appName) ?? []).map((p) => p.process?.stop()),
+      ]);
       this.#containers.delete(appName);
       this.#passive.delete(appName);
       await removeDir(this.#machineDir(appName));
@@ -406,10 +459,11 @@ export class HostRuntime implements MachineRuntime {
       const passive = [...this.#passive.values()].flat().find((p) =>
         p.info.name.startsWith(container) && p.info.state === "running"
       );
-      return passive ? "" : null;
+      if (!passive?.process) return passive ? "" : null;
+      return tailLines(await Deno.readTextFile(passive.process.logPath).catch(() => ""), tail);
     }
     const text = await Deno.readTextFile(`${this.#machineDir(c[0])}/container.log`).catch(() => "");
-    return text.split("\n").filter(Boolean).slice(-tail).map((l) => `${l}\n`).join("");
+    return tailLines(text, tail);
   }
 
   view(appName: string): Promise<MachineView> {
@@ -444,11 +498,13 @@ export class HostRuntime implements MachineRuntime {
   async setMachinesDown(serverId: string, down: boolean): Promise<void> {
     if (down) this.#down.add(serverId);
     else this.#down.delete(serverId);
-    const apps = [...this.#containers.keys()].filter((a) => this.#servers.get(a) === serverId);
+    const apps = [...new Set([...this.#containers.keys(), ...this.#passive.keys()])]
+      .filter((a) => this.#servers.get(a) === serverId);
     await Promise.all(apps.map((appName) =>
       this.#withLock(appName, () => {
         const c = this.#containers.get(appName);
         if (c) this.#setFrozen(c, down);
+        for (const p of this.#passive.get(appName) ?? []) p.process?.freeze(down);
         return Promise.resolve();
       })
     ));
@@ -461,9 +517,144 @@ export class HostRuntime implements MachineRuntime {
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.allSettled([...this.#locks.values()]);
-    await Promise.all(
-      [...this.#containers.values()].map((c) => this.#terminate(c, CLOSE_GRACE_MS)),
-    );
+    await Promise.all([
+      ...[...this.#containers.values()].map((c) => this.#terminate(c, CLOSE_GRACE_MS)),
+      ...[...this.#passive.values()].flat().map((p) => p.process?.stop(CLOSE_GRACE_MS)),
+    ]);
+    const dockerd = await this.#dockerd?.catch(() => undefined);
+    await dockerd?.close();
+  }
+
+  // ---- the engine Dokploy's shell commands see (host_docker.ts) ----
+
+  /** PATH with the stand-in `docker` for commands "on" `serverId` (null: the Dokploy host). */
+  async commandEnv(serverId: string | null): Promise<Record<string, string>> {
+    this.#dockerd ??= this.#startDockerd();
+    const { bin, socket } = await this.#dockerd;
+    return {
+      PATH: `${bin}:${SERVER_PATH}`,
+      DOKPLOY_EMULATOR_DOCKER: socket,
+      DOKPLOY_EMULATOR_SERVER: serverKey({ serverId }),
+    };
+  }
+
+  async #startDockerd() {
+    // A short path: unix socket paths are limited to 108 bytes.
+    const dir = await Deno.makeTempDir({ prefix: "emu-dockerd-" });
+    const socket = `${dir}/docker.sock`;
+    const bin = `${this.#dataDir}/host-bin`;
+    await writeDockerWrapper(bin);
+    const server = serveHostDocker(socket, new HostDockerCli(this.#engine()));
+    return {
+      bin,
+      socket,
+      close: async () => {
+        await server.close();
+        await removeDir(dir);
+      },
+    };
+  }
+
+  /** Containers by server, and docker stop / start / rm -f on one of them. */
+  #engine() {
+    const find = (id: string) => {
+      for (const [appName, c] of this.#containers) {
+        if (c.info.containerId === id) return { appName, machine: c };
+      }
+      for (const [appName, list] of this.#passive) {
+        const p = list.find((x) => x.info.containerId === id);
+        if (p) return { appName, passive: p };
+      }
+      throw new Error(`No such container: ${id}`);
+    };
+    return {
+      volumesRoot: this.#volumesRoot(),
+      containers: (server: string) => this.#engineContainers(server),
+      stop: (id: string, graceMs?: number) => {
+        const found = find(id);
+        return this.#withLock(found.appName, async () => {
+          if (found.machine) {
+            await this.#terminate(found.machine, graceMs ?? this.#graceOf(found.machine));
+          } else if (found.passive?.process) await found.passive.process.stop(graceMs);
+          else if (found.passive?.info.state === "running") {
+            Object.assign(found.passive.info, {
+              state: "exited",
+              exitCode: 0,
+              finishedAt: Date.now(),
+            });
+          }
+        });
+      },
+      start: (id: string) => {
+        const found = find(id);
+        return this.#withLock(found.appName, async () => {
+          if (found.machine) {
+            if (found.machine.proc) return;
+            this.#checkPort(found.machine);
+            found.machine.restarts = 0;
+            await this.#start(found.machine, await ensureHost());
+          } else if (found.passive?.process) await found.passive.process.start();
+          else if (found.passive) {
+            Object.assign(found.passive.info, {
+              state: "running",
+              exitCode: null,
+              startedAt: Date.now(),
+              finishedAt: null,
+            });
+          }
+        });
+      },
+      remove: (id: string) => {
+        const found = find(id);
+        return this.#withLock(found.appName, async () => {
+          if (found.machine) {
+            await this.#terminate(found.machine, 0);
+            this.#containers.delete(found.appName);
+            await removeDir(`${this.#machineDir(found.appName)}/rootfs`);
+          } else if (found.passive) {
+            await found.passive.process?.stop(0);
+            const list = this.#passive.get(found.appName) ?? [];
+            this.#passive.set(found.appName, list.filter((p) => p !== found.passive));
+          }
+        });
+      },
+    };
+  }
+
+  #engineContainers(server: string): EngineContainer[] {
+    const out: EngineContainer[] = [];
+    const add = (appName: string, service: string, info: ContainerInfo, spec: {
+      image: string;
+      labels: Record<string, string>;
+      volumes: { source: string; target: string }[];
+    }) =>
+      out.push({
+        id: info.containerId,
+        name: info.name,
+        image: spec.image,
+        state: info.state,
+        status: dockerStatus(info),
+        labels: {
+          ...spec.labels,
+          "com.docker.compose.project": appName,
+          "com.docker.compose.service": service,
+          "com.docker.compose.container-number": "1",
+          "com.docker.compose.oneoff": "False",
+        },
+        mounts: spec.volumes.map((v) => ({
+          name: `${appName}_${v.source}`,
+          destination: v.target,
+        })),
+        createdAt: info.createdAt,
+      });
+    for (const [appName, c] of this.#containers) {
+      if (this.#servers.get(appName) === server) add(appName, "machine", c.info, c.spec);
+    }
+    for (const [appName, list] of this.#passive) {
+      if (this.#servers.get(appName) !== server) continue;
+      for (const p of list) add(appName, p.spec.service, p.info, p.spec);
+    }
+    return out;
   }
 
   // ---- internals ----
@@ -717,7 +908,13 @@ function newInfo(name: string, publishedPort: number | null): ContainerInfo {
     startedAt: null,
     finishedAt: null,
     publishedPort,
+    createdAt: Date.now(),
   };
+}
+
+/** The last `tail` lines of a log, each ending in a newline. */
+function tailLines(text: string, tail: number): string {
+  return text.split("\n").filter(Boolean).slice(-tail).map((l) => `${l}\n`).join("");
 }
 
 function serverKey(app: Pick<ComposeApp, "serverId">): string {
@@ -756,11 +953,6 @@ function checkCpus(spec: MachineSpec) {
         `as there are only ${host} CPUs available`,
     );
   }
-}
-
-function restartWanted(policy: string, code: number): boolean {
-  if (policy === "always" || policy === "unless-stopped") return true;
-  return policy.startsWith("on-failure") && code !== 0;
 }
 
 /** Host key, authorized key and sshd_config, in a root-owned 0755 dir. */
@@ -814,16 +1006,6 @@ function canBind(hostname: string, port: number): boolean {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
-  try {
-    return await Promise.race([p.then(() => true), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

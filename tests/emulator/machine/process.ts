@@ -90,3 +90,33 @@ export function freezeTree(root: number): void {
 export function thawTree(root: number): void {
   for (const pid of [root, ...descendants(root)]) signal(pid, "SIGCONT");
 }
+
+/**
+ * Runs as the process Deno spawns for a container: sends all output to the container log,
+ * starts a guard that kills this process group if the emulator dies without close(), and
+ * becomes unshare. The guard is double-forked so that unshare's only child stays PID 1.
+ * Arguments: log path, the emulator's pid, then the command.
+ */
+export const LOG_WRAPPER = 'exec >>"$1" 2>&1; emulator=$2; shift 2; ' +
+  '( (while kill -0 "$emulator" && kill -0 $$; do sleep 1; done 2>/dev/null; kill -KILL 0) & ); ' +
+  'exec "$@"';
+
+/** A restart policy's "restart after this exit" (docker's restart manager, simplified). */
+export const MAX_RESTARTS = 5;
+export const RESTART_DELAY_MS = 1000;
+
+export function restartWanted(policy: string, code: number): boolean {
+  if (policy === "always" || policy === "unless-stopped") return true;
+  return policy.startsWith("on-failure") && code !== 0;
+}
+
+/** Whether `p` settles within `ms`. */
+export async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<boolean>((r) => timer = setTimeout(() => r(false), ms));
+  try {
+    return await Promise.race([p.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -102,6 +102,12 @@ export interface MachineRuntime {
   setMachinesDown(serverId: string, down: boolean): Promise<void>;
   /** How many machines (`machine` services) are running now. */
   liveMachines(): Promise<number>;
+  /**
+   * The environment (PATH, and what `docker` needs) of a shell command Dokploy runs on
+   * `serverId` (null: the Dokploy host), e.g. a volume backup: `docker` there reaches
+   * that server's engine and the `ubuntu` image.
+   */
+  commandEnv(serverId: string | null): Promise<Record<string, string>>;
   /** Stops every machine (the real engine also removes what it made) and waits. */
   close(): Promise<void>;
 }

@@ -204,6 +204,10 @@ export const composeProcedures: Procedures = {
     for (const d of ctx.store.deploymentsOf(c.composeId)) {
       ctx.store.deployments.delete(d.deploymentId);
     }
+    // Its volume backups go too (FK cascade); their scheduled jobs do not.
+    for (const vb of [...ctx.store.volumeBackups.values()]) {
+      if (vb.composeId === c.composeId) ctx.store.removeVolumeBackup(vb.volumeBackupId);
+    }
     if (!sshFailure(ctx.store, c.serverId)) {
       await ctx.runtime.remove(app, { volumes: input.deleteVolumes === true }).catch(() => {});
       await removeComposeFiles(app);

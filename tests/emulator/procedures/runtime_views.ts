@@ -11,12 +11,14 @@ export const runtimeProcedures: Procedures = {
   },
 
   // A deployment whose log could not even be created has logPath ""; a remote one's log
-  // is read over SSH (`tail -n N <logPath>`).
+  // is read over SSH (`tail -n N <logPath>`). The server is the deployment's or its
+  // service's: a volume backup's run has neither, so its log is always read on the
+  // Dokploy host (where a remote backup's log is not: that read finds nothing).
   "deployment.readLogs": async (ctx, input: Input) => {
     const d = ctx.store.deployments.get(String(input.deploymentId));
     if (!d) throw notFound("Deployment");
     if (!d.logPath) return "";
-    const serverId = d.serverId ?? ctx.store.composes.get(d.composeId)?.serverId ?? null;
+    const serverId = d.serverId ?? ctx.store.composes.get(d.composeId ?? "")?.serverId ?? null;
     const failure = sshFailure(ctx.store, serverId);
     if (failure) throw new ApiError("INTERNAL_SERVER_ERROR", failure);
     const text = await Deno.readTextFile(d.logPath).catch(() => "");

@@ -1,0 +1,85 @@
+/**
+ * `deno task test` (scripts/test.ts) on a tiny run of its own, in a subprocess: Deno's
+ * output and exit code pass through, a stop signal ends the run and still releases the
+ * engine, and a run that ends never takes the engine from one still using it — here this
+ * test process, a user since its `ensureEngine`. (That the last run to end tears it down is
+ * checked by `.ci/run` after the suite, with `deno task engine status`.)
+ */
+import assert from "node:assert/strict";
+import { ensureEngine } from "./engine.ts";
+import { guardRules } from "./guard.ts";
+import { docker } from "./images.ts";
+import { run } from "./run.ts";
+import { startTime } from "./users.ts";
+import { eventually } from "./world.ts";
+
+const REPO = decodeURIComponent(new URL("../..", import.meta.url).pathname);
+const FIXTURE = "tests/engine/fixtures/wrapped.ts";
+const NO_SANITIZE = { sanitizeOps: false, sanitizeResources: false };
+const LEFT_UP = new RegExp(`engine: left up, still used by .*\\b${Deno.pid} \\(`);
+
+async function task(mode: string) {
+  const r = await run(Deno.execPath(), ["task", "test", FIXTURE], {
+    cwd: REPO,
+    env: { FIXTURE_MODE: mode, NO_COLOR: "1" },
+    timeoutMs: 180_000,
+  });
+  return { code: r.code, output: r.stdout + r.stderr };
+}
+
+Deno.test({
+  name: "deno task test: Deno's summary and exit code pass through; the engine stays for others",
+  ...NO_SANITIZE,
+  async fn() {
+    const engine = await ensureEngine();
+    const pass = await task("pass");
+    assert.equal(pass.code, 0, pass.output);
+    assert.match(pass.output, /^ok \| 2 passed \| 0 failed/m);
+    assert.match(pass.output, LEFT_UP);
+
+    const fail = await task("fail");
+    assert.equal(fail.code, 1, fail.output);
+    assert.match(fail.output, /^FAILED \| 1 passed \| 1 failed/m);
+    assert.match(fail.output, LEFT_UP);
+
+    assert.equal((await docker(engine, ["version"])).code, 0, "the engine still answers");
+    assert.equal((await guardRules()).length, 1, "the guard is still up");
+  },
+});
+
+Deno.test({
+  name: "deno task test: SIGTERM ends the run it started, then releases the engine",
+  ...NO_SANITIZE,
+  async fn() {
+    await ensureEngine();
+    const marker = await Deno.makeTempFile({ prefix: "devpod-wrapped-" });
+    await Deno.remove(marker);
+    const wrapper = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "scripts/test.ts", FIXTURE],
+      cwd: REPO,
+      env: { FIXTURE_MODE: "wait", FIXTURE_MARKER: marker, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = wrapper.output();
+    try {
+      const testPid = await eventually("the wrapped run started", async () => {
+        const text = await Deno.readTextFile(marker).catch(() => "");
+        return Number(text) || false;
+      }, 60_000);
+      wrapper.kill("SIGTERM");
+      const out = await output;
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 128 + 15, text);
+      assert.equal(startTime(testPid), null, "the wrapped `deno test` ended with it");
+      assert.match(text, /SIGTERM: stopping, then releasing the test engine/);
+      assert.match(text, LEFT_UP);
+    } finally {
+      try {
+        wrapper.kill("SIGKILL");
+      } catch { /* ended */ }
+      await output.catch(() => {});
+      await Deno.remove(marker).catch(() => {});
+    }
+  },
+});
