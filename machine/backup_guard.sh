@@ -18,8 +18,14 @@ nap() { sleep "$1" 2>/dev/null || sleep 1; }
 # The snapshot was uploaded (or never made): its space goes back to the server.
 wipe() { find "$SNAP" -mindepth 1 -maxdepth 1 -exec rm -rf {} + 2>/dev/null; }
 
-# The machine's responder counts in $CTL/alive every second while it runs.
+# The machine's responder rewrites $CTL/alive every second while it runs: fresh (at most
+# 3 s old by the shared kernel clock) means running; without stat (or before the first
+# count), watch it change.
 machine_alive() {
+  if written=$(stat -c %Y "$CTL/alive" 2>/dev/null); then
+    [ $(($(date +%s) - written)) -le 3 ]
+    return
+  fi
   a=$(cat "$CTL/alive" 2>/dev/null)
   nap 2.5
   b=$(cat "$CTL/alive" 2>/dev/null)

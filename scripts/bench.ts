@@ -11,6 +11,7 @@ import { runCounted } from "../tests/e2e/api_calls.ts";
 import { startWorld, type World } from "../tests/e2e/harness.ts";
 import { ensureEngine } from "../tests/engine/engine.ts";
 import { ensureImages } from "../tests/engine/images.ts";
+import { benchBackups } from "./bench_backup.ts";
 import { benchBrokenCache } from "./bench_broken_cache.ts";
 import { benchRealEngine } from "./bench_engine.ts";
 import { releasingEngine } from "./engine_session.ts";
@@ -241,6 +242,9 @@ async function main() {
     const engine = await ensureEngine();
     const images = await ensureImages(engine);
     await benchRealEngine(engine, images, Math.min(ROUNDS, 5), bundle, row);
+    await benchBackups(engine, images, Math.min(ROUNDS, 3), bundle, row).catch((e) => {
+      console.log(`  backups: skipped (${(e as Error).message})`);
+    });
   } catch (e) {
     console.log(`  real engine: skipped (${(e as Error).message})`);
   }

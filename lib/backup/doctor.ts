@@ -9,7 +9,7 @@ import { BackupApi } from "../dokploy/backups.ts";
 import type { MachineInfo } from "../machine/inventory.ts";
 import type { Check } from "../servers/doctor.ts";
 import { checkDestination, resolveDestination } from "./destination.ts";
-import { describeLastBackup, lastBackupOf } from "./inventory.ts";
+import { describeLastBackup, type LastBackup, lastBackupOf } from "./inventory.ts";
 import { periodMs } from "./schedule.ts";
 
 export async function checkBackups(
@@ -59,10 +59,8 @@ export async function checkBackups(
       });
       continue;
     }
-    const late = last.at !== null && last.schedule !== null &&
-      now - Date.parse(last.at) > 2 * periodMs(last.schedule);
-    const never = last.status === "none";
-    const ok = (last.status === "ok" && !late) || last.status === "running" || never;
+    const ok = backupIsCurrent(last, now);
+    const late = !ok && last.status !== "failed";
     const fix = last.status === "failed"
       ? `; see the run's log in Dokploy (Volume Backups of ${m.appName}) and try backup ${m.machineId}`
       : late
@@ -76,4 +74,16 @@ export async function checkBackups(
       }${fix}`,
     });
   }
+}
+
+/**
+ * A last backup that is fine: running, or ok (or none yet) and newer than twice the
+ * schedule's period — counted from the schedule's registration when none ran yet.
+ */
+export function backupIsCurrent(last: LastBackup, now = Date.now()): boolean {
+  if (last.status === "running") return true;
+  if (last.status === "failed") return false;
+  const from = last.status === "ok" ? last.at : last.since;
+  if (from === null || last.schedule === null) return true;
+  return now - Date.parse(from) <= 2 * periodMs(last.schedule);
 }

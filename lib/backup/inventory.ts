@@ -19,6 +19,8 @@ export interface LastBackup {
   at: string | null;
   sizeBytes: number | null;
   key: string | null;
+  /** When the schedule was registered: a machine never backed up is late from then on. */
+  since: string | null;
 }
 
 /** Null when the machine has no backup schedule. */
@@ -43,6 +45,7 @@ export async function lastBackupOf(api: BackupApi, m: BackedMachine): Promise<La
     at: run?.finishedAt ?? run?.startedAt ?? run?.createdAt ?? null,
     sizeBytes: newest?.sizeBytes ?? null,
     key: newest?.key ?? null,
+    since: row.createdAt ?? null,
   };
 }
 
@@ -57,6 +60,7 @@ export function describeLastBackup(b: LastBackup | null, now = Date.now()): stri
 
 function agoText(ms: number): string {
   const m = Math.max(0, Math.floor(ms / 60_000));
+  if (m < 1) return "<1m";
   if (m < 60) return `${m}m`;
   if (m < 48 * 60) return `${Math.floor(m / 60)}h`;
   return `${Math.floor(m / 1440)}d`;

@@ -142,7 +142,9 @@ async function requireSurvivesSafetyCopy(api: BackupApi, r: RestoreRequest, file
 /** Why Dokploy's restore log does not show a complete restore of one of our snapshots. */
 export function restoreProblem(lines: string[]): string | null {
   const text = lines.join("\n");
-  const failed = lines.find((l) => /❌|error|failed/i.test(l) && !/^\.\//.test(l.trim()));
+  // Dokploy's own failure lines carry ❌; tar and rclone say theirs in their own words.
+  // Not a bare "error": file names (./error.log) and keys (machine "error-42") hold it.
+  const failed = lines.find((l) => /❌|^tar: |\bERROR\s*:|Failed to /.test(l.trim()));
   if (failed) return failed.trim().slice(0, 300);
   if (!lines.some((l) => l.trim() === `./${MANIFEST}` || l.trim().endsWith(`/${MANIFEST}`))) {
     return "the backup holds no snapshot manifest (it is not a complete snapshot of a home)";

@@ -86,7 +86,12 @@ Deno.test({
       world.emu,
       "POST",
       "destination.create",
-      destinationInput(s3, { name: "down-bucket", endpoint: `http://127.0.0.1:${port}` }),
+      destinationInput(s3, {
+        name: "down-bucket",
+        endpoint: `http://127.0.0.1:${port}`,
+        // rclone's own retries would take minutes to give up on a refused connection.
+        additionalFlags: ["--retries=1", "--low-level-retries=1"],
+      }),
     );
   },
 });
@@ -120,7 +125,7 @@ Deno.test({
   ...NO_SANITIZE,
   async fn() {
     const w = world;
-    const [a, b, c] = [m("a"), m("b"), m("c")];
+    const [a, b, c, d] = [m("a"), m("b"), m("c"), m("d")];
     const data = randomBytes(4 << 20);
     await verb(w, "create", a);
     await sh(w, a, "cat > /home/devpod/data.bin", data);
@@ -173,6 +178,19 @@ Deno.test({
     assert.ok(kept.every((k) => k.complete && k.sizeBytes > data.length));
     assert.equal(kept[0].key, newest, "newest first");
 
+    // list, describe and doctor show the last backup.
+    const table = await human(w, ["list"]);
+    assert.match(table.stdoutText, /^MACHINE .* LAST BACKUP/m);
+    assert.match(table.stdoutText, new RegExp(`^${a} .* ok (<1|\\d+)m ago, [0-9.]+ MiB`, "m"));
+    const described = await verb(w, "describe", a);
+    assert.match(
+      described.stdoutText,
+      new RegExp(`^last backup: ok (<1|\\d+)m ago, .*\\(${newest}\\); schedule "`, "m"),
+    );
+    const doctor = await human(w, ["doctor"]);
+    assert.match(doctor.stdoutText, /✔ backup destination\s+e2e-bucket: Dokploy reaches bucket/);
+    assert.match(doctor.stdoutText, new RegExp(`✔ backup ${a}\\s+last backup ok`));
+
     // `devpod delete`: the schedule goes, the backups stay.
     await verb(w, "delete", a);
     const afterDelete = await backupsOf(w, a);
@@ -182,7 +200,25 @@ Deno.test({
     assert.ok(!snapshot.composes.some((x) => x.name.includes(a)), "a's service is gone");
 
     // Into a new machine; a third machine's home is not touched.
-    await Promise.all([verb(w, "create", b), verb(w, "create", c)]);
+    // d backs up to a bucket that is down: its run fails, and doctor says so.
+    await Promise.all([
+      verb(w, "create", b),
+      verb(w, "create", c),
+      w.run("create", d, { env: { BACKUP_DESTINATION: "down-bucket" } }).then((r) =>
+        assert.equal(r.code, 0, r.stderr)
+      ),
+    ]);
+    const failing = await human(w, ["backup", d]);
+    assert.notEqual(failing.code, 0, "a backup to a bucket that is down failed");
+    const why = failing.stderr.trim().split("\n").pop()!;
+    assert.match(why, new RegExp(`the backup of machine ${d} failed: .*connection refused`));
+    figures.failedAsExpected++;
+    const flagged = await human(w, ["doctor"]);
+    assert.notEqual(flagged.code, 0, "doctor fails on a failed backup");
+    assert.match(
+      flagged.stdoutText,
+      new RegExp(`✘ backup ${d}\\s+last backup failed .*try backup ${d}`),
+    );
     await sh(w, b, "echo 'b before the restore' > /home/devpod/b-own.txt");
     await sh(w, c, "echo 'c keeps this' > /home/devpod/c-marker.txt");
     const cBefore = await sh(w, c, "sha256sum /home/devpod/c-marker.txt");
@@ -229,7 +265,7 @@ Deno.test({
         JSON.parse(await Deno.readTextFile(`${w.folder(id)}/state.json`)).appName as string
       ),
     );
-    await Promise.all([verb(w, "delete", b), verb(w, "delete", c)]);
+    await Promise.all([b, c, d].map((id) => verb(w, "delete", id)));
     const volumes = (await w.docker(["volume", "ls", "-q"])).stdout.split("\n");
     assert.deepEqual(volumes.filter((v) => apps.some((app) => v.startsWith(`${app}_`))), []);
   },

@@ -3,6 +3,8 @@ import YAML from "yaml";
 import { parseBackupKey } from "../../lib/backup/bucket.ts";
 import { backupFolder, hasBackupGuard } from "../../lib/backup/guard.ts";
 import { removeBackupSchedule, syncBackupSchedule } from "../../lib/backup/register.ts";
+import { backupIsCurrent } from "../../lib/backup/doctor.ts";
+import type { LastBackup } from "../../lib/backup/inventory.ts";
 import { restoreProblem } from "../../lib/backup/restore.ts";
 import { cronProblem, periodMs, scheduleFor } from "../../lib/backup/schedule.ts";
 import { loadConfig } from "../../lib/config.ts";
@@ -120,6 +122,8 @@ Deno.test("restore log: only a complete restore of one of our snapshots passes",
     "./",
     "./.devpod-backup.json",
     "./failed-build.log",
+    "./error.log",
+    "🚀 Starting volume restore process...📂 Backup File: m_backup/error-42/m_backup-1.tar",
     "Volume restore completed ✅",
     "✅ Volume restore completed successfully!",
   ];
@@ -136,6 +140,14 @@ Deno.test("restore log: only a complete restore of one of our snapshots passes",
     /in use/,
   );
   assert.match(restoreProblem(["./", "./.devpod-backup.json"])!, /did not report/);
+  assert.match(
+    restoreProblem([...ok.slice(0, 4), "tar: ./big.bin: Cannot write: No space left on device"])!,
+    /No space left/,
+  );
+  assert.match(
+    restoreProblem(["2026/12/03 ERROR : m.tar: Failed to copy: connection refused", ...ok])!,
+    /connection refused/,
+  );
 });
 
 Deno.test("server-sent events: data, named events and pings, split anywhere", async () => {
@@ -270,4 +282,32 @@ Deno.test("backup schedule: registered once, updated on a change, removed when o
   } finally {
     await Deno.remove(folder, { recursive: true });
   }
+});
+
+Deno.test("doctor: a failed backup, or none for twice the schedule's period, is flagged", () => {
+  const now = Date.parse("2026-12-10T12:00:00Z");
+  const hoursAgo = (h: number) => new Date(now - h * 3_600_000).toISOString();
+  const last = (over: Partial<LastBackup>): LastBackup => ({
+    schedule: "17 3 * * *", // daily
+    keep: 7,
+    status: "ok",
+    at: hoursAgo(20),
+    sizeBytes: 1,
+    key: "k",
+    since: hoursAgo(24 * 30),
+    ...over,
+  });
+  assert.equal(backupIsCurrent(last({}), now), true);
+  assert.equal(backupIsCurrent(last({ at: hoursAgo(47) }), now), true);
+  assert.equal(backupIsCurrent(last({ at: hoursAgo(49) }), now), false, "older than 2 days");
+  assert.equal(backupIsCurrent(last({ status: "failed", at: hoursAgo(1) }), now), false);
+  assert.equal(backupIsCurrent(last({ status: "running", at: hoursAgo(100) }), now), true);
+  // Never ran: fine for two periods after the schedule was registered, late after.
+  assert.equal(backupIsCurrent(last({ status: "none", at: null, since: hoursAgo(30) }), now), true);
+  assert.equal(
+    backupIsCurrent(last({ status: "none", at: null, since: hoursAgo(50) }), now),
+    false,
+  );
+  // Hourly: late after two hours.
+  assert.equal(backupIsCurrent(last({ schedule: "0 * * * *", at: hoursAgo(3) }), now), false);
 });
