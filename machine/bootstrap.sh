@@ -555,10 +555,16 @@ freeze_writers() {
     for d in /proc/[0-9]*; do
       pid=${d#/proc/}
       case $frozen in *" $pid "*) continue ;; esac
-      name='' ppid=''
-      while read -r key value; do
-        case $key in Name:) name=$value ;; PPid:) ppid=$value ;; esac
-      done <"$d/status" 2>/dev/null
+      # `read` with its own redirection: a process that ended meanwhile fails only this
+      # command (a failed redirection of a loop or group ends the whole shell, POSIX).
+      # /proc/PID/stat is "pid (comm) state ppid …"; comm may hold spaces and parentheses.
+      stat=''
+      read -r stat 2>/dev/null <"$d/stat" || continue
+      name=${stat#*\(}
+      name=${name%\)*}
+      ppid=${stat##*\) }
+      ppid=${ppid#* }
+      ppid=${ppid%% *}
       [ "$ppid" != "$me" ] || continue
       case $name in '' | dockerd | containerd | containerd-shim* | runc) continue ;; esac
       kill -STOP "$pid" 2>/dev/null && frozen="$frozen$pid "

@@ -22,6 +22,18 @@ type Row = (name: string, ours: string, baseline: string, ratio: string, target:
 const HOME_MIB = 200;
 const BUCKET = "bench-bucket";
 const LONG_MS = 900_000;
+/** A ticker outside the home: its longest gap is how long a backup paused the machine. */
+const TICKER = "nohup sh -c 'while :; do date +%s%N >> /tmp/bench-ticks; sleep 0.02; done' " +
+  ">/dev/null 2>&1 &";
+/** Stops the ticker; its longest gap in ms. */
+const GAPS = "pkill -f 'bench-tick[s]'; awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } " +
+  "END { print m / 1e6 }' /tmp/bench-ticks; rm -f /tmp/bench-ticks";
+
+const asText = (r: { code: number; stdoutText: string; stderr: string }) => ({
+  code: r.code,
+  stdout: r.stdoutText.trim(),
+  stderr: r.stderr,
+});
 
 async function must(what: string, r: Promise<{ code: number; stdout: string; stderr: string }>) {
   const out = await r;
@@ -68,6 +80,7 @@ export async function benchBackups(
   const id = "bench-backup";
   const times = { backup: [[], []], restore: [[], []] } as Record<string, [number[], number[]]>;
   let sizeBytes = 0;
+  const pauses: number[] = [];
   try {
     const destination = destinationInput(s3, { name: BUCKET });
     await ok(w.emu, "POST", "destination.create", destination);
@@ -95,7 +108,11 @@ export async function benchBackups(
     const remote = `:s3:${s3.bucket}/floor/floor.tar`;
 
     for (let i = 0; i < rounds; i++) {
+      await must("the ticker", w.run("command", id, { command: TICKER }).then(asText));
       times.backup[0].push(await time(() => human(["backup", id])));
+      pauses.push(
+        Number(await must("its gaps", w.run("command", id, { command: GAPS }).then(asText))),
+      );
       times.backup[1].push(
         await time(async () => {
           await must(
@@ -149,6 +166,13 @@ export async function benchBackups(
     `tar + rclone copyto ${s(backupFloor)}`,
     ratio(backup, backupFloor),
     "floor + one copy",
+  );
+  row(
+    "longest pause of the machine's processes during a backup",
+    `${median(pauses).toFixed(0)} ms`,
+    "-",
+    "-",
+    "writers frozen only for the copy",
   );
   // A restore first backs up the home it replaces (its undo), then stops, restores, starts.
   row(

@@ -203,7 +203,10 @@ Deno.test({
     // d backs up to a bucket that is down: its run fails, and doctor says so.
     await Promise.all([
       verb(w, "create", b),
-      verb(w, "create", c),
+      // c is made before backups were on: its next start registers them.
+      w.run("create", c, { env: { BACKUP_DESTINATION: "" } }).then((r) =>
+        assert.equal(r.code, 0, r.stderr)
+      ),
       w.run("create", d, { env: { BACKUP_DESTINATION: "down-bucket" } }).then((r) =>
         assert.equal(r.code, 0, r.stderr)
       ),
@@ -221,6 +224,14 @@ Deno.test({
     );
     await sh(w, b, "echo 'b before the restore' > /home/devpod/b-own.txt");
     await sh(w, c, "echo 'c keeps this' > /home/devpod/c-marker.txt");
+    assert.doesNotMatch((await verb(w, "describe", c)).stdoutText, /^last backup:/m);
+    await verb(w, "start", c);
+    assert.match(
+      (await verb(w, "describe", c)).stdoutText,
+      /^last backup: none yet \(\d+ \d+ \* \* \*\); schedule/m,
+      "start registered c's backups",
+    );
+    assert.match(await sh(w, c, "cat /home/devpod/c-marker.txt"), /c keeps this/);
     const cBefore = await sh(w, c, "sha256sum /home/devpod/c-marker.txt");
 
     const unnamed = await human(w, ["restore", a, "--into", b]);
