@@ -23,11 +23,12 @@ const HOME_MIB = 200;
 const BUCKET = "bench-bucket";
 const LONG_MS = 900_000;
 /** A ticker outside the home: its longest gap is how long a backup paused the machine. */
-const TICKER = "nohup sh -c 'while :; do date +%s%N >> /tmp/bench-ticks; sleep 0.02; done' " +
-  ">/dev/null 2>&1 &";
+const TICKER = "nohup sh -c 'echo $$ > /tmp/bench-ticker.pid; " +
+  "while :; do date +%s%N >> /tmp/bench-ticks; sleep 0.02; done' >/dev/null 2>&1 &";
 /** Stops the ticker; its longest gap in ms. */
-const GAPS = "pkill -f 'bench-tick[s]'; awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } " +
-  "END { print m / 1e6 }' /tmp/bench-ticks; rm -f /tmp/bench-ticks";
+const GAPS = "kill $(cat /tmp/bench-ticker.pid); " +
+  "awk 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 } END { print m / 1e6 }' /tmp/bench-ticks; " +
+  "rm -f /tmp/bench-ticks /tmp/bench-ticker.pid";
 
 const asText = (r: { code: number; stdoutText: string; stderr: string }) => ({
   code: r.code,

@@ -16,6 +16,11 @@ export const CONTROL_VOLUME = "backupctl";
 export const MACHINE_CONTROL_DIR = "/run/devpod-backup";
 export const GUARD_LABEL = "dev.devpod.role";
 
+/** A compose container of the guard service (`<app>-backup-1`, v1's `<app>_backup_1`). */
+export function isGuardContainer(name: string): boolean {
+  return new RegExp(`[-_]${GUARD_SERVICE}[-_]\\d+$`).test(name);
+}
+
 /** The Docker volume Dokploy backs up: the snapshot, named as compose names it. */
 export function snapshotVolumeName(appName: string): string {
   return `${appName}_${SNAPSHOT_VOLUME}`;

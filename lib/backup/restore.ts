@@ -15,7 +15,7 @@ import { ProviderError } from "../errors.ts";
 import { sleep, sshGreets } from "../ssh/ready.ts";
 import type { Logger } from "../log.ts";
 import { allBackups, type BackupFile, backupsOf, formatBytes, parseBackupKey } from "./bucket.ts";
-import { homeVolumeName } from "./guard.ts";
+import { homeVolumeName, isGuardContainer } from "./guard.ts";
 import { type BackedMachine, backupNow, scheduleRowOf } from "./run.ts";
 
 export const MANIFEST = ".devpod-backup.json";
@@ -74,6 +74,11 @@ export async function restoreHome(
   }
   const started = Date.now();
   log.info(`stopping machine ${t.machineId} and removing its containers (volumes are kept)`);
+  // The guard goes first, killed: a stop of it is a backup's signal, and it would copy the
+  // home it is about to lose into its snapshot.
+  for (const c of await dokploy.containers(t.appName, t.serverId)) {
+    if (isGuardContainer(c.name)) await api.removeContainer(c.containerId, t.serverId);
+  }
   await dokploy.stopCompose(t.composeId);
   for (const c of await dokploy.containers(t.appName, t.serverId)) {
     await api.removeContainer(c.containerId, t.serverId);

@@ -9,7 +9,7 @@ import { ProviderError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { sleep } from "../ssh/ready.ts";
 import { type BackupFile, backupsOf } from "./bucket.ts";
-import { GUARD_SERVICE } from "./guard.ts";
+import { isGuardContainer } from "./guard.ts";
 import { ours } from "./register.ts";
 
 /** A machine as the project snapshot knows it (no state.json needed). */
@@ -82,7 +82,7 @@ export async function backupNow(
  */
 async function requireGuardRunning(dokploy: DokployApi, m: BackedMachine): Promise<void> {
   const containers = await dokploy.containers(m.appName, m.serverId);
-  const guard = containers.find((c) => new RegExp(`[-_]${GUARD_SERVICE}[-_]\\d+$`).test(c.name));
+  const guard = containers.find((c) => isGuardContainer(c.name));
   if (containers.length > 0 && guard?.state.toLowerCase() !== "running") {
     throw new ProviderError(
       `the backup guard of machine ${m.machineId} is not running (the machine was stopped through Dokploy, or made before backups were on); start it with devpod up, stop it with devpod stop, then back up`,
