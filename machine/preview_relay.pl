@@ -85,8 +85,9 @@ sub accept_loop {
         close $client;
         next;
       }
+      my $port = $l->sockport;
       close $_ for @listeners;
-      $serve->($client, $l->sockport);
+      $serve->($client, $port);
       POSIX::_exit(0);
     }
   }
