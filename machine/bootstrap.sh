@@ -44,6 +44,8 @@ MIRROR=${DEVPOD_REGISTRY_MIRROR:-}
 # The machine's end of preview URLs (machine/preview_relay.pl) and its port; empty: none.
 PREVIEW_RELAY=${DEVPOD_PREVIEW_RELAY:-}
 PREVIEW_RELAY_PORT=${DEVPOD_PREVIEW_RELAY_PORT:-}
+# The forwarder's container name: the only peer the relay serves.
+PREVIEW_FORWARDER=${DEVPOD_PREVIEW_FORWARDER:-}
 # Test-only: lets tests feed the interface lookup a route table of their own.
 ROUTE_FILE=${DEVPOD_PROC_NET_ROUTE:-/proc/net/route}
 HOST_KEY=/etc/ssh/devpod_host_ed25519_key
@@ -583,21 +585,22 @@ freeze_writers() {
 # ---------------------------------------------------------------- previews
 
 # Relays connections from the machine's preview forwarder (the only service of ours on
-# dokploy-network) to the previewed port of the devcontainer. It listens on the machine's
-# networks: its private one, which only the forwarder shares, and the image cache's, whose
-# firewall (mirror_firewall) admits nothing new but sshd. Perl is in every Debian/Ubuntu
-# image (perl-base); without it the machine simply has no previews.
+# dokploy-network) to the previewed port of the devcontainer. It serves the forwarder's
+# address only (its container name, resolved per connection), whatever network another
+# peer comes from. Perl is in every Debian/Ubuntu image (perl-base); without it the
+# machine simply has no previews.
 RELAY_PID=
 start_preview_relay() {
-  if ! is_uint "$PREVIEW_RELAY_PORT"; then
-    log "warning: DEVPOD_PREVIEW_RELAY_PORT \"$PREVIEW_RELAY_PORT\" is not a port: no preview relay"
+  if ! is_uint "$PREVIEW_RELAY_PORT" || [ -z "$PREVIEW_FORWARDER" ]; then
+    log "warning: DEVPOD_PREVIEW_RELAY_PORT or DEVPOD_PREVIEW_FORWARDER is not set right: no preview relay"
     return 0
   fi
   if ! command -v perl >/dev/null 2>&1; then
     log "warning: perl not found: preview URLs cannot reach this machine"
     return 0
   fi
-  perl -e "$PREVIEW_RELAY" machine "$PREVIEW_RELAY_PORT" 2>>"$STATE_DIR/preview-relay.log" &
+  perl -e "$PREVIEW_RELAY" machine "$PREVIEW_RELAY_PORT" "$PREVIEW_FORWARDER" \
+    2>>"$STATE_DIR/preview-relay.log" &
   RELAY_PID=$!
   log "previews: relay on port $PREVIEW_RELAY_PORT (log: $STATE_DIR/preview-relay.log)"
 }

@@ -6,8 +6,8 @@
 #               (DEVPOD_PREVIEW_PORTS) and hands each to the machine's relay
 #               (DEVPOD_PREVIEW_MACHINE:DEVPOD_PREVIEW_RELAY_PORT) behind a one-line header
 #               naming the port. It forwards nothing else.
-#   machine     started by the machine's bootstrap on the machine's private network:
-#               reads the header and connects to that port of the devcontainer (the
+#   machine     started by the machine's bootstrap: accepts connections from the
+#               machine's own forwarder only, reads the header and connects to that port of the devcontainer (the
 #               running container labelled dev.containers.id in the machine's engine), or
 #               of the machine itself when there is none; then relays both ways.
 #
@@ -16,11 +16,15 @@
 use strict;
 use warnings;
 use IO::Socket::INET;
+use Socket qw(inet_ntoa);
 use IO::Select;
 use POSIX ();
 
 $SIG{CHLD} = 'IGNORE';    # children are reaped by the kernel
 $SIG{PIPE} = 'IGNORE';
+# As the forwarder's PID 1 a signal without a handler is ignored: docker stop would wait
+# its 10 s grace and kill.
+$SIG{TERM} = $SIG{INT} = sub { POSIX::_exit(0) };
 my $HEADER = 'DEVPOD-PREVIEW';
 my $role = shift @ARGV // '';
 
@@ -166,13 +170,27 @@ sub drop_privileges {
   die "[devpod-preview] could not drop root\n" if $> == 0 || $< == 0;
 }
 
+# Whether the peer is the machine's own forwarder: its container name (unique on the
+# engine) resolves, on the networks the machine shares with it, to the peer's address.
+# Nothing else that shares a network with the machine (another machine on the image
+# cache's network, say) reaches the devcontainer through the relay.
+sub from_forwarder {
+  my ($sock, $forwarder) = @_;
+  my $peer = $sock->peerhost // return 0;
+  my (undef, undef, undef, undef, @addrs) = gethostbyname($forwarder);
+  return scalar grep { length($_) == 4 && inet_ntoa($_) eq $peer } @addrs;
+}
+
 sub machine {
-  my $relay_port = shift @ARGV || die "[devpod-preview] usage: machine <relay port>\n";
+  my $relay_port = shift @ARGV || die "[devpod-preview] usage: machine <relay port> <forwarder>\n";
+  my $forwarder = shift @ARGV || die "[devpod-preview] usage: machine <relay port> <forwarder>\n";
   my $l = listener($relay_port);
   drop_privileges();
   note("relay on port $relay_port: previewed ports reach the devcontainer");
   accept_loop(sub {
     my ($client) = @_;
+    return note('refused ' . ($client->peerhost // '?') . ": not $forwarder")
+      unless from_forwarder($client, $forwarder);
     my $line = read_header($client) // return;
     my ($port) = $line =~ /^\Q$HEADER\E (\d{1,5})$/ or return;
     return if $port < 1 || $port > 65535;

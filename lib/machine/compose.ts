@@ -17,6 +17,7 @@ import { mirrorUrl } from "../cache/spec.ts";
 import { escapeForCompose } from "../compose/escape.ts";
 import type { DockerMode } from "../config.ts";
 import {
+  FORWARDER_CONTAINER,
   type ForwarderService,
   forwarderService,
   type Preview,
@@ -130,7 +131,11 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           ...(cache ? { DEVPOD_REGISTRY_MIRROR: mirrorUrl(cache) } : {}),
           ...(spec.backups ? { DEVPOD_BACKUP_CTL: MACHINE_CONTROL_DIR } : {}),
           ...(relay
-            ? { DEVPOD_PREVIEW_RELAY_PORT: String(RELAY_PORT), DEVPOD_PREVIEW_RELAY: RELAY_SCRIPT }
+            ? {
+              DEVPOD_PREVIEW_RELAY_PORT: String(RELAY_PORT),
+              DEVPOD_PREVIEW_FORWARDER: FORWARDER_CONTAINER,
+              DEVPOD_PREVIEW_RELAY: RELAY_SCRIPT,
+            }
             : {}),
         },
         ports: [`${spec.sshPort}:22`],

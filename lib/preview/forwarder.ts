@@ -19,6 +19,12 @@ export const PREVIEW_SERVICE = "preview";
 /** The machine relay's port on the machine's private network (bootstrap: DEVPOD_PREVIEW_RELAY_PORT). */
 export const RELAY_PORT = 47022;
 export const FORWARDER_ROLE_LABEL = "dev.devpod.role=preview-forwarder";
+/**
+ * Container names (compose v2: `<project>-<service>-1`), unique on the engine: the service
+ * name alone (`machine`) could resolve to another project's container on dokploy-network.
+ */
+export const MACHINE_CONTAINER = "${COMPOSE_PROJECT_NAME}-machine-1";
+export const FORWARDER_CONTAINER = `\${COMPOSE_PROJECT_NAME}-${PREVIEW_SERVICE}-1`;
 /** The relay script as the machine's environment carries it (compose `$` escaped). */
 export const RELAY_SCRIPT = escapeForCompose(RELAY);
 
@@ -64,10 +70,7 @@ export function forwarderService(
     entrypoint: ["perl", "-e", RELAY_SCRIPT, "forwarder"],
     environment: {
       DEVPOD_PREVIEW_PORTS: previews.map((p) => p.port).join(" "),
-      // The machine container's own name (compose v2: <project>-<service>-1), unique on the
-      // engine: the service name `machine` could resolve to another project's machine on
-      // dokploy-network.
-      DEVPOD_PREVIEW_MACHINE: "${COMPOSE_PROJECT_NAME}-machine-1",
+      DEVPOD_PREVIEW_MACHINE: MACHINE_CONTAINER,
       DEVPOD_PREVIEW_RELAY_PORT: String(RELAY_PORT),
     },
     user: "65534:65534",

@@ -166,6 +166,28 @@ Deno.test({
       },
     );
 
+    await t.step(
+      "the relay serves the forwarder only, not another container on the network",
+      async () => {
+        const appName = JSON.parse(await Deno.readTextFile(`${w.folder(ID)}/state.json`)).appName;
+        const probe = await w.docker([
+          "run",
+          "--rm",
+          "--network",
+          `${appName}_machine`,
+          w.images.tiny,
+          "sh",
+          "-c",
+          `printf 'DEVPOD-PREVIEW 8080\nGET / HTTP/1.0\r\n\r\n' | nc -w 5 ${appName}-machine-1 47022; echo "exit $?"`,
+        ], { timeoutMs: 60_000 });
+        assert.equal(probe.code, 0, probe.stderr);
+        assert.doesNotMatch(probe.stdout, /app-8080/, "nothing of the app");
+        assert.match(probe.stdout, /exit \d+\n$/);
+        const log = await sh(w, "cat /run/devpod/preview-relay.log");
+        assert.match(log, /refused \d+\.\d+\.\d+\.\d+: not .*-preview-1/);
+      },
+    );
+
     await t.step("preview list shows both", async () => {
       const r = await human(w, ["preview", "list"]);
       assert.equal(r.code, 0, r.stderr);

@@ -129,6 +129,11 @@ Deno.test("the machine runs the relay; the forwarder appears only with previews"
   const bare = renderComposeFile(spec);
   const doc = YAML.parse(bare);
   assert.equal(doc.services.machine.environment.DEVPOD_PREVIEW_RELAY_PORT, String(RELAY_PORT));
+  assert.equal(
+    doc.services.machine.environment.DEVPOD_PREVIEW_FORWARDER,
+    "${COMPOSE_PROJECT_NAME}-preview-1",
+    "the only peer the relay serves",
+  );
   assert.match(doc.services.machine.environment.DEVPOD_PREVIEW_RELAY, /devpod preview relay/);
   assert.equal(doc.services.preview, undefined);
   assert.ok(hasPreviewRelay(bare));
