@@ -101,6 +101,22 @@ const VERBS: {
     ],
   },
   {
+    name: "preview",
+    summary:
+      "preview <machine> <port>: the machine's app at a URL through Dokploy's Traefik; preview list; preview rm <machine> <port>",
+    load: () => import("./commands/preview.ts"),
+    args: ["[words...]"],
+    options: [
+      [
+        "--host <host>",
+        "the URL's host name (default: under PREVIEW_DOMAIN, or one Dokploy generates)",
+      ],
+      ["--auth <mode>", "basic (default: a generated user and password, shown once) or none"],
+      ["--no-https", "plain HTTP, no Let's Encrypt certificate"],
+      ["--json", "preview list: print JSON"],
+    ],
+  },
+  {
     name: "version",
     summary: "print the provider version",
     load: () => import("./commands/version.ts"),

@@ -13,6 +13,7 @@ import { machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 import { checkBackups } from "../lib/backup/doctor.ts";
 import { checkImageCaches } from "../lib/cache/doctor.ts";
+import { checkPreviews } from "../lib/preview/doctor.ts";
 import { childEnv } from "../lib/process.ts";
 import { checkServers, checkTarget } from "../lib/servers/doctor.ts";
 
@@ -92,6 +93,7 @@ export async function run(ctx: CommandContext, opts: { fix?: boolean } = {}): Pr
     } else {
       if (servers) await checkServers(config, api, servers, machines, report);
       await checkBackups(config, api, machines, report);
+      await checkPreviews(api, machines, report);
     }
   }
   await attempt("local OpenSSH", async () => {

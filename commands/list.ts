@@ -50,6 +50,7 @@ export function formatTable(
   if (machines.length === 0) return "no machines\n";
   // The column only where some machine is backed up: the table stays narrow otherwise.
   const backups = machines.some((m) => m.backups);
+  const previews = machines.some((m) => m.previews?.length);
   return table([
     [
       "MACHINE",
@@ -60,6 +61,7 @@ export function formatTable(
       "AGE",
       "OWNER",
       ...backups ? ["LAST BACKUP"] : [],
+      ...previews ? ["PREVIEWS"] : [],
     ],
     ...machines.map((m) => [
       m.machineId,
@@ -70,6 +72,9 @@ export function formatTable(
       m.createdAt ? age(now - Date.parse(m.createdAt)) : "-",
       m.owner ?? "-",
       ...backups ? [describeLastBackup(m.backup ?? null, now)] : [],
+      ...previews
+        ? [m.previews?.length ? m.previews.map((p) => String(p.port)).join(", ") : "-"]
+        : [],
     ]),
   ]);
 }

@@ -55,6 +55,8 @@ export interface ProviderConfig {
   imageCacheUpstream: string;
   /** BACKUP_*: scheduled backups of the home volume through Dokploy (lib/backup); null: off. */
   backup: BackupConfig | null;
+  /** PREVIEW_DOMAIN without its `*.`: preview hosts are `<machine>-<port>.<this>`; null: generated. */
+  previewDomain: string | null;
   sshReuseConnections: boolean;
   agentPath: string;
   agentUrl: string | null;
@@ -251,6 +253,18 @@ const parsers = {
     }
     return n;
   }),
+  PREVIEW_DOMAIN: z.string().transform((v, ctx) => {
+    const domain = v.replace(/^\*\./, "").replace(/\.$/, "").toLowerCase();
+    if (v === "") return null;
+    if (!isHostName(domain) || !domain.includes(".")) {
+      ctx.addIssue({
+        code: "custom",
+        message: `"${v}" must be a wildcard domain such as *.dev.example.com`,
+      });
+      return z.NEVER;
+    }
+    return domain;
+  }),
   READY_TIMEOUT: durationSchema({ minMs: 5_000, maxMs: 86_400_000 }),
   DOKPLOY_RETRY_WINDOW: durationSchema({ maxMs: 3_600_000 }),
 } satisfies Record<string, z.ZodType<unknown, string>>;
@@ -291,6 +305,12 @@ function agentUrlProblem(v: string): string | null {
     return "must be file:///absolute/path: three slashes (no host), no spaces or quotes";
   }
   return null;
+}
+
+/** An RFC 1123 host name (what Dokploy's domain.create accepts): labels of 1–63 [a-z0-9-]. */
+export function isHostName(host: string): boolean {
+  return host.length <= 253 &&
+    host.split(".").every((l) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(l));
 }
 
 function imageSchema() {
@@ -356,6 +376,7 @@ export function loadConfig(env: Env): ProviderConfig {
     backup: o.BACKUP_DESTINATION === ""
       ? null
       : { destination: o.BACKUP_DESTINATION, schedule: o.BACKUP_SCHEDULE, keep: o.BACKUP_KEEP },
+    previewDomain: o.PREVIEW_DOMAIN,
     sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,

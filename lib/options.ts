@@ -229,6 +229,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "true",
   },
   {
+    name: "PREVIEW_DOMAIN",
+    group: "Access",
+    displayName: "Preview domain",
+    description:
+      "Wildcard domain for preview URLs (devpod-provider-dokploy preview <machine> <port>), e.g. *.dev.example.com with its DNS pointing at the server: each URL is <machine>-<port>.dev.example.com over HTTPS (Let's Encrypt). Empty: Dokploy generates an sslip.io name on the server's IP.",
+    default: "",
+    global: true,
+    validationPattern: "^(\\*\\.)?([a-zA-Z0-9-]+\\.)*[a-zA-Z0-9-]+$|^$",
+    validationMessage: "must be a domain such as *.dev.example.com",
+  },
+  {
     name: "DOKPLOY_NETWORK",
     group: "Advanced",
     displayName: "Join dokploy-network",

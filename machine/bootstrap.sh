@@ -41,6 +41,11 @@ BACKUP_CTL=${DEVPOD_BACKUP_CTL:-}
 SSHD_CONFIG=${DEVPOD_SSHD_CONFIG:-/etc/ssh/devpod_sshd_config}
 DISABLE_TELEMETRY=${DEVPOD_DISABLE_TELEMETRY:-}
 MIRROR=${DEVPOD_REGISTRY_MIRROR:-}
+# The machine's end of preview URLs (machine/preview_relay.pl) and its port; empty: none.
+PREVIEW_RELAY=${DEVPOD_PREVIEW_RELAY:-}
+PREVIEW_RELAY_PORT=${DEVPOD_PREVIEW_RELAY_PORT:-}
+# The forwarder's container name: the only peer the relay serves.
+PREVIEW_FORWARDER=${DEVPOD_PREVIEW_FORWARDER:-}
 # Test-only: lets tests feed the interface lookup a route table of their own.
 ROUTE_FILE=${DEVPOD_PROC_NET_ROUTE:-/proc/net/route}
 HOST_KEY=/etc/ssh/devpod_host_ed25519_key
@@ -583,6 +588,29 @@ freeze_writers() {
   log "backup snapshot: writers were frozen for $((waited / 5)) s"
 }
 
+# ---------------------------------------------------------------- previews
+
+# Relays connections from the machine's preview forwarder (the only service of ours on
+# dokploy-network) to the previewed port of the devcontainer. It serves the forwarder's
+# address only (its container name, resolved per connection), whatever network another
+# peer comes from. Perl is in every Debian/Ubuntu image (perl-base); without it the
+# machine simply has no previews.
+RELAY_PID=
+start_preview_relay() {
+  if ! is_uint "$PREVIEW_RELAY_PORT" || [ -z "$PREVIEW_FORWARDER" ]; then
+    log "warning: DEVPOD_PREVIEW_RELAY_PORT or DEVPOD_PREVIEW_FORWARDER is not set right: no preview relay"
+    return 0
+  fi
+  if ! command -v perl >/dev/null 2>&1; then
+    log "warning: perl not found: preview URLs cannot reach this machine"
+    return 0
+  fi
+  perl -e "$PREVIEW_RELAY" machine "$PREVIEW_RELAY_PORT" "$PREVIEW_FORWARDER" \
+    2>>"$STATE_DIR/preview-relay.log" &
+  RELAY_PID=$!
+  log "previews: relay on port $PREVIEW_RELAY_PORT (log: $STATE_DIR/preview-relay.log)"
+}
+
 # Whether $1 runs (a zombie child does not: `kill -0` would say it does).
 alive() {
   [ -r "/proc/$1/stat" ] && read -r _ _ st _ <"/proc/$1/stat" && [ "$st" != Z ]
@@ -607,8 +635,9 @@ supervise() {
   [ -r "$SSHD_CONFIG" ] || die "sshd config $SSHD_CONFIG not readable"
   mkdir -p "$STATE_DIR" || die "cannot create $STATE_DIR"
   rm -f "$STATE_DIR/idle-stop"
-  # Secrets are on disk now; sshd, dockerd and sessions need not inherit them.
-  unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY
+  # Secrets are on disk now; sshd, dockerd and sessions need not inherit them (nor the
+  # relay's source).
+  unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY DEVPOD_PREVIEW_RELAY
 
   STOPPING=
   SSHD_PID=
@@ -636,6 +665,10 @@ supervise() {
     backup_responder &
     RESPONDER_PID=$!
   fi
+  # Full mode only: in supervise mode (the emulator's host runtime) machines share a host.
+  if [ -n "$PREVIEW_RELAY" ] && [ "$MODE" != supervise ]; then
+    start_preview_relay
+  fi
   idle=never
   [ "$TIMEOUT" -eq 0 ] || idle="${TIMEOUT}s without SSH"
   alive "$SSHD_PID" &&
@@ -648,12 +681,12 @@ supervise() {
   if [ -n "$STOPPING" ]; then
     log "signal received: stopping"
     stop_pids 20 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${RESPONDER_PID:+"$RESPONDER_PID"} \
-      ${DOCKERD_PID:+"$DOCKERD_PID"}
+      ${RELAY_PID:+"$RELAY_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
     log "stopped"
     exit 0
   fi
   stop_pids 20 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${RESPONDER_PID:+"$RESPONDER_PID"} \
-    ${DOCKERD_PID:+"$DOCKERD_PID"}
+    ${RELAY_PID:+"$RELAY_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
   if [ -f "$STATE_DIR/idle-stop" ]; then
     log "stopped after $(cat "$STATE_DIR/idle-stop")s without an SSH session (idle timeout)"
     exit 0

@@ -29,6 +29,22 @@ const Deployment = z.looseObject({
 });
 export type Deployment = z.infer<typeof Deployment>;
 
+/** A domain row (domain.*, and compose.one's `domains`); see domains.ts. */
+export const Domain = z.looseObject({
+  domainId: z.string(),
+  host: z.string(),
+  port: z.number().nullish(),
+  https: z.boolean().nullish(),
+  path: z.string().nullish(),
+  serviceName: z.string().nullish(),
+  composeId: z.string().nullish(),
+  certificateType: z.string().nullish(),
+  middlewares: z.array(z.string()).nullish(),
+  uniqueConfigKey: z.number().nullish(),
+  createdAt: z.string().nullish(),
+});
+export type Domain = z.infer<typeof Domain>;
+
 /** compose.one's row; compose.create answers the row without the relations. */
 const Compose = ComposeSummary.extend({
   composeFile: z.string().nullish(),
@@ -38,6 +54,8 @@ const Compose = ComposeSummary.extend({
   deployments: z.array(Deployment).nullish(),
   /** compose.one only: the environment with the project it belongs to. */
   environment: z.looseObject({ projectId: z.string().nullish() }).nullish(),
+  /** compose.one only: its domains (preview URLs). */
+  domains: z.array(Domain).nullish(),
 });
 export type Compose = z.infer<typeof Compose>;
 

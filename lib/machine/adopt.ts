@@ -8,6 +8,7 @@ import { renderComposeEnv, SSH_USER } from "./compose.ts";
 import type { MachineDeps } from "./deps.ts";
 import { resolveSshHost } from "./locate.ts";
 import { parseMarker } from "./naming.ts";
+import { previewsIn } from "../preview/forwarder.ts";
 import { machineComposeFile } from "./spec.ts";
 import { type MachineState, writeState } from "./state.ts";
 
@@ -36,6 +37,7 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
     hostKeyFingerprint: await fingerprint(hostKey.publicKey),
     createdAt: compose.createdAt ?? new Date().toISOString(),
     ...cacheOf(compose.composeFile),
+    previews: previewsIn(compose.composeFile),
   };
   // A CPU cap learnt earlier is lost with state.json; the next deploy learns it again.
   const expected = machineComposeFile(d, clientKey.publicKey, state);

@@ -16,6 +16,15 @@ import {
 import { mirrorUrl } from "../cache/spec.ts";
 import { escapeForCompose } from "../compose/escape.ts";
 import type { DockerMode } from "../config.ts";
+import {
+  FORWARDER_CONTAINER,
+  type ForwarderService,
+  forwarderService,
+  type Preview,
+  PREVIEW_SERVICE,
+  RELAY_PORT,
+  RELAY_SCRIPT,
+} from "../preview/forwarder.ts";
 
 export const SERVICE = "machine";
 export const SSH_USER = "devpod";
@@ -37,12 +46,18 @@ export interface MachineSpec {
   imageCache: string | null;
   /** BACKUP_DESTINATION is set: the backup guard and its volumes (lib/backup/guard.ts). */
   backups?: boolean;
+  /** Preview URLs its forwarder serves (lib/preview); read back from Dokploy's copy. */
+  previews?: Preview[];
   providerVersion: string;
 }
 
 /** The compose model we render; only the keys we use. */
 export interface ComposeModel {
-  services: { [SERVICE]: MachineService; [GUARD_SERVICE]?: GuardService };
+  services: {
+    [SERVICE]: MachineService;
+    [GUARD_SERVICE]?: GuardService;
+    [PREVIEW_SERVICE]?: ForwarderService;
+  };
   volumes: Record<string, Record<string, never>>;
   networks: Record<string, { external?: boolean }>;
 }
@@ -87,6 +102,18 @@ export function composeModel(spec: MachineSpec): ComposeModel {
       providerVersion: spec.providerVersion,
     });
   }
+  // Previews reach the machine through its relay on its private network; a machine on
+  // dokploy-network (DOKPLOY_NETWORK) gets neither, or every app there could reach it.
+  const relay = !spec.dokployNetwork;
+  const forwarder: { [PREVIEW_SERVICE]?: ForwarderService } = {};
+  if (relay && spec.previews?.length) {
+    forwarder[PREVIEW_SERVICE] = forwarderService({
+      image: spec.image,
+      machineId: spec.machineId,
+      providerVersion: spec.providerVersion,
+      previews: spec.previews,
+    });
+  }
   return {
     services: {
       [SERVICE]: {
@@ -103,6 +130,13 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           ...(spec.disableAgentTelemetry ? { DEVPOD_DISABLE_TELEMETRY: "true" } : {}),
           ...(cache ? { DEVPOD_REGISTRY_MIRROR: mirrorUrl(cache) } : {}),
           ...(spec.backups ? { DEVPOD_BACKUP_CTL: MACHINE_CONTROL_DIR } : {}),
+          ...(relay
+            ? {
+              DEVPOD_PREVIEW_RELAY_PORT: String(RELAY_PORT),
+              DEVPOD_PREVIEW_FORWARDER: FORWARDER_CONTAINER,
+              DEVPOD_PREVIEW_RELAY: RELAY_SCRIPT,
+            }
+            : {}),
         },
         ports: [`${spec.sshPort}:22`],
         volumes,
@@ -120,6 +154,7 @@ export function composeModel(spec: MachineSpec): ComposeModel {
         networks: cache ? [network, cache] : [network],
       },
       ...guard,
+      ...forwarder,
     },
     volumes: namedVolumes,
     networks,

@@ -6,6 +6,7 @@ import YAML from "yaml";
 import { hasBackupGuard } from "../backup/guard.ts";
 import { cacheOfMirror } from "../cache/spec.ts";
 import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
+import { type PreviewInfo, previewInfos } from "../preview/manage.ts";
 import type { ProjectSnapshot } from "./project.ts";
 import { mapStatus } from "./status.ts";
 
@@ -28,6 +29,8 @@ export interface MachineInfo {
   imageCache: string | null;
   /** Its compose file runs a backup guard (BACKUP_DESTINATION was set at its last start). */
   backups: boolean;
+  /** Its preview URLs (lib/preview): the forwarder's ports joined with Dokploy's domains. */
+  previews: PreviewInfo[];
 }
 
 /** The machines of a project snapshot, described (two calls each, in parallel). */
@@ -68,6 +71,7 @@ async function describe(
     memory,
     imageCache,
     backups: hasBackupGuard({ composeFile: full?.composeFile }),
+    previews: full ? previewInfos(machineId, full) : [],
   };
 }
 

@@ -15,7 +15,7 @@ import { type MachineState, writeState } from "./state.ts";
 export function machineComposeFile(
   d: MachineDeps,
   authorizedKey: string,
-  at: Pick<MachineState, "sshPort" | "cpuLimit"> & { imageCache?: string | null },
+  at: Pick<MachineState, "sshPort" | "cpuLimit" | "previews"> & { imageCache?: string | null },
 ): string {
   return renderComposeFile({
     machineId: d.machine.machineId,
@@ -30,6 +30,7 @@ export function machineComposeFile(
     disableAgentTelemetry: d.config.disableAgentTelemetry,
     imageCache: at.imageCache ?? null,
     backups: d.config.backup !== null,
+    previews: at.previews,
     providerVersion: d.providerVersion,
   });
 }

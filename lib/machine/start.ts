@@ -16,6 +16,7 @@ import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateMachine } from "./locate.ts";
 import { isLostDeploy } from "./lost_deploy.ts";
+import { previewsIn } from "../preview/forwarder.ts";
 import { machineComposeFile, publishSpec } from "./spec.ts";
 import type { MachineState } from "./state.ts";
 
@@ -51,6 +52,8 @@ async function ensureUp(
   deadline: number,
 ): Promise<void> {
   const clientKey = await ensureKeyPair(d.machine.machineFolder, CLIENT_KEY, "");
+  // Previews are kept in Dokploy's copy only (`preview` may run elsewhere): carried over.
+  state.previews = previewsIn(compose.composeFile);
   const expected = machineComposeFile(d, clientKey.publicKey, state);
   let lost = false;
   let announced = false;

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { StateError } from "../errors.ts";
 import { readTextIfExists, writeFileAtomic } from "../fs.ts";
+import type { Preview } from "../preview/forwarder.ts";
 
 export interface MachineState {
   version: 1;
@@ -36,6 +37,12 @@ export interface MachineState {
    * registered: a start with the same options makes no call about it.
    */
   backup?: BackupRecord;
+  /**
+   * The preview URLs the machine's forwarder serves (lib/preview), as read from Dokploy's
+   * copy of the compose file when the machine is started or adopted, so that a re-render
+   * keeps them. Never written to state.json: `preview` may run on another computer.
+   */
+  previews?: Preview[];
 }
 
 export interface BackupRecord {
@@ -109,5 +116,6 @@ export async function readState(folder: string): Promise<MachineState | null> {
 }
 
 export async function writeState(folder: string, state: MachineState): Promise<void> {
-  await writeFileAtomic(join(folder, STATE_FILE), JSON.stringify(state, null, 2) + "\n", 0o600);
+  const { previews: _fromDokploy, ...kept } = state;
+  await writeFileAtomic(join(folder, STATE_FILE), JSON.stringify(kept, null, 2) + "\n", 0o600);
 }

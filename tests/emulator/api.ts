@@ -16,6 +16,7 @@ import { projectProcedures } from "./procedures/projects.ts";
 import { runtimeProcedures } from "./procedures/runtime_views.ts";
 import { serverProcedures } from "./procedures/servers.ts";
 import { backupProcedures } from "./procedures/backups.ts";
+import { domainProcedures } from "./procedures/domains.ts";
 import { trpcRoute } from "./trpc_route.ts";
 
 export interface RecordedRequest {
@@ -44,6 +45,7 @@ const PROCEDURES: Map<string, Procedures[string]> = new Map(
     ...runtimeProcedures,
     ...serverProcedures,
     ...backupProcedures,
+    ...domainProcedures,
   })
     .map(([name, fn]) => [name.toLowerCase(), fn]),
 );

@@ -45,10 +45,15 @@ export function renderDotenv(appName: string, envText: string | null): string {
   return `${lines.join("\n")}\n`;
 }
 
-export async function writeComposeFiles(app: ComposeApp, compose: ComposeRow): Promise<void> {
+/** `text`: the file as the deploy writes it (re-serialised with its domains, see domains.ts). */
+export async function writeComposeFiles(
+  app: ComposeApp,
+  compose: ComposeRow,
+  text = compose.composeFile,
+): Promise<void> {
   const dir = codeDir(app);
   await Deno.mkdir(dir, { recursive: true });
-  await Deno.writeTextFile(`${dir}/docker-compose.yml`, compose.composeFile);
+  await Deno.writeTextFile(`${dir}/docker-compose.yml`, text);
   await Deno.writeTextFile(`${dir}/.env`, renderDotenv(app.appName, compose.env), { mode: 0o600 });
 }
 

@@ -9,6 +9,7 @@
  */
 import { composeApp, writeComposeFiles } from "./compose_files.ts";
 import type { Ctx } from "./context.ts";
+import { deployedComposeFile } from "./procedures/domains.ts";
 import { sshFailure } from "./servers.ts";
 import type { ComposeRow, DeploymentRow } from "./store.ts";
 import { newId, now } from "./store.ts";
@@ -76,7 +77,14 @@ async function runDeploy(
   try {
     for (const line of banner(compose, command)) log(line);
     const app = composeApp(ctx, compose);
-    await writeComposeFiles(app, compose);
+    // writeDomainsToCompose: a domain naming a missing service ends the command here.
+    let file: string;
+    try {
+      file = deployedComposeFile(compose, ctx.store.domainsOf(composeId));
+    } catch (e) {
+      throw new Error(`❌ Has occurred an error: ${(e as Error).message}`);
+    }
+    await writeComposeFiles(app, compose, file);
     // Queue wait and image work of a real server, in short (the real engine takes its own).
     await abortableSleep(ctx.deployDelayMs, AbortSignal.any([ctx.shutdown, lost]));
     if (lost.aborted) return;

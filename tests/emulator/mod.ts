@@ -123,6 +123,16 @@ export interface EmulatorSnapshot {
    * stays until a restart; a bad expression's job never fires).
    */
   backupJobs: BackupJobView[];
+  /** Domain rows (domain.*): what a deploy turns into Traefik labels. */
+  domains: {
+    domainId: string;
+    composeId: string | null;
+    host: string;
+    serviceName: string | null;
+    port: number | null;
+  }[];
+  /** Each compose's stored file, by composeId (what compose.one answers). */
+  composeFiles: Record<string, string>;
   /** The remote servers and their faults (setServer). */
   servers: {
     serverId: string;
@@ -312,6 +322,18 @@ async function snapshot({ store, runtime, backupJobs }: Ctx): Promise<EmulatorSn
     networks: await runtime.networks(),
     machineProcesses: await runtime.liveMachines(),
     backupJobs: backupJobs.list(),
+    domains: [...store.domains.values()].map((
+      { domainId, composeId, host, serviceName, port },
+    ) => ({
+      domainId,
+      composeId,
+      host,
+      serviceName,
+      port,
+    })),
+    composeFiles: Object.fromEntries(
+      [...store.composes.values()].map((c) => [c.composeId, c.composeFile]),
+    ),
     servers: [...store.servers.values()].map((s) => {
       const health = store.serverHealth.get(s.serverId);
       return {

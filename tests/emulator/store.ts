@@ -227,6 +227,30 @@ export function now(): string {
   return new Date().toISOString();
 }
 
+/** A domain row (schema/domain.ts); for compose, only a row until the next deploy. */
+export interface DomainRow {
+  domainId: string;
+  host: string;
+  https: boolean;
+  port: number | null;
+  path: string | null;
+  serviceName: string | null;
+  domainType: string | null;
+  /** A serial: routers are named `<appName>-<uniqueConfigKey>-<entrypoint>`. */
+  uniqueConfigKey: number;
+  createdAt: string;
+  composeId: string | null;
+  applicationId: string | null;
+  previewDeploymentId: string | null;
+  customCertResolver: string | null;
+  customEntrypoint: string | null;
+  certificateType: string;
+  internalPath: string | null;
+  stripPath: boolean;
+  middlewares: string[] | null;
+  enabled: boolean;
+}
+
 export class Store {
   projects = new Map<string, ProjectRow>();
   environments = new Map<string, EnvironmentRow>();
@@ -241,6 +265,15 @@ export class Store {
   written = new Map<string, WrittenFiles>();
   destinations = new Map<string, DestinationRow>();
   volumeBackups = new Map<string, VolumeBackupRow>();
+  domains = new Map<string, DomainRow>();
+  /** The next domain's uniqueConfigKey (a serial column). */
+  nextDomainKey = 1;
+  /** The Dokploy host's IP as its settings know it (domain.generateDomain). */
+  dokployHostIp = "127.0.0.1";
+
+  domainsOf(composeId: string): DomainRow[] {
+    return [...this.domains.values()].filter((d) => d.composeId === composeId);
+  }
 
   environmentsOf(projectId: string): EnvironmentRow[] {
     return [...this.environments.values()].filter((e) => e.projectId === projectId);

@@ -195,6 +195,7 @@ function info(machineId: string, extra: Partial<MachineInfo>): MachineInfo {
     memory: null,
     imageCache: null,
     backups: false,
+    previews: [],
     ...extra,
   };
 }

@@ -118,7 +118,7 @@ export const composeProcedures: Procedures = {
         : { project }),
       deployments: ctx.store.deploymentsOf(c.composeId),
       mounts: [],
-      domains: [],
+      domains: ctx.store.domainsOf(c.composeId),
       server: c.serverId ? ctx.store.servers.get(c.serverId) ?? null : null,
     };
   },
@@ -204,6 +204,8 @@ export const composeProcedures: Procedures = {
     for (const d of ctx.store.deploymentsOf(c.composeId)) {
       ctx.store.deployments.delete(d.deploymentId);
     }
+    // Its domains go too (FK cascade); their labels went with its containers.
+    for (const d of ctx.store.domainsOf(c.composeId)) ctx.store.domains.delete(d.domainId);
     // Its volume backups go too (FK cascade); their scheduled jobs do not.
     for (const vb of [...ctx.store.volumeBackups.values()]) {
       if (vb.composeId === c.composeId) ctx.store.removeVolumeBackup(vb.volumeBackupId);
