@@ -8,9 +8,8 @@ import assert from "node:assert/strict";
 import GUARD from "../../machine/backup_guard.sh" with { type: "text" };
 import {
   execBootstrap,
-  freePort,
   hasTool,
-  keygen,
+  loopbackSshd,
   type Machine,
   skipReason,
   sleep,
@@ -34,24 +33,9 @@ async function until(what: string, ms: number, ok: () => Promise<boolean>): Prom
 
 /** A machine in supervise mode whose PID 1 also runs a writer appending to home/w.log. */
 async function machine(dir: string, shell: string): Promise<Machine> {
-  const port = freePort();
-  const host = await keygen(dir, "host");
+  const port = await loopbackSshd(dir);
   await Deno.mkdir(`${dir}/ctl`);
   await Deno.mkdir(`${dir}/home`);
-  await Deno.writeTextFile(`${dir}/authorized_keys`, "");
-  await Deno.writeTextFile(
-    `${dir}/sshd_config`,
-    [
-      `Port ${port}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${host.path}`,
-      "PidFile none",
-      "UsePAM no",
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      "AllowUsers nobody",
-      "",
-    ].join("\n"),
-  );
   return spawnInNamespace(
     [
       "set -e",

@@ -87,6 +87,30 @@ export async function keygen(dir: string, name: string): Promise<KeyPair> {
   return { path, pub: (await Deno.readTextFile(`${path}.pub`)).trim() };
 }
 
+/**
+ * A supervise-mode sshd set-up in `dir`: a host key, an empty authorized_keys and an
+ * sshd_config on a free loopback port, for user nobody. Returns the port.
+ */
+export async function loopbackSshd(dir: string): Promise<number> {
+  const port = freePort();
+  const host = await keygen(dir, "host");
+  await Deno.writeTextFile(`${dir}/authorized_keys`, "");
+  await Deno.writeTextFile(
+    `${dir}/sshd_config`,
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${host.path}`,
+      "PidFile none",
+      "UsePAM no",
+      `AuthorizedKeysFile ${dir}/authorized_keys`,
+      "AllowUsers nobody",
+      "",
+    ].join("\n"),
+  );
+  return port;
+}
+
 /** A running bootstrap: its log so far and ways to wait for or stop it. */
 export class Machine {
   #child: Deno.ChildProcess;

@@ -6,9 +6,8 @@
 import assert from "node:assert/strict";
 import {
   execBootstrap,
-  freePort,
   hasTool,
-  keygen,
+  loopbackSshd,
   type Machine,
   skipReason,
   sleep,
@@ -28,22 +27,7 @@ interface Rig {
 /** A temp dir with a host key and an sshd config on a free loopback port. */
 async function rig(shell: string): Promise<Rig> {
   const dir = await Deno.makeTempDir({ prefix: "devpod-watchdog-" });
-  const port = freePort();
-  const host = await keygen(dir, "host");
-  await Deno.writeTextFile(`${dir}/authorized_keys`, "");
-  await Deno.writeTextFile(
-    `${dir}/sshd_config`,
-    [
-      `Port ${port}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${host.path}`,
-      "PidFile none",
-      "UsePAM no",
-      `AuthorizedKeysFile ${dir}/authorized_keys`,
-      "AllowUsers nobody",
-      "",
-    ].join("\n"),
-  );
+  const port = await loopbackSshd(dir);
   const cmd = shell === "busybox" ? "busybox ash" : shell;
   return {
     dir,
