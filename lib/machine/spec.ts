@@ -15,7 +15,7 @@ import { type MachineState, writeState } from "./state.ts";
 export function machineComposeFile(
   d: MachineDeps,
   authorizedKey: string,
-  at: Pick<MachineState, "sshPort" | "cpuLimit"> & { imageCache?: string | null },
+  at: Pick<MachineState, "sshPort" | "cpuLimit" | "prebuilds"> & { imageCache?: string | null },
 ): string {
   return renderComposeFile({
     machineId: d.machine.machineId,
@@ -29,6 +29,7 @@ export function machineComposeFile(
     dokployNetwork: d.config.dokployNetwork,
     disableAgentTelemetry: d.config.disableAgentTelemetry,
     imageCache: at.imageCache ?? null,
+    prebuilds: at.prebuilds === true,
     backups: d.config.backup !== null,
     providerVersion: d.providerVersion,
   });
