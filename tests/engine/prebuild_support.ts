@@ -6,7 +6,7 @@
  * found, the engine pulls it and runs it; missing, DevPod builds and tags `REPO:tag`
  * (and never pushes on `up`). Shared by the real-engine test and the bench.
  */
-import type { EngineWorld } from "./world.ts";
+import type { World } from "../e2e/harness.ts";
 import { PREBUILD_REPOSITORY } from "../../lib/prebuild/spec.ts";
 
 /** What go-containerregistry's remote.Image accepts. */
@@ -49,7 +49,7 @@ export interface UpResult {
  * build, then the container starts (prints /built-on). Bounded.
  */
 export async function upEquivalent(
-  w: EngineWorld,
+  w: Pick<World, "run">,
   id: string,
   c: DevcontainerConfig,
 ): Promise<UpResult> {
@@ -83,7 +83,7 @@ echo "out=$(docker run --rm --network none ${image} cat /built-on)"
 
 /** The manifest digest the prebuild registry holds for `tag`, asked from machine `id`; null: none. */
 export async function registryDigest(
-  w: EngineWorld,
+  w: Pick<World, "run">,
   id: string,
   tag: string,
 ): Promise<string | null> {

@@ -237,6 +237,33 @@ Deno.test({
         figures.refused = true;
       });
 
+      await t.step("racing first pushes of one tag: exactly one lands, it stays", async () => {
+        // Eight valid manifests that differ (trailing spaces: other digests), PUT at once
+        // under a new tag. Check-then-write is one step per tag at the front.
+        const race = `devpod-race-${RUN}`;
+        const base = "http://localhost:5151/v2/prebuilds/manifests";
+        const type = "application/vnd.docker.distribution.manifest.v2+json";
+        const r = await sh(
+          w,
+          b,
+          `set -e; d=$(mktemp -d); cd "$d"
+m=$(curl -fsS -H 'Accept: ${type}' ${base}/${tagB})
+for i in 1 2 3 4 5 6 7 8; do
+  { printf '%s' "$m"; printf "%\${i}s" ""; } >m$i
+  ( code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: ${type}' \\
+      --data-binary @m$i ${base}/${race}); echo "$i $code sha256:$(sha256sum m$i | cut -d' ' -f1)" >>codes ) &
+done
+wait; cat codes; cd /; rm -rf "$d"`,
+        );
+        assert.equal(r.code, 0, r.err);
+        const rows = r.out.trim().split("\n").map((l) => l.split(" "));
+        assert.equal(rows.length, 8, r.out);
+        const won = rows.filter(([, code]) => code === "201");
+        assert.equal(won.length, 1, `exactly one PUT is stored:\n${r.out}`);
+        for (const [, code] of rows) assert.ok(["201", "403", "429"].includes(code), r.out);
+        assert.equal(await registryDigest(w, a, race), won[0][2], "the tag is the winner's");
+      });
+
       await t.step("list shows what the registry holds", async () => {
         const size = await eventually("the prebuild registry's size", async () => {
           const p = (await list(w)).imageCaches[0].prebuilds;

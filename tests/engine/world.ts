@@ -76,7 +76,10 @@ export async function eventually<T>(
 }
 
 /** `docker save IMAGE` on the test engine, as a tar to load into a machine's engine. */
-export async function saveImage(w: EngineWorld, image: string): Promise<{ stdout: Uint8Array }> {
+export async function saveImage(
+  w: Pick<EngineWorld, "engine">,
+  image: string,
+): Promise<{ stdout: Uint8Array }> {
   const saved = await new Deno.Command(w.engine.cli, {
     args: ["save", image],
     env: { DOCKER_HOST: w.engine.host },
