@@ -89,6 +89,9 @@ export async function checkImageCaches(
 
 /** The prebuild registry beside a running cache, and what the user types to use it. */
 function prebuildsDetail(config: ProviderConfig, c: ImageCacheInfo): string {
+  if (c.prebuilds && !c.prebuilds.running) {
+    return "its prebuild registry is not running (DevPod builds as without it; deploy the cache again in Dokploy, or 'doctor --fix' once it failed)";
+  }
   if (c.prebuilds) {
     return `prebuild registry holds ${
       formatKiB(c.prebuilds.sizeKiB)

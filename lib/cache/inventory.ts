@@ -7,6 +7,7 @@ import type { ComposeStatus, DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
 import type { CacheFailure } from "./failure.ts";
 import {
+  FRONT_SERVICE,
   lastPrebuildSize,
   PREBUILD_SIZE_SEARCH,
   prebuildAddress,
@@ -30,7 +31,7 @@ export interface ImageCacheInfo {
    * Its prebuild registry (lib/prebuild): the front's address on the cache's network and
    * what its store last logged holding; null when the cache has none.
    */
-  prebuilds: { address: string; sizeKiB: number | null } | null;
+  prebuilds: { address: string; running: boolean; sizeKiB: number | null } | null;
   /** Machines of this project on its server (a cache in use is never removed). */
   machines: number;
   createdAt: string | null;
@@ -49,7 +50,11 @@ export async function listImageCaches(
   return await Promise.all(snapshot.caches.map(async (c) => {
     const { compose, serverId, failure } = c;
     const containers = await api.containers(compose.appName, compose.serverId ?? null);
-    const running = containers.some((c) => c.state.toLowerCase() === "running");
+    // Each service's own container: the cache may run while its prebuild registry does not.
+    const runs = (service: string) =>
+      containers.some((c) => isServiceContainer(c.name, compose.appName, service) && isRunning(c));
+    const running = runs(CACHE_SERVICE);
+    const prebuildsRun = runs(STORE_SERVICE) && runs(FRONT_SERVICE);
     const state = compose.composeStatus === "running"
       ? "Busy"
       : running
@@ -71,7 +76,8 @@ export async function listImageCaches(
       prebuilds: c.prebuilds
         ? {
           address: prebuildAddress(compose.appName),
-          sizeKiB: running
+          running: prebuildsRun,
+          sizeKiB: prebuildsRun
             ? await loggedSize(api, compose, STORE_SERVICE, PREBUILD_SIZE_SEARCH, lastPrebuildSize)
             : null,
         }
@@ -103,6 +109,18 @@ async function loggedSize(
   } catch {
     return null; // an older Dokploy (no readLogs) or a container that just stopped
   }
+}
+
+/** `<appName>-<service>-1` (compose v2, as Dokploy lists it; v1 writes `_`). */
+function isServiceContainer(name: string, appName: string, service: string): boolean {
+  const n = name.replace(/^\//, "");
+  return [`${appName}-${service}-`, `${appName}_${service}_`].some((p) =>
+    n.startsWith(p) && /^\d+$/.test(n.slice(p.length))
+  );
+}
+
+function isRunning(c: { state: string }): boolean {
+  return c.state.toLowerCase() === "running";
 }
 
 /** Its last deploy failed (a record, or Dokploy's status) and no deploy of it runs now. */

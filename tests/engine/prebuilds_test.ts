@@ -106,7 +106,6 @@ Deno.test({
     world = await startEngineWorld({
       IMAGE_CACHE: "true",
       IMAGE_CACHE_IMAGE: built.cache,
-      PREBUILD_PROXY_IMAGE: built.front,
     });
   },
 });

@@ -23,7 +23,13 @@ export async function startEngineWorld(
   const images = await ensureImages(engine);
   const world = await startWorld({
     engine,
-    options: { MACHINE_IMAGE: images.machine, READY_TIMEOUT: "120s", ...options },
+    // Local stand-ins for the public images a real server pulls (no registry here).
+    options: {
+      MACHINE_IMAGE: images.machine,
+      PREBUILD_PROXY_IMAGE: images.front,
+      READY_TIMEOUT: "120s",
+      ...options,
+    },
   });
   return {
     ...world,
