@@ -485,16 +485,25 @@ push_prebuild() {
   rmdir "$lock"
 }
 
-# Follows the engine's tag events (what a build's -t emits) and pushes each new prebuild;
-# at start, those tagged while no watcher ran. Each push runs beside the next event.
-prebuild_pusher() {
+# Every image the engine holds that is a prebuild the registry lacks.
+push_all_prebuilds() {
   docker images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | while read -r name; do
     push_prebuild "$name"
   done
+}
+
+# Follows the engine's tag events (what a build's -t emits, BuildKit's too) and pushes each
+# new prebuild; at start, those tagged while no watcher ran, and after a `load` event (an
+# image from a buildx builder of its own), all of them. Each push runs beside the next event.
+prebuild_pusher() {
+  push_all_prebuilds
   while alive "$DOCKERD_PID"; do
-    docker events --filter type=image --filter event=tag \
-      --format '{{.Actor.Attributes.name}}' 2>/dev/null | while read -r name; do
-      push_prebuild "$name" &
+    docker events --filter type=image --filter event=tag --filter event=load \
+      --format '{{.Action}} {{.Actor.Attributes.name}}' 2>/dev/null | while read -r action name; do
+      case $action in
+        tag) push_prebuild "$name" & ;;
+        *) push_all_prebuilds & ;;
+      esac
     done
     sleep 2
   done

@@ -99,6 +99,7 @@ http {
   }
   limit_conn_zone $request_uri zone=devpod_tags:1m;
   limit_conn_status 429;
+  limit_conn_log_level warn;
   server {
     listen ${FRONT_PORT};
     set $store ${STORE_SERVICE}:${STORE_PORT};

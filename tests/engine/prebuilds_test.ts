@@ -62,7 +62,7 @@ async function list(w: EngineWorld) {
     imageCaches: {
       appName: string;
       state: string;
-      prebuilds: { address: string; sizeKiB: number | null } | null;
+      prebuilds: { address: string; running: boolean; sizeKiB: number | null } | null;
     }[];
   };
 }
@@ -319,6 +319,72 @@ wait; cat codes; cd /; rm -rf "$d"`,
     } finally {
       for (const id of [a, b, c]) await w.run("delete", id).catch(() => {});
       await runProvider(["cleanup", "--yes"], w.env("unused")).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "prebuilds (engine): a cache made without them gets them at the next create, its registry left running",
+  ...NO_SANITIZE,
+  async fn(t) {
+    const w = world;
+    const [old, next] = [m("old"), m("next")];
+    let cacheApp = "";
+    try {
+      await t.step(
+        "PREBUILDS=false: the cache has no prebuild registry, nor has the machine",
+        async () => {
+          const off = { env: { PREBUILDS: "false" }, timeoutMs: 240_000 };
+          ok(`create ${old}`, await w.run("create", old, off));
+          const listed = await list(w);
+          cacheApp = listed.imageCaches[0].appName;
+          assert.equal(listed.imageCaches[0].prebuilds, null);
+          assert.equal(listed.machines.find((x) => x.machineId === old)?.prebuilds, false);
+          const none = await sh(
+            w,
+            old,
+            "curl -s --max-time 5 http://localhost:5151/v2/ || echo refused",
+          );
+          assert.match(none.out, /refused/, "nothing listens on localhost:5151");
+        },
+      );
+
+      await t.step("the next create adds it; the cache container is not recreated", async () => {
+        const cache = await serviceContainer(w, cacheApp, "registry");
+        const r = await w.run("create", next, { timeoutMs: 240_000 });
+        ok(`create ${next}`, r);
+        assert.match(
+          r.stderr,
+          new RegExp(`adding the prebuild registry to the image cache ${cacheApp}`),
+        );
+        const listed = await list(w);
+        assert.equal(listed.imageCaches.length, 1);
+        assert.equal(listed.imageCaches[0].prebuilds?.running, true);
+        assert.equal(listed.machines.find((x) => x.machineId === next)?.prebuilds, true);
+        assert.equal(
+          listed.machines.find((x) => x.machineId === old)?.prebuilds,
+          false,
+          "made without",
+        );
+        const after = await serviceContainer(w, cacheApp, "registry");
+        // Not recreated: compose found it up to date. (Its StartedAt may move here all the
+        // same: a proxy registry whose upstream does not resolve, as in this sandbox, exits
+        // and its restart policy starts it again.)
+        assert.equal(after.Id, cache.Id, "the same cache container");
+        const v2 = await sh(
+          w,
+          next,
+          "curl -s -o /dev/null -w '%{http_code}' http://localhost:5151/v2/",
+        );
+        assert.equal(v2.out, "200", "the new machine reaches it");
+      });
+    } finally {
+      for (const id of [old, next]) await w.run("delete", id).catch(() => {});
+      await runProvider(["cleanup", "--yes"], w.env("unused")).catch(() => {});
+    }
+    if (cacheApp) {
+      assert.deepEqual(await leftovers(w, cacheApp), { containers: [], volumes: [], networks: [] });
     }
   },
 });
