@@ -47,7 +47,7 @@ export async function checkImageCaches(
       name,
       detail: config.imageCache
         ? "not used (DOCKER_MODE=none: no engine in the machine pulls images)"
-        : "off (IMAGE_CACHE=false: every machine pulls from Docker Hub)",
+        : "off (IMAGE_CACHE=false: every machine pulls from Docker Hub; no prebuild registry either)",
     });
   } else if (caches.length === 0) {
     await report({
