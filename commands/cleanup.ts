@@ -60,7 +60,10 @@ export async function run(ctx: CommandContext, opts: { yes?: boolean }): Promise
   for (const c of removable) {
     if (opts.yes) {
       await api.deleteCompose(c.composeId, true);
-      await ctx.stdout(`deleted image cache ${c.appName} (server ${serverKey(c.serverId)})\n`);
+      const also = c.prebuilds ? " and its prebuild registry" : "";
+      await ctx.stdout(
+        `deleted image cache ${c.appName}${also} (server ${serverKey(c.serverId)})\n`,
+      );
     } else if (failedCaches.includes(c)) {
       const why = c.failure ? `: ${c.failure.reason}` : "";
       await ctx.stdout(
@@ -90,7 +93,7 @@ export async function run(ctx: CommandContext, opts: { yes?: boolean }): Promise
     }
     if (unusedCaches.length) {
       await ctx.stdout(
-        `${unusedCaches.length} image cache(s) no machine needs; run again with --yes to delete them and the public images they store (the next machine on that server makes a new one)\n`,
+        `${unusedCaches.length} image cache(s) no machine needs; run again with --yes to delete them, the public images they store and their prebuilds (the next machine on that server makes a new one, and builds again)\n`,
       );
     }
   }

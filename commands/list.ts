@@ -117,11 +117,12 @@ async function listBackups(
 export function formatCaches(caches: ImageCacheInfo[], servers: Server[]): string {
   if (caches.length === 0) return "";
   return "\n" + table([
-    ["IMAGE CACHE", "STATE", "STORED", "SERVER", "MACHINES"],
+    ["IMAGE CACHE", "STATE", "STORED", "PREBUILDS", "SERVER", "MACHINES"],
     ...caches.map((c) => [
       c.appName,
       c.state,
       c.sizeKiB === null ? "-" : formatKiB(c.sizeKiB),
+      !c.prebuilds ? "none" : c.prebuilds.sizeKiB === null ? "-" : formatKiB(c.prebuilds.sizeKiB),
       serverName(c.serverId, servers),
       String(c.machines),
     ]),

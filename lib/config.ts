@@ -53,6 +53,9 @@ export interface ProviderConfig {
   imageCacheImage: string;
   /** Normalised: no trailing slash. */
   imageCacheUpstream: string;
+  /** PREBUILDS: a prebuild registry per server beside the image cache (lib/prebuild). */
+  prebuilds: boolean;
+  prebuildProxyImage: string;
   /** BACKUP_*: scheduled backups of the home volume through Dokploy (lib/backup); null: off. */
   backup: BackupConfig | null;
   /** PREVIEW_DOMAIN without its `*.`: preview hosts are `<machine>-<port>.<this>`; null: generated. */
@@ -186,6 +189,8 @@ const parsers = {
   MACHINE_IMAGE: imageSchema(),
   IMAGE_CACHE: booleanSchema(),
   IMAGE_CACHE_IMAGE: imageSchema(),
+  PREBUILDS: booleanSchema(),
+  PREBUILD_PROXY_IMAGE: imageSchema(),
   IMAGE_CACHE_UPSTREAM: z.string().transform((v, ctx) => {
     let url: URL | null = null;
     try {
@@ -373,6 +378,8 @@ export function loadConfig(env: Env): ProviderConfig {
     imageCache: o.IMAGE_CACHE,
     imageCacheImage: o.IMAGE_CACHE_IMAGE,
     imageCacheUpstream: o.IMAGE_CACHE_UPSTREAM,
+    prebuilds: o.PREBUILDS,
+    prebuildProxyImage: o.PREBUILD_PROXY_IMAGE,
     backup: o.BACKUP_DESTINATION === ""
       ? null
       : { destination: o.BACKUP_DESTINATION, schedule: o.BACKUP_SCHEDULE, keep: o.BACKUP_KEEP },

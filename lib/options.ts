@@ -57,6 +57,7 @@ export const DEFAULT_SSH_PORT_RANGE = "32200-32999";
 /** Docker's own registry (distribution 2.8), pinned: proxy mode and the layout we rely on. */
 export const DEFAULT_IMAGE_CACHE_IMAGE = "registry:2.8.3";
 export const DEFAULT_IMAGE_CACHE_UPSTREAM = "https://registry-1.docker.io";
+export const DEFAULT_PREBUILD_PROXY_IMAGE = "nginx:1.27-alpine";
 
 export const OPTIONS: readonly OptionSpec[] = [
   {
@@ -151,6 +152,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     displayName: "Shared image cache",
     description:
       "Run one pull-through Docker Hub cache per server (a registry in the provider's project, on a private network, never published) as every dind machine's registry mirror: the second workspace pulls nothing from the internet. If the cache is down, pulls go to Docker Hub as before.",
+    type: "boolean",
+    default: "true",
+  },
+  {
+    name: "PREBUILDS",
+    group: "Machine",
+    displayName: "Prebuilds on the server",
+    description:
+      "Run one prebuild registry per server beside the image cache (needs IMAGE_CACHE; never published): every dind machine reaches it as localhost:5151 and pushes the images DevPod builds for --prebuild-repository localhost:5151/prebuilds, so the next workspace of the same repo and config on that server starts without building. A pushed tag is never overwritten.",
     type: "boolean",
     default: "true",
   },
@@ -265,6 +275,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: DEFAULT_IMAGE_CACHE_UPSTREAM,
     validationPattern: "^https?://[^\\s/]+/?$",
     validationMessage: "must be an http(s) URL of a registry such as https://registry-1.docker.io",
+  },
+  {
+    name: "PREBUILD_PROXY_IMAGE",
+    group: "Advanced",
+    displayName: "Prebuild registry front image",
+    description:
+      "nginx image of the prebuild registry's front (PREBUILDS), which refuses to overwrite a pushed tag; it runs unprivileged.",
+    default: DEFAULT_PREBUILD_PROXY_IMAGE,
   },
   {
     name: "AGENT_PATH",

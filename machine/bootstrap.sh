@@ -46,6 +46,10 @@ PREVIEW_RELAY=${DEVPOD_PREVIEW_RELAY:-}
 PREVIEW_RELAY_PORT=${DEVPOD_PREVIEW_RELAY_PORT:-}
 # The forwarder's container name: the only peer the relay serves.
 PREVIEW_FORWARDER=${DEVPOD_PREVIEW_FORWARDER:-}
+# The server's prebuild registry (host:port on the cache's network) and the local port
+# that forwards to it; empty: no prebuilds.
+PREBUILD_REGISTRY=${DEVPOD_PREBUILD_REGISTRY:-}
+PREBUILD_PORT=${DEVPOD_PREBUILD_PORT:-5151}
 # Test-only: lets tests feed the interface lookup a route table of their own.
 ROUTE_FILE=${DEVPOD_PROC_NET_ROUTE:-/proc/net/route}
 HOST_KEY=/etc/ssh/devpod_host_ed25519_key
@@ -97,6 +101,11 @@ missing_packages() {
   command -v curl >/dev/null 2>&1 || command -v wget >/dev/null 2>&1 || printf '%s\n' curl
   [ -s /etc/ssl/certs/ca-certificates.crt ] || [ -s /etc/pki/tls/certs/ca-bundle.crt ] ||
     printf '%s\n' ca-certificates
+  # Forwards localhost:$PREBUILD_PORT to the prebuild registry (same name everywhere).
+  if [ "$DOCKER_MODE" = dind ] && [ -n "$PREBUILD_REGISTRY" ] &&
+    ! command -v socat >/dev/null 2>&1; then
+    printf '%s\n' socat
+  fi
   if [ "$DOCKER_MODE" = dind ] && ! command -v dockerd >/dev/null 2>&1; then
     case $1 in
       debian) printf '%s\n' docker.io ;;
@@ -431,6 +440,105 @@ mirror_firewall() {
   log "firewall: on $iface ($MIRROR_HOST $ip) only tcp port $SSHD_PORT accepts new connections, in $(since "$t0")"
 }
 
+# ---------------------------------------------------------------- prebuilds
+
+# Checks $PREBUILD_REGISTRY (host:port) and $PREBUILD_PORT; a bad value costs the
+# prebuilds, never the machine.
+parse_prebuilds() {
+  [ -n "$PREBUILD_REGISTRY" ] || return 0
+  host=${PREBUILD_REGISTRY%:*}
+  if [ "$host" != "$PREBUILD_REGISTRY" ] && valid_host "$host" &&
+    valid_port "${PREBUILD_REGISTRY##*:}" && valid_port "$PREBUILD_PORT"; then
+    return 0
+  fi
+  log "warning: DEVPOD_PREBUILD_REGISTRY must be host:port and DEVPOD_PREBUILD_PORT a port, got '$PREBUILD_REGISTRY' and '$PREBUILD_PORT'; no prebuilds"
+  PREBUILD_REGISTRY=
+}
+
+# Whether the prebuild registry has manifest $2 of repository $1 (a HEAD, as DevPod's
+# client asks with a GET): what is there already is never pushed again.
+prebuild_exists() {
+  url="http://127.0.0.1:$PREBUILD_PORT/v2/$1/manifests/$2"
+  accept="Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsI --max-time 15 -H "$accept" "$url" >/dev/null 2>&1
+  else
+    wget -q --spider -T 15 --header "$accept" "$url" >/dev/null 2>&1
+  fi
+}
+
+# Pushes image $1 when it is a prebuild (localhost:PORT/REPO:devpod-HASH, as DevPod tags
+# what it builds for --prebuild-repository) the registry does not have yet.
+push_prebuild() {
+  case $1 in
+    localhost:"$PREBUILD_PORT"/*:devpod-* | 127.0.0.1:"$PREBUILD_PORT"/*:devpod-*) ;;
+    *) return 0 ;;
+  esac
+  ref=${1#*/}
+  case ${ref##*:} in *[!A-Za-z0-9_.-]*) return 0 ;; esac
+  # One push per tag at a time (a build may tag twice); the registry refuses a second.
+  lock="$STATE_DIR/prebuild-push.${ref##*:}"
+  mkdir "$lock" 2>/dev/null || return 0
+  if prebuild_exists "${ref%:*}" "${ref##*:}"; then
+    :
+  elif docker push "$1" >>"$STATE_DIR/prebuild-push.log" 2>&1; then
+    log "prebuilds: pushed $1"
+  else
+    log "prebuilds: push of $1 failed (last lines of $STATE_DIR/prebuild-push.log):"
+    tail -n 3 "$STATE_DIR/prebuild-push.log" >&2
+  fi
+  rmdir "$lock"
+}
+
+# Every image the engine holds that is a prebuild the registry lacks.
+push_all_prebuilds() {
+  docker images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null | while read -r name; do
+    push_prebuild "$name"
+  done
+}
+
+# Follows the engine's tag events (what a build's -t emits, BuildKit's too) and pushes each
+# new prebuild; at start, those tagged while no watcher ran, and after a `load` event (an
+# image from a buildx builder of its own), all of them. Each push runs beside the next event.
+prebuild_pusher() {
+  push_all_prebuilds
+  while alive "$DOCKERD_PID"; do
+    docker events --filter type=image --filter event=tag --filter event=load \
+      --format '{{.Action}} {{.Actor.Attributes.name}}' 2>/dev/null | while read -r action name; do
+      case $action in
+        tag) push_prebuild "$name" & ;;
+        *) push_all_prebuilds & ;;
+      esac
+    done
+    sleep 2
+  done
+}
+
+FORWARD_PID=
+PUSHER_PID=
+start_prebuilds() {
+  [ -n "$PREBUILD_REGISTRY" ] && [ -n "$DOCKERD_PID" ] || return 0
+  if ! command -v socat >/dev/null 2>&1; then
+    log "warning: socat not found: no prebuilds (localhost:$PREBUILD_PORT is not forwarded)"
+    return 0
+  fi
+  # Only on loopback: DevPod's client and dockerd speak plain HTTP to localhost alone.
+  rm -rf "$STATE_DIR"/prebuild-push.* # locks of a previous boot
+  # Neither needs the secrets the boot still holds.
+  (
+    unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY
+    exec socat "TCP-LISTEN:$PREBUILD_PORT,bind=127.0.0.1,reuseaddr,fork" \
+      "TCP:$PREBUILD_REGISTRY,connect-timeout=10" >"$STATE_DIR/prebuild-forward.log" 2>&1
+  ) &
+  FORWARD_PID=$!
+  (
+    unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY
+    prebuild_pusher
+  ) &
+  PUSHER_PID=$!
+  log "prebuilds: localhost:$PREBUILD_PORT forwards to $PREBUILD_REGISTRY; images DevPod tags localhost:$PREBUILD_PORT/<repo>:devpod-<hash> are pushed there"
+}
+
 DOCKERD_PID=
 start_dockerd() {
   t0=$(now_cs)
@@ -681,12 +789,14 @@ supervise() {
   if [ -n "$STOPPING" ]; then
     log "signal received: stopping"
     stop_pids 20 "$SSHD_PID" ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${RESPONDER_PID:+"$RESPONDER_PID"} \
-      ${RELAY_PID:+"$RELAY_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+      ${RELAY_PID:+"$RELAY_PID"} ${PUSHER_PID:+"$PUSHER_PID"} ${FORWARD_PID:+"$FORWARD_PID"} \
+      ${DOCKERD_PID:+"$DOCKERD_PID"}
     log "stopped"
     exit 0
   fi
   stop_pids 20 ${WATCHDOG_PID:+"$WATCHDOG_PID"} ${RESPONDER_PID:+"$RESPONDER_PID"} \
-    ${RELAY_PID:+"$RELAY_PID"} ${DOCKERD_PID:+"$DOCKERD_PID"}
+    ${RELAY_PID:+"$RELAY_PID"} ${PUSHER_PID:+"$PUSHER_PID"} ${FORWARD_PID:+"$FORWARD_PID"} \
+    ${DOCKERD_PID:+"$DOCKERD_PID"}
   if [ -f "$STATE_DIR/idle-stop" ]; then
     log "stopped after $(cat "$STATE_DIR/idle-stop")s without an SSH session (idle timeout)"
     exit 0
@@ -720,7 +830,9 @@ ensure_user
 configure_sshd
 if [ "$DOCKER_MODE" = dind ]; then
   parse_mirror
+  parse_prebuilds
   mirror_firewall # before dockerd: its containers are reachable as soon as they start
   start_dockerd
+  start_prebuilds
 fi
 supervise

@@ -162,6 +162,8 @@ export async function benchImageCache(
       IMAGE_CACHE: "true",
       IMAGE_CACHE_IMAGE: images.cache,
       IMAGE_CACHE_UPSTREAM: `http://${alias}:5000`,
+      // The cache's compose runs the prebuild registry too (PREBUILDS, on by default).
+      PREBUILD_PROXY_IMAGE: images.front,
     },
   });
   const [a, b] = [`bench-ic-a-${tag}`, `bench-ic-b-${tag}`];

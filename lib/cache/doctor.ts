@@ -13,7 +13,8 @@ import { deployAndWait } from "../machine/deploy.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
 import type { Check } from "../servers/doctor.ts";
 import { PROVIDER_VERSION } from "../version.ts";
-import { wantsImageCache } from "./ensure.ts";
+import { PREBUILD_REPOSITORY } from "../prebuild/spec.ts";
+import { wantsImageCache, wantsPrebuilds } from "./ensure.ts";
 import { failureAt, FIX_HINT, retryIn, utcMinute } from "./failure.ts";
 import { DEPLOY_TITLE } from "./follow_up.ts";
 import { formatKiB, type ImageCacheInfo, isFailed, listImageCaches } from "./inventory.ts";
@@ -46,7 +47,7 @@ export async function checkImageCaches(
       name,
       detail: config.imageCache
         ? "not used (DOCKER_MODE=none: no engine in the machine pulls images)"
-        : "off (IMAGE_CACHE=false: every machine pulls from Docker Hub)",
+        : "off (IMAGE_CACHE=false: every machine pulls from Docker Hub; no prebuild registry either)",
     });
   } else if (caches.length === 0) {
     await report({
@@ -71,7 +72,9 @@ export async function checkImageCaches(
       await report({
         ok: true,
         name,
-        detail: `${where} running, stores ${formatKiB(c.sizeKiB)}, ${c.machines} machine(s) there`,
+        detail: `${where} running, stores ${formatKiB(c.sizeKiB)}, ${
+          prebuildsDetail(config, c)
+        }, ${c.machines} machine(s) there`,
       });
     } else {
       await report({
@@ -82,6 +85,21 @@ export async function checkImageCaches(
       });
     }
   }
+}
+
+/** The prebuild registry beside a running cache, and what the user types to use it. */
+function prebuildsDetail(config: ProviderConfig, c: ImageCacheInfo): string {
+  if (c.prebuilds && !c.prebuilds.running) {
+    return "its prebuild registry is not running (DevPod builds as without it; deploy the cache again in Dokploy, or 'doctor --fix' once it failed)";
+  }
+  if (c.prebuilds) {
+    return `prebuild registry holds ${
+      formatKiB(c.prebuilds.sizeKiB)
+    } (devpod up … --prebuild-repository ${PREBUILD_REPOSITORY})`;
+  }
+  return wantsPrebuilds({ config })
+    ? "no prebuild registry yet (the next create on this server adds it)"
+    : "no prebuild registry (PREBUILDS=false)";
 }
 
 /** Why, from its record, else from its last deploy's log (one or two calls). */
@@ -112,6 +130,8 @@ async function retryNow(
 ): Promise<Check> {
   const name = "image cache (--fix)";
   const where = `server ${serverKey(c.serverId)}: ${c.appName}`;
+  // The file these options give: with the prebuild registry or without.
+  const fixed = { ...c, prebuilds: config.prebuilds };
   try {
     const seen = new Set((await api.deployments(c.composeId)).map((d) => d.deploymentId));
     await api.updateCompose(c.composeId, { composeFile: cacheFileFor(config, PROVIDER_VERSION) });
@@ -123,7 +143,7 @@ async function retryNow(
       DEPLOY_TITLE,
       seen,
     );
-    await writeFailure(api, c, PROVIDER_VERSION, null);
+    await writeFailure(api, fixed, PROVIDER_VERSION, null);
     return { ok: true, name, detail: `${where} deployed again: machines made from now on use it` };
   } catch (err) {
     if (!(err instanceof DeployFailedError)) {
@@ -139,7 +159,7 @@ async function retryNow(
     if (outcome?.kind !== "failed") {
       return { ok: false, name, detail: `${where} failed to deploy again; ${FIX_HINT}` };
     }
-    await writeFailure(api, c, PROVIDER_VERSION, failureAt(1, outcome.at, outcome.reason))
+    await writeFailure(api, fixed, PROVIDER_VERSION, failureAt(1, outcome.at, outcome.reason))
       .catch(() => {}); // the next create records it
     return {
       ok: false,

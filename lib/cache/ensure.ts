@@ -32,11 +32,20 @@ import {
   retryCache,
   warnSkipped,
 } from "./follow_up.ts";
+import { writeFailure } from "./record.ts";
 import { CACHE_NAME, cacheFileFor, describeCache, serverKey } from "./spec.ts";
 
 /** Whether machines of this configuration use a cache (only a nested dockerd pulls). */
 export function wantsImageCache(d: Pick<MachineDeps, "config">): boolean {
   return d.config.imageCache && d.config.dockerMode === "dind";
+}
+
+/**
+ * Whether machines of this configuration get the prebuild registry, which lives in the
+ * image cache's compose (lib/prebuild/spec.ts): PREBUILDS needs IMAGE_CACHE.
+ */
+export function wantsPrebuilds(d: Pick<MachineDeps, "config">): boolean {
+  return wantsImageCache(d) && d.config.prebuilds;
 }
 
 /** The caches serving this server, oldest (the one everybody uses) first. */
@@ -50,6 +59,8 @@ export interface CachePlan {
   serverId: string | null;
   /** The cache's appName; null: none (off, failed, or it cannot be had now). */
   appName: string | null;
+  /** The machine uses the cache's prebuild registry (it has one, or gets one ahead of it). */
+  prebuilds: boolean;
   /** The cache this run just made, not deployed yet: settleImageCache decides its fate. */
   made?: Compose;
   /** The server's cache, when more than its name matters to settleImageCache. */
@@ -67,6 +78,7 @@ export interface CachePlan {
 /** What the machine uses in the end, and what the create does about the cache afterwards. */
 export interface CacheSettlement {
   appName: string | null;
+  prebuilds: boolean;
   /** Run once the machine is deployed, beside its boot; never throws. */
   afterDeploy: AfterDeploy;
 }
@@ -81,32 +93,47 @@ export async function ensureImageCache(
   environmentId: string,
   serverId: string | null,
 ): Promise<CachePlan> {
-  if (!wantsImageCache(d)) return { serverId, appName: null };
+  const none = { serverId, appName: null, prebuilds: false };
+  if (!wantsImageCache(d)) return none;
   try {
     const existing = cachesOn(snapshot, serverId)[0];
     if (!existing) {
       const made = await createCache(d, environmentId, serverId);
-      return { serverId, appName: made.appName, made };
+      return { serverId, appName: made.appName, prebuilds: wantsPrebuilds(d), made };
     }
     const { compose, failure } = existing;
     const cache = refOf(existing);
     const status = compose.composeStatus;
+    const prebuilds = existing.prebuilds && wantsPrebuilds(d);
     if (failure && status === "done") {
-      return { serverId, appName: compose.appName, seen: { cache, as: "recovered" } };
+      return { serverId, appName: compose.appName, prebuilds, seen: { cache, as: "recovered" } };
     }
     if (failure || status === "error") {
-      return { serverId, appName: null, seen: { cache, as: "failed" } };
+      return { ...none, seen: { cache, as: "failed" } };
     }
-    if (status === "idle") {
+    const upgrade = wantsPrebuilds(d) && !existing.prebuilds;
+    if (upgrade) {
+      // Made by an older provider or with PREBUILDS=false: the prebuild services join it.
+      // Its cache service is unchanged, so compose leaves the running registry alone.
+      d.log.info(`adding the prebuild registry to the image cache ${compose.appName}`);
+      const file = cacheFileFor(d.config, d.providerVersion);
+      await writeFailure(d.api, { ...cache, prebuilds: true }, d.providerVersion, null, file);
+      cache.prebuilds = true;
+    } else if (status === "idle") {
       // Made by a create that died before deploying it: deployed ahead of the machine's.
       d.log.info(`the image cache ${compose.appName} was never deployed; deploying it`);
-      await d.api.deployCompose(compose.composeId, DEPLOY_TITLE);
     }
-    const ahead = status === "done" ? undefined : { cache, as: "ahead" as const };
-    return { serverId, appName: compose.appName, ...(ahead ? { seen: ahead } : {}) };
+    if (upgrade || status === "idle") await d.api.deployCompose(compose.composeId, DEPLOY_TITLE);
+    const ahead = status === "done" && !upgrade ? undefined : { cache, as: "ahead" as const };
+    return {
+      serverId,
+      appName: compose.appName,
+      prebuilds: prebuilds || upgrade,
+      ...(ahead ? { seen: ahead } : {}),
+    };
   } catch (err) {
     unavailable(d, serverId, err);
-    return { serverId, appName: null };
+    return none;
   }
 }
 
@@ -126,17 +153,18 @@ export async function settleImageCache(
   try {
     if (plan.made) return await settleMade(d, plan.made, plan.serverId, fresh, mine);
     const seen = plan.seen;
-    if (!seen) return { appName: plan.appName, afterDeploy: NOTHING_AFTER };
-    if (seen.as === "ahead") {
-      return { appName: plan.appName, afterDeploy: recordIfDropped(d, seen.cache, mine) };
-    }
-    if (seen.as === "recovered") {
-      return { appName: plan.appName, afterDeploy: clearRecord(d, seen.cache) };
-    }
-    return { appName: null, afterDeploy: settleFailed(d, seen.cache, fresh, mine) };
+    const uses = { appName: plan.appName, prebuilds: plan.prebuilds };
+    if (!seen) return { ...uses, afterDeploy: NOTHING_AFTER };
+    if (seen.as === "ahead") return { ...uses, afterDeploy: recordIfDropped(d, seen.cache, mine) };
+    if (seen.as === "recovered") return { ...uses, afterDeploy: clearRecord(d, seen.cache) };
+    return {
+      appName: null,
+      prebuilds: false,
+      afterDeploy: settleFailed(d, seen.cache, fresh, mine),
+    };
   } catch (err) {
     unavailable(d, plan.serverId, err);
-    return { appName: null, afterDeploy: NOTHING_AFTER };
+    return { appName: null, prebuilds: false, afterDeploy: NOTHING_AFTER };
   }
 }
 
@@ -147,17 +175,27 @@ async function settleMade(
   fresh: ProjectSnapshot,
   mine: Made,
 ): Promise<CacheSettlement> {
-  const all = cachesOn(fresh, serverId).map((c) => c.compose);
+  const seen = cachesOn(fresh, serverId);
+  const all = seen.map((c) => c.compose);
   if (!all.some((c) => c.composeId === made.composeId)) all.push(made);
   const canonical = all.sort(byAge)[0];
+  const ours = canonical.composeId === made.composeId;
+  // A parallel run's cache has prebuilds when its marker says so (its options decided).
+  const has = ours
+    ? wantsPrebuilds(d)
+    : seen.find((c) => c.compose.composeId === canonical.composeId)?.prebuilds ?? false;
   const cache = { composeId: canonical.composeId, appName: canonical.appName, serverId };
-  if (canonical.composeId !== made.composeId) {
+  if (!ours) {
     d.log.info(`a parallel create made the image cache first; using ${canonical.appName}`);
     await d.api.deleteCompose(made.composeId, true).catch(() => {});
   } else {
     await d.api.deployCompose(made.composeId, DEPLOY_TITLE);
   }
-  return { appName: canonical.appName, afterDeploy: recordIfDropped(d, cache, mine) };
+  return {
+    appName: canonical.appName,
+    prebuilds: has && wantsPrebuilds(d),
+    afterDeploy: recordIfDropped(d, { ...cache, prebuilds: has }, mine),
+  };
 }
 
 /** The machine goes without the failed cache; the warning, and who records or retries it. */
@@ -205,7 +243,12 @@ export function retryIsMine(
 }
 
 function refOf(c: MarkedCache): CacheRef {
-  return { composeId: c.compose.composeId, appName: c.compose.appName, serverId: c.serverId };
+  return {
+    composeId: c.compose.composeId,
+    appName: c.compose.appName,
+    serverId: c.serverId,
+    prebuilds: c.prebuilds,
+  };
 }
 
 function unavailable(d: MachineDeps, serverId: string | null, err: unknown) {
@@ -225,7 +268,7 @@ async function createCache(
   return await d.api.createCompose({
     name: CACHE_NAME,
     appName: CACHE_NAME,
-    description: describeCache(serverId, d.providerVersion),
+    description: describeCache(serverId, d.providerVersion, null, wantsPrebuilds(d)),
     environmentId,
     composeFile: cacheFileFor(d.config, d.providerVersion),
     serverId,

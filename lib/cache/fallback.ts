@@ -29,5 +29,6 @@ export function dropImageCacheFor(
     `the shared image cache ${state.imageCache} is missing on the server (removed, or its deploy failed: 'doctor' tells); this machine now pulls images from Docker Hub`,
   );
   delete state.imageCache;
+  delete state.prebuilds; // its prebuild registry is part of it
   return true;
 }

@@ -18,6 +18,8 @@ export interface CacheRef {
   appName: string;
   /** The server it serves (its marker's); null is the Dokploy host. */
   serverId: string | null;
+  /** Its compose has the prebuild registry (its marker's token). */
+  prebuilds: boolean;
 }
 
 /**
@@ -119,6 +121,8 @@ export function retryCache(
     const since = mine.createdAt ?? new Date().toISOString();
     const claim = failureAt(prior.attempts + 1, since, prior.reason);
     const file = cacheFileFor(d.config, d.providerVersion);
+    // The retry deploys the file these options give: with or without prebuilds.
+    cache = { ...cache, prebuilds: d.config.prebuilds };
     await writeFailure(d.api, cache, d.providerVersion, claim, file);
     d.log.info(
       `deploying the shared image cache ${cache.appName} again (attempt ${claim.attempts})`,

@@ -6,6 +6,13 @@
 import type { ComposeStatus, DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
 import type { CacheFailure } from "./failure.ts";
+import {
+  FRONT_SERVICE,
+  lastPrebuildSize,
+  PREBUILD_SIZE_SEARCH,
+  prebuildAddress,
+  STORE_SERVICE,
+} from "../prebuild/spec.ts";
 import { CACHE_SERVICE, lastLoggedSize, mirrorUrl, SIZE_SEARCH } from "./spec.ts";
 
 export interface ImageCacheInfo {
@@ -20,6 +27,11 @@ export interface ImageCacheInfo {
   containers: number;
   /** What its storage held when it last logged a change; null when unknown. */
   sizeKiB: number | null;
+  /**
+   * Its prebuild registry (lib/prebuild): the front's address on the cache's network and
+   * what its store last logged holding; null when the cache has none.
+   */
+  prebuilds: { address: string; running: boolean; sizeKiB: number | null } | null;
   /** Machines of this project on its server (a cache in use is never removed). */
   machines: number;
   createdAt: string | null;
@@ -35,9 +47,14 @@ export async function listImageCaches(
   api: DokployApi,
   snapshot: ProjectSnapshot,
 ): Promise<ImageCacheInfo[]> {
-  return await Promise.all(snapshot.caches.map(async ({ compose, serverId, failure }) => {
+  return await Promise.all(snapshot.caches.map(async (c) => {
+    const { compose, serverId, failure } = c;
     const containers = await api.containers(compose.appName, compose.serverId ?? null);
-    const running = containers.some((c) => c.state.toLowerCase() === "running");
+    // Each service's own container: the cache may run while its prebuild registry does not.
+    const runs = (service: string) =>
+      containers.some((c) => isServiceContainer(c.name, compose.appName, service) && isRunning(c));
+    const running = runs(CACHE_SERVICE);
+    const prebuildsRun = runs(STORE_SERVICE) && runs(FRONT_SERVICE);
     const state = compose.composeStatus === "running"
       ? "Busy"
       : running
@@ -53,7 +70,18 @@ export async function listImageCaches(
       state,
       composeStatus: compose.composeStatus,
       containers: containers.length,
-      sizeKiB: running ? await loggedSize(api, compose.composeId, compose.appName) : null,
+      sizeKiB: running
+        ? await loggedSize(api, compose, CACHE_SERVICE, SIZE_SEARCH, lastLoggedSize)
+        : null,
+      prebuilds: c.prebuilds
+        ? {
+          address: prebuildAddress(compose.appName),
+          running: prebuildsRun,
+          sizeKiB: prebuildsRun
+            ? await loggedSize(api, compose, STORE_SERVICE, PREBUILD_SIZE_SEARCH, lastPrebuildSize)
+            : null,
+        }
+        : null,
       machines: snapshot.machines.filter((m) => (m.compose.serverId ?? null) === serverId).length,
       createdAt: compose.createdAt ?? null,
       // A record its last deploy outlived (done since) is stale: the next create clears it.
@@ -62,18 +90,37 @@ export async function listImageCaches(
   }));
 }
 
-async function loggedSize(api: DokployApi, composeId: string, appName: string) {
+/** The last size a service of the cache logged (its container log, searched). */
+async function loggedSize(
+  api: DokployApi,
+  compose: { composeId: string; appName: string },
+  service: string,
+  search: string,
+  parse: (log: string) => number | null,
+) {
   try {
     const log = await api.containerLog(
-      composeId,
-      `${appName}-${CACHE_SERVICE}`,
+      compose.composeId,
+      `${compose.appName}-${service}`,
       10_000,
-      SIZE_SEARCH,
+      search,
     );
-    return lastLoggedSize(log);
+    return parse(log);
   } catch {
     return null; // an older Dokploy (no readLogs) or a container that just stopped
   }
+}
+
+/** `<appName>-<service>-1` (compose v2, as Dokploy lists it; v1 writes `_`). */
+function isServiceContainer(name: string, appName: string, service: string): boolean {
+  const n = name.replace(/^\//, "");
+  return [`${appName}-${service}-`, `${appName}_${service}_`].some((p) =>
+    n.startsWith(p) && /^\d+$/.test(n.slice(p.length))
+  );
+}
+
+function isRunning(c: { state: string }): boolean {
+  return c.state.toLowerCase() === "running";
 }
 
 /** Its last deploy failed (a record, or Dokploy's status) and no deploy of it runs now. */

@@ -36,16 +36,20 @@ export async function lastDeployOutcome(
   };
 }
 
-/** Writes (or with null clears) the cache's failure record: one compose.update. */
+/**
+ * Writes (or with null clears) the cache's failure record: one compose.update. With
+ * `composeFile`, its new file too; `cache.prebuilds` says whether the file (new or kept)
+ * has the prebuild registry, so the description keeps saying so.
+ */
 export async function writeFailure(
   api: DokployApi,
-  cache: { composeId: string; serverId: string | null },
+  cache: { composeId: string; serverId: string | null; prebuilds: boolean },
   providerVersion: string,
   failure: CacheFailure | null,
   composeFile?: string,
 ): Promise<void> {
   await api.updateCompose(cache.composeId, {
-    description: describeCache(cache.serverId, providerVersion, failure),
+    description: describeCache(cache.serverId, providerVersion, failure, cache.prebuilds),
     ...(composeFile ? { composeFile } : {}),
   });
 }

@@ -9,6 +9,8 @@
  */
 import YAML from "yaml";
 import { escapeForCompose } from "../compose/escape.ts";
+import { lastLoggedSizeOf, sizeLoop } from "../compose/size_loop.ts";
+import { PREBUILD_TOKEN, prebuildServices, type PrebuildSpec } from "../prebuild/spec.ts";
 import { type CacheFailure, parseFailure, renderFailure } from "./failure.ts";
 
 export const CACHE_SERVICE = "registry";
@@ -21,12 +23,13 @@ const STORAGE = "/var/lib/registry";
  * with compose.readLogs, whose `search` takes no colon.
  */
 export const SIZE_SEARCH = "devpod-image-cache size";
-const SIZE_LINE = /devpod-image-cache size (\d+) KiB/g;
 
 export interface CacheSpec {
   image: string;
   upstream: string;
   providerVersion: string;
+  /** The prebuild registry beside the cache (lib/prebuild/spec.ts); absent: none. */
+  prebuilds?: Omit<PrebuildSpec, "providerVersion">;
 }
 
 /**
@@ -38,21 +41,14 @@ const ENTRYPOINT = `registry=$(command -v registry || command -v docker-registry
   echo "devpod-image-cache: no registry binary (registry or docker-registry) in the image" >&2
   exit 1
 }
-(
-  last=
-  while :; do
-    size=$(du -sk ${STORAGE} 2>/dev/null | cut -f1)
-    if [ -n "$size" ] && [ "$size" != "$last" ]; then
-      echo "devpod-image-cache size $size KiB"
-      last=$size
-    fi
-    sleep 10
-  done
-) &
+${sizeLoop("devpod-image-cache", STORAGE)}
 exec "$registry" serve /etc/docker/registry/config.yml
 `;
 
 export function renderCacheComposeFile(spec: CacheSpec): string {
+  const prebuilds = spec.prebuilds
+    ? prebuildServices({ ...spec.prebuilds, providerVersion: spec.providerVersion }, "cache")
+    : null;
   const model = {
     services: {
       [CACHE_SERVICE]: {
@@ -74,23 +70,36 @@ export function renderCacheComposeFile(spec: CacheSpec): string {
         },
         networks: { cache: { aliases: ["${APP_NAME}"] } },
       },
+      ...prebuilds?.services,
     },
-    volumes: { cache: {} },
-    networks: { cache: { name: "${APP_NAME}" } },
+    volumes: { cache: {}, ...prebuilds?.volumes },
+    networks: { cache: { name: "${APP_NAME}" }, ...prebuilds?.networks },
   };
   return YAML.stringify(model, { lineWidth: 0 });
 }
 
 /** The cache's compose file as this configuration wants it (made, retried or fixed with it). */
 export function cacheFileFor(
-  config: { imageCacheImage: string; imageCacheUpstream: string },
+  config: CacheConfig,
   providerVersion: string,
 ): string {
   return renderCacheComposeFile({
     image: config.imageCacheImage,
     upstream: config.imageCacheUpstream,
     providerVersion,
+    ...(config.prebuilds
+      ? { prebuilds: { storeImage: config.imageCacheImage, frontImage: config.prebuildProxyImage } }
+      : {}),
   });
+}
+
+/** The options the server's cache compose is rendered from. */
+export interface CacheConfig {
+  imageCacheImage: string;
+  imageCacheUpstream: string;
+  /** PREBUILDS: the prebuild registry goes beside the cache. */
+  prebuilds: boolean;
+  prebuildProxyImage: string;
 }
 
 /** The address machines give their nested dockerd as its Docker Hub mirror. */
@@ -111,17 +120,22 @@ export function serverKey(serverId: string | null): string {
 
 const MARKER = /\[devpod-image-cache;server=([A-Za-z0-9._-]+)\]/;
 
-/** With `failure`: the cache's last deploy failed (see failure.ts). */
+/**
+ * With `prebuilds`: its compose has the prebuild registry (a token of its own after the
+ * marker, so older providers still read the marker); with `failure`: the cache's last
+ * deploy failed (see failure.ts), always last.
+ */
 export function describeCache(
   serverId: string | null,
   providerVersion: string,
   failure?: CacheFailure | null,
+  prebuilds = false,
 ): string {
   return `DevPod shared image cache (Docker Hub pull-through) of server ${
     serverKey(serverId)
   }, used by the dind machines there (devpod-provider-dokploy ${providerVersion}) [devpod-image-cache;server=${
     serverKey(serverId)
-  }]${failure ? ` ${renderFailure(failure)}` : ""}`;
+  }]${prebuilds ? ` ${PREBUILD_TOKEN}` : ""}${failure ? ` ${renderFailure(failure)}` : ""}`;
 }
 
 /**
@@ -130,15 +144,19 @@ export function describeCache(
  */
 export function parseCacheMarker(
   description: string | null | undefined,
-): { serverId: string | null; failure: CacheFailure | null } | undefined {
+): { serverId: string | null; failure: CacheFailure | null; prebuilds: boolean } | undefined {
   const m = description ? MARKER.exec(description) : null;
   if (!m) return undefined;
-  return { serverId: m[1] === "local" ? null : m[1], failure: parseFailure(description) };
+  // The token sits between the marker and a failure record (whose reason is free text).
+  const between = description!.slice(m.index + m[0].length).split("[devpod-image-cache-failed")[0];
+  return {
+    serverId: m[1] === "local" ? null : m[1],
+    failure: parseFailure(description),
+    prebuilds: between.includes(PREBUILD_TOKEN),
+  };
 }
 
 /** The last storage size the cache logged, in KiB; null when the log has none. */
 export function lastLoggedSize(log: string): number | null {
-  let size: number | null = null;
-  for (const m of log.matchAll(SIZE_LINE)) size = Number(m[1]);
-  return size;
+  return lastLoggedSizeOf(log, "devpod-image-cache");
 }

@@ -1,6 +1,7 @@
 /** Re-adopting a machine whose state.json is gone: rebuilt from Dokploy + local keys. */
 import YAML from "yaml";
 import { cacheOfMirror } from "../cache/spec.ts";
+import { cacheOfPrebuildAddress } from "../prebuild/spec.ts";
 import type { Compose } from "../dokploy/api.ts";
 import { StateError } from "../errors.ts";
 import { CLIENT_KEY, ensureKeyPair, fingerprint, HOST_KEY, writeKnownHosts } from "../ssh/keys.ts";
@@ -55,12 +56,20 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
   return state;
 }
 
-/** The image cache a machine's compose file mirrors through: kept when state.json is rebuilt. */
-function cacheOf(composeFile: string | null | undefined): { imageCache?: string } {
-  let mirror: unknown;
+/**
+ * The image cache a machine's compose file mirrors through, and whether it uses the
+ * cache's prebuild registry: kept when state.json is rebuilt.
+ */
+function cacheOf(
+  composeFile: string | null | undefined,
+): { imageCache?: string; prebuilds?: boolean } {
+  let env: Record<string, unknown> | undefined;
   try {
-    mirror = YAML.parse(composeFile ?? "")?.services?.machine?.environment?.DEVPOD_REGISTRY_MIRROR;
+    env = YAML.parse(composeFile ?? "")?.services?.machine?.environment;
   } catch { /* a hand-edited file: no cache */ }
-  const imageCache = cacheOfMirror(typeof mirror === "string" ? mirror : null);
-  return imageCache ? { imageCache } : {};
+  const text = (v: unknown) => typeof v === "string" ? v : null;
+  const imageCache = cacheOfMirror(text(env?.DEVPOD_REGISTRY_MIRROR));
+  if (!imageCache) return {};
+  const prebuilds = cacheOfPrebuildAddress(text(env?.DEVPOD_PREBUILD_REGISTRY)) === imageCache;
+  return prebuilds ? { imageCache, prebuilds } : { imageCache };
 }

@@ -14,6 +14,7 @@ import {
   SNAPSHOT_VOLUME,
 } from "../backup/guard.ts";
 import { mirrorUrl } from "../cache/spec.ts";
+import { PREBUILD_PORT, prebuildAddress } from "../prebuild/spec.ts";
 import { escapeForCompose } from "../compose/escape.ts";
 import type { DockerMode } from "../config.ts";
 import {
@@ -44,6 +45,8 @@ export interface MachineSpec {
   disableAgentTelemetry: boolean;
   /** The appName of the server's image cache this machine's dockerd mirrors through. */
   imageCache: string | null;
+  /** That cache has a prebuild registry: localhost:5151 forwards to it (lib/prebuild). */
+  prebuilds?: boolean;
   /** BACKUP_DESTINATION is set: the backup guard and its volumes (lib/backup/guard.ts). */
   backups?: boolean;
   /** Preview URLs its forwarder serves (lib/preview); read back from Dokploy's copy. */
@@ -87,6 +90,9 @@ export function composeModel(spec: MachineSpec): ComposeModel {
   // The cache's network is its own (made by its deploy): joined, never created here.
   const cache = dind ? spec.imageCache : null;
   if (cache) networks[cache] = { external: true };
+  const prebuilds: Record<string, string> = cache && spec.prebuilds
+    ? { DEVPOD_PREBUILD_REGISTRY: prebuildAddress(cache), DEVPOD_PREBUILD_PORT: `${PREBUILD_PORT}` }
+    : {};
   const volumes = [`home:${HOME_DIR}`];
   if (dind) volumes.push("docker:/var/lib/docker");
   const namedVolumes: ComposeModel["volumes"] = dind ? { home: {}, docker: {} } : { home: {} };
@@ -129,6 +135,7 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           // Only when on, so existing machines' compose files (and deploys) stay as they are.
           ...(spec.disableAgentTelemetry ? { DEVPOD_DISABLE_TELEMETRY: "true" } : {}),
           ...(cache ? { DEVPOD_REGISTRY_MIRROR: mirrorUrl(cache) } : {}),
+          ...prebuilds,
           ...(spec.backups ? { DEVPOD_BACKUP_CTL: MACHINE_CONTROL_DIR } : {}),
           ...(relay
             ? {

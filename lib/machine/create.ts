@@ -74,9 +74,12 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     // machine) and who retries a failed one (after it).
     const cache = await settleImageCache(d, cachePlan, made.snapshot(), compose);
     const settled = cache.appName;
-    if (settled !== (state.imageCache ?? null)) {
+    const prebuilds = settled !== null && cache.prebuilds;
+    if (settled !== (state.imageCache ?? null) || prebuilds !== (state.prebuilds === true)) {
       if (settled) state.imageCache = settled;
       else delete state.imageCache;
+      if (prebuilds) state.prebuilds = true;
+      else delete state.prebuilds;
       await publishSpec(d, state, clientKey.publicKey);
     }
     checkAborted(d.signal);

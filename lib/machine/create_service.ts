@@ -95,6 +95,7 @@ export async function makeService(
   checkAborted(d.signal);
   const cachePlan = await ensureImageCache(d, snapshot, project.environmentId, serverId);
   const imageCache = cachePlan.appName;
+  const prebuilds = imageCache !== null && cachePlan.prebuilds;
 
   d.log.info(`creating machine ${d.machine.machineId} in project "${d.config.projectName}"`);
   const compose = await createComposeOnce(d, {
@@ -102,7 +103,11 @@ export async function makeService(
     appName: appNamePrefix(d.machine.machineId),
     description: machineDescription(d, { sshPort }),
     environmentId: project.environmentId,
-    composeFile: machineComposeFile(d, keys.clientKey.publicKey, { sshPort, imageCache }),
+    composeFile: machineComposeFile(d, keys.clientKey.publicKey, {
+      sshPort,
+      imageCache,
+      prebuilds,
+    }),
     serverId,
   }, snapshot);
   try {
@@ -125,6 +130,7 @@ export async function makeService(
       hostKeyFingerprint: await fingerprint(keys.hostKey.publicKey),
       createdAt: new Date().toISOString(),
       ...(imageCache ? { imageCache } : {}),
+      ...(prebuilds ? { prebuilds } : {}),
     };
     // Written before the deploy: a killed run leaves state the next run adopts.
     const folder = d.machine.machineFolder;

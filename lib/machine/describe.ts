@@ -7,6 +7,7 @@
  */
 import type { Compose, Server } from "../dokploy/api.ts";
 import { DokployError, ProviderError } from "../errors.ts";
+import { PREBUILD_REPOSITORY } from "../prebuild/spec.ts";
 import { SSH_USER } from "./compose.ts";
 import type { MachineDeps } from "./deps.ts";
 import { deployedSpec } from "./inventory.ts";
@@ -122,6 +123,12 @@ function builtinLines(d: MachineDeps, f: MachineFacts): DescribeLine[] {
       value: typeof f.status === "string" ? f.status : `unknown: ${f.status.error}`,
     },
     { label: "image cache", value: spec.imageCache ?? "none (pulls go to Docker Hub)" },
+    {
+      label: "prebuilds",
+      value: spec.prebuilds
+        ? `--prebuild-repository ${PREBUILD_REPOSITORY} (the server's prebuild registry)`
+        : "none on this machine",
+    },
     { label: "created", value: createdAt ?? "unknown" },
   ];
 }

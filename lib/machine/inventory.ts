@@ -5,6 +5,7 @@
 import YAML from "yaml";
 import { hasBackupGuard } from "../backup/guard.ts";
 import { cacheOfMirror } from "../cache/spec.ts";
+import { cacheOfPrebuildAddress } from "../prebuild/spec.ts";
 import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
 import { type PreviewInfo, previewInfos } from "../preview/manage.ts";
 import type { ProjectSnapshot } from "./project.ts";
@@ -27,6 +28,8 @@ export interface MachineInfo {
   memory: string | null;
   /** The image cache (its appName) this machine mirrors Docker Hub through, if any. */
   imageCache: string | null;
+  /** It reaches that cache's prebuild registry as localhost:5151 (lib/prebuild). */
+  prebuilds: boolean;
   /** Its compose file runs a backup guard (BACKUP_DESTINATION was set at its last start). */
   backups: boolean;
   /** Its preview URLs (lib/preview): the forwarder's ports joined with Dokploy's domains. */
@@ -55,7 +58,7 @@ async function describe(
     api.containers(c.appName, c.serverId ?? null),
   ]);
   const verdict = mapStatus(c, containers);
-  const { cpus, memory, imageCache } = deployedSpec(full?.composeFile);
+  const { cpus, memory, imageCache, prebuilds } = deployedSpec(full?.composeFile);
   return {
     machineId,
     composeId: c.composeId,
@@ -70,6 +73,7 @@ async function describe(
     cpus,
     memory,
     imageCache,
+    prebuilds,
     backups: hasBackupGuard({ composeFile: full?.composeFile }),
     previews: full ? previewInfos(machineId, full) : [],
   };
@@ -78,15 +82,17 @@ async function describe(
 /** What a machine's compose file asks for: its limits and the image cache it mirrors through. */
 export function deployedSpec(
   composeFile: string | null | undefined,
-): Pick<MachineInfo, "cpus" | "memory" | "imageCache"> {
+): Pick<MachineInfo, "cpus" | "memory" | "imageCache" | "prebuilds"> {
   try {
     const m = YAML.parse(composeFile ?? "")?.services?.machine;
     return {
       cpus: m?.cpus != null ? String(m.cpus) : null,
       memory: m?.mem_limit != null ? String(m.mem_limit) : null,
       imageCache: cacheOfMirror(m?.environment?.DEVPOD_REGISTRY_MIRROR),
+      prebuilds: cacheOfPrebuildAddress(m?.environment?.DEVPOD_PREBUILD_REGISTRY) !== null,
     };
   } catch {
-    return { cpus: null, memory: null, imageCache: null }; // a hand-edited file: unknown
+    // a hand-edited file: unknown
+    return { cpus: null, memory: null, imageCache: null, prebuilds: false };
   }
 }

@@ -31,6 +31,8 @@ export interface MarkedCache {
   serverId: string | null;
   /** Its last deploy failed, as its description records (lib/cache/failure.ts). */
   failure: CacheFailure | null;
+  /** Its compose has the prebuild registry (lib/prebuild/spec.ts). */
+  prebuilds: boolean;
 }
 
 /** project.all finds the projects by name (it lists no markers); project.one reads each. */

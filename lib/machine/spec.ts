@@ -15,7 +15,9 @@ import { type MachineState, writeState } from "./state.ts";
 export function machineComposeFile(
   d: MachineDeps,
   authorizedKey: string,
-  at: Pick<MachineState, "sshPort" | "cpuLimit" | "previews"> & { imageCache?: string | null },
+  at: Pick<MachineState, "sshPort" | "cpuLimit" | "previews" | "prebuilds"> & {
+    imageCache?: string | null;
+  },
 ): string {
   return renderComposeFile({
     machineId: d.machine.machineId,
@@ -29,6 +31,7 @@ export function machineComposeFile(
     dokployNetwork: d.config.dokployNetwork,
     disableAgentTelemetry: d.config.disableAgentTelemetry,
     imageCache: at.imageCache ?? null,
+    prebuilds: at.prebuilds === true,
     backups: d.config.backup !== null,
     previews: at.previews,
     providerVersion: d.providerVersion,

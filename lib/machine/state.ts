@@ -33,6 +33,11 @@ export interface MachineState {
    */
   imageCache?: string;
   /**
+   * Its engine pushes to, and DevPod finds prebuilds in, that cache's prebuild registry
+   * (lib/prebuild) as localhost:5151; absent: no prebuild registry.
+   */
+  prebuilds?: boolean;
+  /**
    * The Dokploy volume backup that backs this machine up (lib/backup), as last
    * registered: a start with the same options makes no call about it.
    */
@@ -79,6 +84,7 @@ function isMachineState(v: unknown): v is MachineState {
     (o.cpuLimit === undefined || (typeof o.cpuLimit === "number" && o.cpuLimit > 0)) &&
     (o.imageCache === undefined ||
       (typeof o.imageCache === "string" && /^[a-zA-Z0-9._-]+$/.test(o.imageCache))) &&
+    (o.prebuilds === undefined || typeof o.prebuilds === "boolean") &&
     (o.backup === undefined || isBackupRecord(o.backup));
 }
 

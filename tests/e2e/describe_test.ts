@@ -71,6 +71,7 @@ Deno.test({
         "size",
         "state",
         "image cache",
+        "prebuilds",
         "created",
       ]);
       assert.equal(lines.get("machine"), local);
@@ -87,6 +88,8 @@ Deno.test({
       assert.equal(lines.get("state"), await statusOf(w, local));
       assert.ok(state.imageCache, "the machine mirrors through the cache");
       assert.equal(lines.get("image cache"), state.imageCache);
+      assert.equal(state.prebuilds, true, "and reaches its prebuild registry");
+      assert.match(lines.get("prebuilds") ?? "", /--prebuild-repository localhost:5151\/prebuilds/);
       const row = await ok<{ createdAt: string }>(w.emu, "GET", "compose.one", {
         composeId: service.composeId,
       });

@@ -86,7 +86,7 @@ Deno.test({
       assert.match(
         table.stdoutText,
         new RegExp(
-          `\\nIMAGE CACHE\\s+STATE\\s+STORED\\s+SERVER\\s+MACHINES\\n${cache.appName}\\s+Running\\s+\\S+\\s+local\\s+2\\n$`,
+          `\\nIMAGE CACHE\\s+STATE\\s+STORED\\s+PREBUILDS\\s+SERVER\\s+MACHINES\\n${cache.appName}\\s+Running\\s+\\S+\\s+\\S+\\s+local\\s+2\\n$`,
         ),
       );
       const doctor = await runProvider(["doctor"], human);
@@ -111,7 +111,10 @@ Deno.test({
       const real = await runProvider(["cleanup", "--yes"], human);
       assert.match(
         real.stdoutText,
-        new RegExp(`^deleted image cache ${cache.appName} \\(server local\\)$`, "m"),
+        new RegExp(
+          `^deleted image cache ${cache.appName} and its prebuild registry \\(server local\\)$`,
+          "m",
+        ),
       );
       const after = await w.emu.snapshot();
       assert.deepEqual(after.composes, []);
@@ -168,7 +171,10 @@ Deno.test({
       // A failed cache goes with cleanup --yes though a machine is on its server; the
       // machine, which never used it, stays.
       const removed = await runProvider(["cleanup", "--yes"], broken.env("unused"));
-      assert.match(removed.stdoutText, /^deleted image cache \S+ \(server local\)$/m);
+      assert.match(
+        removed.stdoutText,
+        /^deleted image cache \S+ and its prebuild registry \(server local\)$/m,
+      );
       assert.deepEqual(await caches(broken), []);
       assert.equal((await broken.run("status", "icb-1")).stdoutText, "Running\n");
     } finally {

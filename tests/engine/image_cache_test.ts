@@ -102,13 +102,15 @@ async function list(w: EngineWorld) {
   };
 }
 
-/** The cache's container id (its compose project is its appName). */
+/** The cache's container id (its compose project is its appName; the prebuild registry is there too). */
 async function cacheContainer(w: EngineWorld, appName: string): Promise<string> {
   const r = await w.docker([
     "ps",
     "-aq",
     "--filter",
     `label=com.docker.compose.project=${appName}`,
+    "--filter",
+    "label=com.docker.compose.service=registry",
   ]);
   const id = r.stdout.split("\n").find(Boolean);
   assert.ok(id, `no container for the cache ${appName}`);

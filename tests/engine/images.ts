@@ -5,6 +5,8 @@
  *   - tiny:    busybox and its libraries, for the nested engine to run;
  *   - cache:   Debian's docker-registry (distribution 2.8.2) on base, laid out as the official
  *              `registry` image is, for the image cache (and the tests' "upstream" registry);
+ *   - front:   Debian's nginx on base, standing in for `nginx:1.27-alpine` as the prebuild
+ *              registry's front (PREBUILD_PROXY_IMAGE): /bin/sh, cat and `nginx` on PATH;
  *   - ubuntu:  `ubuntu:latest` for Dokploy's volume backup and restore commands (`docker run
  *              ubuntu bash -c "… tar …"`): the base tagged so (bash and GNU tar are in it).
  * Tags carry a hash of their inputs, so a changed Dockerfile or bootstrap rebuilds and an
@@ -19,6 +21,7 @@ export interface TestImages {
   machine: string;
   tiny: string;
   cache: string;
+  front: string;
   ubuntu: string;
 }
 
@@ -144,6 +147,30 @@ async function cacheImage(engine: Engine, base: string, log: (l: string) => void
   return tag;
 }
 
+/**
+ * The prebuild front's stand-in: Debian's nginx (1.22, with auth_request as the official
+ * image has it). The front writes its own configuration and runs as nobody, so the
+ * package's configuration, logs and service are not used.
+ */
+export const FRONT_DOCKERFILE = `ARG BASE_IMAGE
+FROM \${BASE_IMAGE}
+RUN printf '#!/bin/sh\\nexit 101\\n' >/usr/sbin/policy-rc.d \\
+ && chmod 0755 /usr/sbin/policy-rc.d \\
+ && apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx \\
+ && apt-get clean \\
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/sbin/policy-rc.d
+CMD ["nginx", "-g", "daemon off;"]
+`;
+
+async function frontImage(engine: Engine, base: string, log: (l: string) => void) {
+  const tag = `devpod-test/nginx:${await sha([base, FRONT_DOCKERFILE])}`;
+  if (await hasImage(engine, tag)) return tag;
+  log(`images: building the prebuild front image (Debian's nginx) on ${base} as ${tag}`);
+  await buildOnBase(engine, tag, base, { dockerfile: FRONT_DOCKERFILE });
+  return tag;
+}
+
 /** busybox with the shared libraries it links, as the smallest image that runs. */
 async function tinyImage(engine: Engine): Promise<string> {
   const busybox = "/bin/busybox";
@@ -198,7 +225,8 @@ export function ensureImages(
     const machine = await machineImage(engine, base, log);
     const tiny = await tinyImage(engine);
     const cache = await cacheImage(engine, base, log);
+    const front = await frontImage(engine, base, log);
     const ubuntu = await ubuntuImage(engine, base);
-    return { base, machine, tiny, cache, ubuntu };
+    return { base, machine, tiny, cache, front, ubuntu };
   });
 }

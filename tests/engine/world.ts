@@ -23,7 +23,13 @@ export async function startEngineWorld(
   const images = await ensureImages(engine);
   const world = await startWorld({
     engine,
-    options: { MACHINE_IMAGE: images.machine, READY_TIMEOUT: "120s", ...options },
+    // Local stand-ins for the public images a real server pulls (no registry here).
+    options: {
+      MACHINE_IMAGE: images.machine,
+      PREBUILD_PROXY_IMAGE: images.front,
+      READY_TIMEOUT: "120s",
+      ...options,
+    },
   });
   return {
     ...world,
@@ -76,7 +82,10 @@ export async function eventually<T>(
 }
 
 /** `docker save IMAGE` on the test engine, as a tar to load into a machine's engine. */
-export async function saveImage(w: EngineWorld, image: string): Promise<{ stdout: Uint8Array }> {
+export async function saveImage(
+  w: Pick<EngineWorld, "engine">,
+  image: string,
+): Promise<{ stdout: Uint8Array }> {
   const saved = await new Deno.Command(w.engine.cli, {
     args: ["save", image],
     env: { DOCKER_HOST: w.engine.host },

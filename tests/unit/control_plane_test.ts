@@ -194,6 +194,7 @@ function info(machineId: string, extra: Partial<MachineInfo>): MachineInfo {
     cpus: null,
     memory: null,
     imageCache: null,
+    prebuilds: false,
     backups: false,
     previews: [],
     ...extra,

@@ -47,10 +47,15 @@ Deno.test("cache compose: its entrypoint is valid sh once compose undoubles the 
 });
 
 Deno.test("cache marker: round trip per server, and never taken for a machine's", () => {
-  assert.deepEqual(parseCacheMarker(describeCache(null, "v1")), { serverId: null, failure: null });
+  assert.deepEqual(parseCacheMarker(describeCache(null, "v1")), {
+    serverId: null,
+    failure: null,
+    prebuilds: false,
+  });
   assert.deepEqual(parseCacheMarker(describeCache("srv-1a", "v1")), {
     serverId: "srv-1a",
     failure: null,
+    prebuilds: false,
   });
   assert.equal(parseMarker(describeCache(null, "v1")), null);
   const machine = describeMachine({ machineId: "ws", sshPort: 32200 }, {
@@ -149,7 +154,7 @@ Deno.test("ensure cache: off, or no engine in the machine: nothing asked of Dokp
   for (const options of offs) {
     const f = scriptedDokploy([]);
     const plan = await ensureImageCache(cacheDeps(f.api, options).d, f.snapshot(), "e1", null);
-    assert.deepEqual(plan, { serverId: null, appName: null });
+    assert.deepEqual(plan, { serverId: null, appName: null, prebuilds: false });
     assert.deepEqual(f.calls, []);
   }
 });
@@ -158,7 +163,7 @@ Deno.test("ensure cache: a deployed cache on the server is used at no extra call
   const f = scriptedDokploy([cacheRow({}), cacheRow({ composeId: "x", serverId: "srv2" })]);
   const { d } = cacheDeps(f.api);
   const plan = await ensureImageCache(d, f.snapshot(), "e1", null);
-  assert.deepEqual(plan, { serverId: null, appName: CACHE_OLD });
+  assert.deepEqual(plan, { serverId: null, appName: CACHE_OLD, prebuilds: true });
   assert.equal((await settleImageCache(d, plan, f.snapshot(), MINE)).appName, CACHE_OLD);
   assert.deepEqual(f.calls, []);
 });
@@ -202,6 +207,7 @@ Deno.test("ensure cache: when Dokploy refuses it, the machine goes on without", 
   assert.deepEqual(await ensureImageCache(d, f.snapshot(), "e1", null), {
     serverId: null,
     appName: null,
+    prebuilds: false,
   });
   assert.match(lines.join("\n"), /warn the shared image cache of server local is unavailable/);
 });
