@@ -65,11 +65,12 @@ snapshot() {
 # A guard that died mid-backup may have left a request behind: the machine must not freeze.
 rm -f "$CTL/freeze" "$CTL/copy.rc" "$CTL/copy.err"
 wipe
-SLEEPER=
-trap 'kill "$SLEEPER" 2>/dev/null; snapshot; exit 0' TERM INT
+# $! (not a variable set after the fork): a TERM right after `sleep &` still ends it.
+# (${!:-}: under set -u, $! is unset until the first `sleep &`.)
+trap '[ -z "${!:-}" ] || kill "$!" 2>/dev/null; snapshot; exit 0' TERM INT
 log "ready: a stop of this container snapshots $SRC for Dokploy's backup"
+# The sleeper holds none of our output open, whatever happens to it.
 while :; do
-  sleep 3600 &
-  SLEEPER=$!
-  wait "$SLEEPER"
+  sleep 3600 >/dev/null 2>&1 &
+  wait "$!"
 done
