@@ -4,7 +4,7 @@
  */
 import { allBackups, formatBytes } from "../lib/backup/bucket.ts";
 import { describeLastBackup, type LastBackup, lastBackupOf } from "../lib/backup/inventory.ts";
-import { backedMachine, backupContext } from "../lib/backup/locate.ts";
+import { backedMachine, backupContext, knownFolders } from "../lib/backup/locate.ts";
 import type { ProviderConfig } from "../lib/config.ts";
 import type { DokployApi } from "../lib/dokploy/api.ts";
 import { BackupApi } from "../lib/dokploy/backups.ts";
@@ -87,7 +87,8 @@ async function listBackups(
   json: boolean,
 ): Promise<number> {
   const { backups, destination, snapshot } = await backupContext(config, api);
-  const files = await allBackups(backups, destination.destinationId);
+  const known = await knownFolders(snapshot, config, ctx.env);
+  const files = await allBackups(backups, destination.destinationId, known);
   const rows = files.map((f) => ({
     ...f,
     machine: backedMachine(snapshot, f.machineId) ? "live" : "deleted",

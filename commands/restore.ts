@@ -3,7 +3,12 @@
  * (which may be deleted) put back into its own home, or into another machine's.
  */
 import { formatBytes } from "../lib/backup/bucket.ts";
-import { backedMachine, backupContext, requireMachine } from "../lib/backup/locate.ts";
+import {
+  backedMachine,
+  backupContext,
+  knownFolders,
+  requireMachine,
+} from "../lib/backup/locate.ts";
 import { restoreHome } from "../lib/backup/restore.ts";
 import type { CommandContext } from "../lib/context/command.ts";
 import { dokployFromContext } from "../lib/context/dokploy.ts";
@@ -36,6 +41,7 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
       latest: opts.latest,
       target,
       sourceMachine: backedMachine(snapshot, source),
+      known: await knownFolders(snapshot, config, ctx.env),
       destinationId: destination.destinationId,
       force: opts.force,
       ssh: {

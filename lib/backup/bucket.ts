@@ -3,8 +3,14 @@
  * `<appName>_backup/<machineId>/<appName>_backup-<ISO time, ':' and '.' as '-'>.tar`.
  * Listed through Dokploy (backup.listBackupFiles), never with our own S3 client: the
  * provider holds no bucket keys.
+ *
+ * A machine's folder is known while it lives (its appName) and after `delete` from the
+ * record delete leaves (folder_record.ts). Otherwise it is searched for at the root with a
+ * non-empty term (Dokploy's REST refuses an empty search): real S3 answers that search
+ * with the root's folders; an S3 server that does not (s3rver 3.7.1) hides only those.
  */
 import type { BackupApi, BucketObject } from "../dokploy/backups.ts";
+import { appNamePrefix } from "../machine/naming.ts";
 import { backupFolder, GUARD_SERVICE } from "./guard.ts";
 
 /** A tar of an empty volume (a run whose guard was not there): never a backup to restore. */
@@ -60,20 +66,104 @@ export async function backupsOf(
   return files(entries).sort(byNewest);
 }
 
+/** A machine's folder in the bucket that is known without searching for it. */
+export interface KnownFolder {
+  machineId: string;
+  /** `<appName>_backup/<machineId>/` */
+  folder: string;
+}
+
+/** What every app's name starts with (lib/machine/naming.ts): the root search's term. */
+const OUR_APPS = "devpod-";
+/** Dokploy cuts every answer of listBackupFiles at 100 entries. */
+const ANSWER_LIMIT = 100;
+/** What follows "devpod-" in an appName (naming.ts keeps [a-z0-9-]); '_' joins the service. */
+const NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-_";
+
 /**
- * Every machine's backups in the bucket, of deleted machines too: the root's
- * `devpod-…_backup/` folders, then their machine folders.
+ * Every backup in the bucket: of live machines, of deleted ones (recorded, and any other
+ * `devpod-…_backup/<machine>/` folder the root search finds), newest first.
  */
-export async function allBackups(api: BackupApi, destinationId: string): Promise<BackupFile[]> {
-  const root = await api.listFolder(destinationId, "", null);
-  const apps = root.filter((e) => e.isDir && e.key.endsWith(`_${GUARD_SERVICE}`));
-  const machineDirs = (await Promise.all(
-    apps.map((a) => api.listFolder(destinationId, `${a.key}/`, null)),
-  )).flat().filter((e) => e.isDir);
-  const found = await Promise.all(
-    machineDirs.map((dir) => api.listFolder(destinationId, `${dir.key}/`, null)),
+export async function allBackups(
+  api: BackupApi,
+  destinationId: string,
+  known: KnownFolder[],
+): Promise<BackupFile[]> {
+  const found = await foldersAtRoot(api, destinationId, OUR_APPS);
+  return await filesIn(api, destinationId, [...known.map((k) => k.folder), ...found]);
+}
+
+/**
+ * One machine's backups, of a deleted one too, newest first: its known folders, else the
+ * folders the root search finds under its appName's prefix.
+ */
+export async function machineBackups(
+  api: BackupApi,
+  destinationId: string,
+  machineId: string,
+  known: KnownFolder[],
+): Promise<BackupFile[]> {
+  let folders = known.filter((k) => k.machineId === machineId).map((k) => k.folder);
+  if (folders.length === 0) {
+    folders = (await foldersAtRoot(api, destinationId, appNamePrefix(machineId)))
+      .filter((f) => f.split("/")[1] === machineId);
+  }
+  const files = await filesIn(api, destinationId, folders);
+  return files.filter((f) => f.machineId === machineId);
+}
+
+/** The backup with this key, found in its own folder (the key names it). */
+export async function backupByKey(
+  api: BackupApi,
+  destinationId: string,
+  key: string,
+): Promise<BackupFile | null> {
+  const wanted = parseBackupKey(key);
+  if (!wanted) return null;
+  const files = await filesIn(api, destinationId, [backupFolder(wanted.appName, wanted.machineId)]);
+  return files.find((f) => f.key === key) ?? null;
+}
+
+async function filesIn(
+  api: BackupApi,
+  destinationId: string,
+  folders: string[],
+): Promise<BackupFile[]> {
+  const listed = await Promise.all(
+    [...new Set(folders)].map((f) => api.listFolder(destinationId, f, null)),
   );
-  return files(found.flat()).sort(byNewest);
+  const byKey = new Map(files(listed.flat()).map((f) => [f.key, f]));
+  return [...byKey.values()].sort(byNewest);
+}
+
+/** `<app>_backup/<machine>/` folders under the root's folders whose name holds `term`. */
+async function foldersAtRoot(
+  api: BackupApi,
+  destinationId: string,
+  term: string,
+): Promise<string[]> {
+  const apps = (await searchRoot(api, destinationId, term))
+    .filter((e) => e.isDir && e.key.endsWith(`_${GUARD_SERVICE}`));
+  const inside = await Promise.all(
+    apps.map((a) => api.listFolder(destinationId, `${a.key}/`, null)),
+  );
+  return inside.flat().filter((e) => e.isDir).map((e) => `${e.key}/`);
+}
+
+/** The root's entries holding `term`; an answer cut at the limit is asked again, narrower. */
+async function searchRoot(
+  api: BackupApi,
+  destinationId: string,
+  term: string,
+): Promise<BucketObject[]> {
+  const found = await api.searchRoot(destinationId, term);
+  if (found.length < ANSWER_LIMIT || term.length > 64) return found;
+  const all = new Map(found.map((e) => [e.key, e]));
+  // Our names hold `term` followed by one of these: none of ours is missed.
+  for (const c of NAME_CHARS) {
+    for (const e of await searchRoot(api, destinationId, term + c)) all.set(e.key, e);
+  }
+  return [...all.values()];
 }
 
 function files(entries: BucketObject[]): BackupFile[] {

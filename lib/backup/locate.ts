@@ -1,5 +1,10 @@
 /** Machines named on the command line (`backup m1`), found by marker in the project. */
+import type { Env } from "../context/machine.ts";
+import { devpodHome } from "../devpod_home.ts";
+import type { KnownFolder } from "./bucket.ts";
 import { resolveDestination } from "./destination.ts";
+import { recordedFolders } from "./folder_record.ts";
+import { backupFolder } from "./guard.ts";
 import type { ProviderConfig } from "../config.ts";
 import type { DokployApi } from "../dokploy/api.ts";
 import { BackupApi, type Destination } from "../dokploy/backups.ts";
@@ -59,4 +64,18 @@ export function requireMachine(snapshot: ProjectSnapshot, machineId: string): Lo
     );
   }
   return m;
+}
+
+/** Folders found without a search of the bucket: each live machine's, and those delete recorded. */
+export async function knownFolders(
+  snapshot: ProjectSnapshot,
+  config: Pick<ProviderConfig, "serverUrl">,
+  env: Env,
+): Promise<KnownFolder[]> {
+  const live = snapshot.machines.map(({ compose, marker }) => ({
+    machineId: marker.machineId,
+    folder: backupFolder(compose.appName, marker.machineId),
+  }));
+  const recorded = await recordedFolders(devpodHome(env), config.serverUrl);
+  return [...live, ...recorded.map((r) => ({ machineId: r.machineId, folder: r.folder }))];
 }

@@ -14,7 +14,14 @@ import type { BackupApi } from "../dokploy/backups.ts";
 import { ProviderError } from "../errors.ts";
 import { sleep, sshGreets } from "../ssh/ready.ts";
 import type { Logger } from "../log.ts";
-import { allBackups, type BackupFile, backupsOf, formatBytes, parseBackupKey } from "./bucket.ts";
+import {
+  backupByKey,
+  type BackupFile,
+  backupsOf,
+  formatBytes,
+  type KnownFolder,
+  machineBackups,
+} from "./bucket.ts";
 import { homeVolumeName, isGuardContainer } from "./guard.ts";
 import { type BackedMachine, backupNow, scheduleRowOf } from "./run.ts";
 
@@ -29,6 +36,8 @@ export interface RestoreRequest {
   target: BackedMachine;
   /** The source machine when it still exists (its folder in the bucket is known then). */
   sourceMachine: BackedMachine | null;
+  /** Folders known without a search: live machines' and those delete recorded. */
+  known: KnownFolder[];
   destinationId: string;
   /** Replace the home even when it cannot be backed up first. */
   force?: boolean;
@@ -164,15 +173,9 @@ async function chooseBackup(api: BackupApi, r: RestoreRequest): Promise<BackupFi
       "name the backup to restore: --latest, or --from <key> (list --backups shows the keys)",
     );
   }
-  const files = r.sourceMachine
-    ? await backupsOf(api, r.destinationId, r.sourceMachine)
-    : (await allBackups(api, r.destinationId)).filter((f) => f.machineId === r.source);
   if (r.from) {
-    const wanted = parseBackupKey(r.from);
-    const found = files.find((f) => f.key === r.from) ??
-      (wanted && wanted.machineId !== r.source
-        ? (await allBackups(api, r.destinationId)).find((f) => f.key === r.from)
-        : undefined);
+    // The key names its folder: no search, whether its machine lives or not.
+    const found = await backupByKey(api, r.destinationId, r.from);
     if (!found) {
       throw new ProviderError(
         `no backup ${r.from} in BACKUP_DESTINATION; list --backups shows the keys`,
@@ -183,6 +186,9 @@ async function chooseBackup(api: BackupApi, r: RestoreRequest): Promise<BackupFi
     }
     return found;
   }
+  const files = r.sourceMachine
+    ? await backupsOf(api, r.destinationId, r.sourceMachine)
+    : await machineBackups(api, r.destinationId, r.source, r.known);
   const newest = files.find((f) => f.complete);
   if (!newest) {
     throw new ProviderError(

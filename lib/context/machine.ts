@@ -2,6 +2,7 @@
  * MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. Kept
  * apart from the option parser so `command` starts without loading it.
  */
+import { devpodHome } from "../devpod_home.ts";
 import { ConfigError } from "../errors.ts";
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -10,6 +11,8 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface MachineContext {
   machineId: string;
   machineFolder: string;
+  /** DEVPOD_HOME (or ~/.devpod): where delete records a machine's backup folder. */
+  devpodHome?: string;
 }
 
 /** MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. */
@@ -31,7 +34,7 @@ export function loadMachineContext(env: Env): MachineContext {
       "MACHINE_FOLDER is not set; DevPod sets it to the machine's folder, or set it to a writable directory",
     );
   }
-  return { machineId, machineFolder };
+  return { machineId, machineFolder, devpodHome: devpodHome(env) };
 }
 
 /**

@@ -174,18 +174,38 @@ export class BackupApi {
   }
 
   /**
-   * The entries of one folder of the bucket (`dir/` lists dir; Dokploy answers at most 100),
-   * listed by rclone where the service runs (serverId) or in Dokploy's container.
+   * The entries of one folder of the bucket (`dir/`; Dokploy answers at most 100), listed by
+   * rclone where the service runs (serverId) or in Dokploy's container. Never the root: over
+   * REST an empty `search` is absent and refused (dokploy-api.md §1); see searchRoot.
    */
   async listFolder(
     destinationId: string,
     dir: string,
     serverId: string | null,
   ): Promise<BucketObject[]> {
-    const base = dir === "" || dir.endsWith("/") ? dir : `${dir}/`;
+    const base = dir.replace(/\/*$/, "/");
+    if (base === "/") throw new Error("listFolder needs a folder: the root is searchRoot's");
+    return await this.#list(destinationId, base, serverId, base);
+  }
+
+  /**
+   * The bucket root's entries whose name holds `term` (case-insensitive; the first 100):
+   * Dokploy's search without a '/'. Real S3 answers the root's folders; s3rver 3.7.1 none.
+   */
+  async searchRoot(destinationId: string, term: string): Promise<BucketObject[]> {
+    if (!term || term.includes("/")) throw new Error(`searchRoot needs a term without '/'`);
+    return await this.#list(destinationId, term, null, "");
+  }
+
+  async #list(
+    destinationId: string,
+    search: string,
+    serverId: string | null,
+    base: string,
+  ): Promise<BucketObject[]> {
     const res = await this.client.query("backup.listBackupFiles", {
       destinationId,
-      search: base,
+      search,
       serverId: serverId ?? undefined,
     }, { timeoutMs: 60_000 });
     const entries = parse(z.array(BucketEntry), res ?? [], "backup.listBackupFiles");

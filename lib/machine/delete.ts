@@ -1,5 +1,6 @@
 /** `delete` (design §5): the service (and its volumes unless KEEP_VOLUMES), then local files. Idempotent. */
 import { join } from "node:path";
+import { rememberFolder } from "../backup/folder_record.ts";
 import { homeVolumeName } from "../backup/guard.ts";
 import { removeBackupSchedule } from "../backup/register.ts";
 import { BackupApi } from "../dokploy/backups.ts";
@@ -46,12 +47,13 @@ export async function deleteMachine(d: MachineDeps): Promise<void> {
         )
       );
     }
+    const appName = state?.appName ?? listed?.appName;
+    if (appName && (state?.backup || d.config.backup)) await recordBackupFolder(d, appName);
     d.log.info(
       `deleting machine ${d.machine.machineId}${keep ? " (KEEP_VOLUMES: volumes are kept)" : ""}`,
     );
     const deleted = await d.api.deleteCompose(composeId, !keep);
     if (!deleted) d.log.info("it was already gone from Dokploy");
-    const appName = state?.appName ?? listed?.appName;
     if (!keep && appName && (state?.backup || d.config.backup)) {
       await removeRestoredHome(d, appName, state?.serverId ?? listed?.serverId ?? null);
     }
@@ -67,5 +69,22 @@ async function removeRestoredHome(d: MachineDeps, appName: string, serverId: str
   await new BackupApi(d.api.client).removeVolume(homeVolumeName(appName), serverId).then(
     () => d.log.debug(`removed the restored home volume ${homeVolumeName(appName)}`),
     () => {}, // none left: compose removed it
+  );
+}
+
+/** Its backups stay; their folder's name goes with the service: kept here for restore. */
+async function recordBackupFolder(d: MachineDeps, appName: string) {
+  const home = d.machine.devpodHome;
+  if (!home) return;
+  await rememberFolder(home, {
+    machineId: d.machine.machineId,
+    appName,
+    dokploy: d.config.serverUrl,
+  }).catch((err) =>
+    d.log.warn(
+      `could not record where its backups are (${
+        (err as Error).message
+      }); list --backups still finds them by a search of the bucket`,
+    )
   );
 }

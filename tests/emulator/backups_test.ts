@@ -361,8 +361,14 @@ Deno.test(
           "backup.listBackupFiles",
           { destinationId, search },
         );
-      const root = await list("");
+      // No '/': the bucket's root, filtered (case-insensitive) by the whole search.
+      const root = await list("_MACHINE");
       assert.deepEqual(root.map((f) => [f.Path, f.IsDir]), [[`${appName}_machine`, true]]);
+      assert.deepEqual(await list("no-such-folder"), []);
+      // An empty search is absent over REST: never a listing of the whole root.
+      const empty = await call(emu, "GET", "backup.listBackupFiles", { destinationId, search: "" });
+      assert.equal(empty.status, 400);
+      assert.equal((empty.body as { message: string }).message, "Input validation failed");
       const folder = await list(`${appName}_machine/devpod/`);
       assert.deepEqual(folder.map((f) => f.Path), [key]);
       assert.equal(folder[0].Name, key.split("/").pop());
@@ -385,7 +391,7 @@ Deno.test(
       );
       const down = await call(emu, "GET", "backup.listBackupFiles", {
         destinationId: other.destinationId,
-        search: "",
+        search: "devpod-",
       });
       assert.equal(down.status, 400);
       assert.match(

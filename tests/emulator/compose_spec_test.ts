@@ -211,4 +211,26 @@ Deno.test("openapi index: methods and query coercion", () => {
   const r = validate(search.schema!, input);
   assert.ok(!r.ok);
   assert.equal(r.issues[0].message, "Invalid input: expected number, received NaN");
+  // Empty values are absent; a repeated key is an array; numbers as z.coerce reads them.
+  assert.deepEqual(
+    queryInput(search.schema, new URLSearchParams("limit=&q=&name=a&name=b&offset=%20")),
+    { name: ["a", "b"], offset: 0 },
+  );
+  const list = ops.get("backup.listbackupfiles")!;
+  assert.deepEqual(
+    queryInput(list.schema, new URLSearchParams("destinationId=d&search=&serverId=")),
+    { destinationId: "d" },
+  );
+  const withArrays = {
+    type: "object",
+    properties: {
+      ids: { type: "array", items: { type: "number" } },
+      on: { type: "boolean" },
+    },
+  };
+  // One value of an array field is a one-item array; z.coerce.boolean() is Boolean(text).
+  assert.deepEqual(queryInput(withArrays, new URLSearchParams("ids=7&on=false")), {
+    ids: [7],
+    on: true,
+  });
 });

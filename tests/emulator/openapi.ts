@@ -63,18 +63,25 @@ function querySchema(params: RawParameter[]): JsonSchema | null {
 }
 
 /**
- * Turns flat query params into the procedure input, coercing per schema like
- * trpc-openapi does: numbers and booleans from text, repeated keys into arrays.
+ * Turns a query string into the procedure input as @dokploy/trpc-openapi 0.0.18 does behind
+ * Next.js (adapters/next.js → node-http/input.js `getQuery`, core.js): Next parses the query
+ * (one value: a string; a repeated key: an array), a falsy value — an empty one — is dropped,
+ * so `search=` is ABSENT and a required string can never be sent empty; an array field takes a
+ * single value as a one-item array; then number and boolean fields are coerced the way
+ * `z.coerce` does (`Number(v)`, `Boolean(v)`: any non-empty text is true, "false" too), strings
+ * never (a repeated key for a string field fails as an array). Validation comes after.
  */
 export function queryInput(schema: JsonSchema | null, params: URLSearchParams): unknown {
   const input: Record<string, unknown> = {};
   for (const key of new Set(params.keys())) {
     const values = params.getAll(key);
+    const value: string | string[] = values.length === 1 ? values[0] : values;
+    if (value === "") continue; // getQuery's `if (value)`
     const prop = schema?.properties?.[key];
     if (prop && hasType(prop, "array")) {
-      input[key] = values.map((v) => coerce(prop.items, v));
+      input[key] = (Array.isArray(value) ? value : [value]).map((v) => coerce(prop.items, v));
     } else {
-      input[key] = coerce(prop, values[values.length - 1]);
+      input[key] = coerce(prop, value);
     }
   }
   return input;
@@ -85,14 +92,9 @@ function hasType(s: JsonSchema, t: string): boolean {
   return Array.isArray(s.type) ? s.type.includes(t) : s.type === t;
 }
 
-function coerce(s: JsonSchema | undefined, raw: string): unknown {
+function coerce(s: JsonSchema | undefined, raw: string | string[]): unknown {
   if (!s || hasType(s, "string")) return raw;
-  if (hasType(s, "number") || hasType(s, "integer")) {
-    return raw.trim() === "" ? raw : Number(raw);
-  }
-  if (hasType(s, "boolean")) {
-    if (raw === "true") return true;
-    if (raw === "false") return false;
-  }
+  if (hasType(s, "number") || hasType(s, "integer")) return Number(raw);
+  if (hasType(s, "boolean")) return Boolean(raw);
   return raw;
 }

@@ -120,6 +120,51 @@ Deno.test(
 );
 
 Deno.test(
+  "GET input as Dokploy's OpenAPI adapter reads it: an empty value is absent, then zod validates",
+  opts,
+  async () => {
+    await withEmulator("v0.30.2", async (emu) => {
+      // Dokploy answers `search=` exactly so (dokploy-api.md §1, seen live): required and absent.
+      const empty = await call(emu, "GET", "backup.listBackupFiles", {
+        destinationId: "any",
+        search: "",
+      });
+      assert.equal(empty.status, 400);
+      const body = empty.body as {
+        message: string;
+        code: string;
+        issues: { code: string; path: string[]; expected: string; message: string }[];
+      };
+      assert.equal(body.message, "Input validation failed");
+      assert.equal(body.code, "BAD_REQUEST");
+      assert.deepEqual(body.issues.map((i) => [i.code, i.path, i.expected, i.message]), [
+        [
+          "invalid_type",
+          ["search"],
+          "string",
+          "Invalid input: expected string, received undefined",
+        ],
+      ]);
+      // An empty number is absent too: its default applies.
+      assert.deepEqual(await ok(emu, "GET", "compose.search", { limit: "", q: "" }), {
+        items: [],
+        total: 0,
+      });
+      // A repeated key is an array: a string field refuses it (strings are never coerced).
+      const twice = await fetch(`${emu.url}/api/compose.search?q=a&q=b`, {
+        headers: { "x-api-key": emu.token },
+      });
+      assert.equal(twice.status, 400);
+      const issues = (await twice.json()).issues as { path: string[]; message: string }[];
+      assert.deepEqual(issues.map((i) => [i.path, i.message]), [
+        [["q"], "Invalid input: expected string, received array"],
+      ]);
+      console.log(`stand-in: empty GET value absent: ${empty.status === 400 ? "yes" : "no"}`);
+    });
+  },
+);
+
+Deno.test(
   "projects and compose rows (v0.30.2): environments, appName, 404s, search",
   opts,
   async () => {
