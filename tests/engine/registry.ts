@@ -10,6 +10,7 @@
  */
 import type { Engine } from "./engine.ts";
 import { docker } from "./images.ts";
+import { recordCreated } from "./ledger.ts";
 
 export interface Registry {
   /** Container name (unique per run). */
@@ -76,6 +77,7 @@ export async function startRegistry(engine: Engine, o: RegistryOptions): Promise
   for (const [k, v] of Object.entries(o.labels ?? {})) args.push("--label", `${k}=${v}`);
   if (o.publish) args.push("-p", `127.0.0.1::${PORT}`);
   if (o.proxy) args.push("-e", `REGISTRY_PROXY_REMOTEURL=${o.proxy}`);
+  await recordCreated("container", o.name, engine.host);
   must(`docker run ${o.name}`, await docker(engine, [...args, o.image]));
   let port: number | null = null;
   if (o.publish) {

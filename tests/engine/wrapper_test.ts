@@ -15,6 +15,7 @@ import { eventually } from "./world.ts";
 
 const REPO = decodeURIComponent(new URL("../..", import.meta.url).pathname);
 const FIXTURE = "tests/engine/fixtures/wrapped.ts";
+const MACHINE_FIXTURE = "tests/engine/fixtures/machine_run.ts";
 const NO_SANITIZE = { sanitizeOps: false, sanitizeResources: false };
 const LEFT_UP = new RegExp(`engine: left up, still used by .*\\b${Deno.pid} \\(`);
 
@@ -80,6 +81,64 @@ Deno.test({
       } catch { /* ended */ }
       await output.catch(() => {});
       await Deno.remove(marker).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task test: a run ended by SIGTERM removes the machines, volumes and networks it made",
+  ...NO_SANITIZE,
+  async fn() {
+    // This process is a user: the engine stays up when the run ends, as a daemon we did
+    // not start does. Only the run's own project is looked at (others may share the engine).
+    const engine = await ensureEngine();
+    const marker = await Deno.makeTempFile({ prefix: "devpod-wrapped-" });
+    await Deno.remove(marker);
+    const wrapper = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "scripts/test.ts", MACHINE_FIXTURE],
+      cwd: REPO,
+      env: { FIXTURE_MARKER: marker, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = wrapper.output();
+    let app = "";
+    const left = async () => {
+      const label = ["--filter", `label=com.docker.compose.project=${app}`];
+      const ids = async (args: string[]) =>
+        (await docker(engine, [...args, "-q", ...label])).stdout.split("\n").filter(Boolean);
+      return {
+        containers: await ids(["ps", "-a"]),
+        volumes: await ids(["volume", "ls"]),
+        networks: await ids(["network", "ls"]),
+      };
+    };
+    try {
+      app = await eventually("the wrapped run deployed its machine", async () => {
+        return (await Deno.readTextFile(marker).catch(() => "")) || false;
+      }, 300_000);
+      const before = await left();
+      assert.equal(before.containers.length, 1, "the machine runs");
+      assert.ok(before.volumes.length >= 1 && before.networks.length >= 1, JSON.stringify(before));
+      wrapper.kill("SIGTERM");
+      const out = await output;
+      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 128 + 15, text);
+      assert.deepEqual(await left(), { containers: [], volumes: [], networks: [] }, text);
+      assert.match(text, /engine: removed what this run left: 1 containers, 1 volumes, 1 networks/);
+      assert.match(text, LEFT_UP);
+    } finally {
+      try {
+        wrapper.kill("SIGKILL");
+      } catch { /* ended */ }
+      await output.catch(() => {});
+      await Deno.remove(marker).catch(() => {});
+      if (app) {
+        const l = await left();
+        if (l.containers.length) await docker(engine, ["rm", "-f", "-v", ...l.containers]);
+        if (l.volumes.length) await docker(engine, ["volume", "rm", "-f", ...l.volumes]);
+        if (l.networks.length) await docker(engine, ["network", "rm", ...l.networks]);
+      }
     }
   },
 });

@@ -7,6 +7,7 @@
  * deployed; close() removes all of it, so a test leaves no container, volume or network.
  */
 import type { Engine } from "../../engine/engine.ts";
+import { recordCreated } from "../../engine/ledger.ts";
 import { run } from "../../engine/run.ts";
 import { dockerCompose } from "./compose_command.ts";
 import {
@@ -45,14 +46,18 @@ export class DockerRuntime implements MachineRuntime {
   }
 
   /** Bookkeeping of where an app lives; all of them run on the one engine. */
-  #track(app: ComposeApp) {
+  async #track(app: ComposeApp) {
+    // In the run's ledger before anything exists: a run ended by a signal removes it.
+    if (!this.#apps.has(app.appName)) {
+      await recordCreated("app", app.appName, this.#engine.host);
+    }
     this.#apps.add(app.appName);
     this.#servers.set(app.appName, app.serverId ?? null);
     this.#addresses.set(app.appName, app.address ?? "127.0.0.1");
   }
 
   async deploy(app: ComposeApp, log: (line: string) => void): Promise<void> {
-    this.#track(app);
+    await this.#track(app);
     // `env -i PATH="$PATH" HOME="$HOME" docker compose -p APP -f docker-compose.yml up -d
     // --build --remove-orphans 2>&1`, from code/.
     const r = await dockerCompose(
@@ -66,7 +71,7 @@ export class DockerRuntime implements MachineRuntime {
   }
 
   async start(app: ComposeApp): Promise<void> {
-    this.#track(app);
+    await this.#track(app);
     const r = await dockerCompose(
       this.#engine,
       ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d"],
