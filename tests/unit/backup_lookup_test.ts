@@ -11,6 +11,7 @@ import {
   type KnownFolder,
   machineBackups,
 } from "../../lib/backup/bucket.ts";
+import { recordedFolders, rememberFolder } from "../../lib/backup/folder_record.ts";
 import { backupFolder } from "../../lib/backup/guard.ts";
 import { BackupApi } from "../../lib/dokploy/backups.ts";
 import type { DokployClient } from "../../lib/dokploy/client.ts";
@@ -91,4 +92,36 @@ Deno.test("backups of a machine deleted elsewhere: found by a search of the root
   assert.deepEqual(m12.map((f) => f.key), [keyOf(`${appNamePrefix("m12")}-xm12`, "m12")]);
   assert.ok(searches.includes("devpod-m12"), "a machine is searched for by its appName's prefix");
   assert.ok(!searches.includes(""));
+});
+
+Deno.test("delete's record: one file per service, read back for the same Dokploy only", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    assert.deepEqual(await recordedFolders(home, "http://a"), [], "none before any delete");
+    await Promise.all([
+      rememberFolder(home, {
+        machineId: "ws-1",
+        appName: "devpod-ws-1-abc123",
+        dokploy: "http://a",
+      }),
+      rememberFolder(home, {
+        machineId: "ws-1",
+        appName: "devpod-ws-1-zzz999",
+        dokploy: "http://a",
+      }),
+      rememberFolder(home, {
+        machineId: "ws-2",
+        appName: "devpod-ws-2-def456",
+        dokploy: "http://b",
+      }),
+    ]);
+    const mine = await recordedFolders(home, "http://a");
+    assert.deepEqual(mine.map((r) => r.folder).sort(), [
+      "devpod-ws-1-abc123_backup/ws-1/",
+      "devpod-ws-1-zzz999_backup/ws-1/",
+    ]);
+    assert.ok(mine.every((r) => r.machineId === "ws-1"));
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });
