@@ -34,7 +34,9 @@ export function loadMachineContext(env: Env): MachineContext {
       "MACHINE_FOLDER is not set; DevPod sets it to the machine's folder, or set it to a writable directory",
     );
   }
-  return { machineId, machineFolder, devpodHome: devpodHome(env) };
+  // Without DEVPOD_HOME or HOME there is no DevPod home to record anything in.
+  const home = env.DEVPOD_HOME || env.HOME || env.USERPROFILE ? devpodHome(env) : undefined;
+  return { machineId, machineFolder, ...home ? { devpodHome: home } : {} };
 }
 
 /**

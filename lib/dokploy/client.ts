@@ -9,7 +9,8 @@
 import { DokployError } from "../errors.ts";
 import { type Logger, redact, registerSecret, silentLogger } from "../log.ts";
 
-export type QueryParams = Record<string, string | number | boolean | null | undefined>;
+/** GET parameters. No booleans: Dokploy coerces with z.coerce.boolean(), so "false" is true. */
+export type QueryParams = Record<string, string | number | null | undefined>;
 
 export interface ClientOptions {
   baseUrl: string;
@@ -97,7 +98,10 @@ export class DokployClient {
   query<T>(procedure: string, params: QueryParams = {}, opts: CallOptions = {}): Promise<T> {
     const qs = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) {
-      if (v !== undefined && v !== null) qs.set(k, String(v));
+      if (v === undefined || v === null) continue;
+      // Dokploy's REST adapter drops an empty value: a required one would be "undefined".
+      if (v === "") throw new Error(`${procedure}: ${k} is empty (a GET cannot send "")`);
+      qs.set(k, String(v));
     }
     const suffix = qs.size ? `?${qs}` : "";
     return this.#call<T>(procedure, "GET", suffix, undefined, { idempotent: true, ...opts });

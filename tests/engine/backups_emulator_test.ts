@@ -12,6 +12,7 @@ import { startS3 } from "../emulator/s3.ts";
 import { ok } from "../emulator/test_support.ts";
 import { ensureEngine } from "./engine.ts";
 import { docker, ensureImages } from "./images.ts";
+import { deployMachineShaped } from "./machine_shaped.ts";
 
 const RUN = Deno.pid.toString(36);
 const NO_SANITIZE = { sanitizeOps: false, sanitizeResources: false, ignore: Deno.uid() !== 0 };
@@ -26,35 +27,12 @@ Deno.test(
     const emu = await startEmulator({ engine });
     const restored = `restored-${RUN}`;
     try {
-      const { environment } = await ok<{ environment: { environmentId: string } }>(
-        emu,
-        "POST",
-        "project.create",
-        { name: "backups" },
-      );
-      // A machine-shaped service: a named home volume, PID 1 that handles SIGTERM.
-      const composeFile = [
-        "services:",
-        "  machine:",
-        `    image: ${images.tiny}`,
-        `    entrypoint: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]`,
-        "    stop_grace_period: 7s",
-        "    volumes:",
-        "      - home:/home/devpod",
-        "volumes:",
-        "  home: {}",
-        "",
-      ].join("\n");
-      const c = await ok(emu, "POST", "compose.create", {
-        name: "machine",
-        environmentId: environment.environmentId,
-        composeType: "docker-compose",
-        sourceType: "raw",
-        composeFile,
+      // stop_grace_period → docker stop's wait, checked below.
+      const c = await deployMachineShaped(emu, images.tiny, {
+        project: "backups",
+        serviceLines: ["stop_grace_period: 7s"],
       });
-      const appName = String(c.appName);
-      await ok(emu, "POST", "compose.deploy", { composeId: c.composeId });
-      await emu.waitIdle(120_000);
+      const appName = c.appName;
       const id = (await docker(engine, [
         "ps",
         "-q",

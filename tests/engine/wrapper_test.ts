@@ -28,6 +28,42 @@ async function task(mode: string) {
   return { code: r.code, output: r.stdout + r.stderr };
 }
 
+/** `scripts/test.ts <fixture>` in a subprocess, told to write to a fresh FIXTURE_MARKER path. */
+async function startWrapped(fixture: string, env: Record<string, string> = {}) {
+  const marker = await Deno.makeTempFile({ prefix: "devpod-wrapped-" });
+  await Deno.remove(marker);
+  const wrapper = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "scripts/test.ts", fixture],
+    cwd: REPO,
+    env: { ...env, FIXTURE_MARKER: marker, NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = wrapper.output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return {
+    /** What the fixture wrote, once it did. */
+    written: (what: string, timeoutMs: number) =>
+      eventually(
+        what,
+        async () => (await Deno.readTextFile(marker).catch(() => "")) || false,
+        timeoutMs,
+      ),
+    async terminate() {
+      wrapper.kill("SIGTERM");
+      const out = await output;
+      return { code: out.code, text: decode(out.stdout) + decode(out.stderr) };
+    },
+    async close() {
+      try {
+        wrapper.kill("SIGKILL");
+      } catch { /* ended */ }
+      await output.catch(() => {});
+      await Deno.remove(marker).catch(() => {});
+    },
+  };
+}
+
 Deno.test({
   name: "deno task test: Deno's summary and exit code pass through; the engine stays for others",
   ...NO_SANITIZE,
@@ -53,34 +89,16 @@ Deno.test({
   ...NO_SANITIZE,
   async fn() {
     await ensureEngine();
-    const marker = await Deno.makeTempFile({ prefix: "devpod-wrapped-" });
-    await Deno.remove(marker);
-    const wrapper = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "scripts/test.ts", FIXTURE],
-      cwd: REPO,
-      env: { FIXTURE_MODE: "wait", FIXTURE_MARKER: marker, NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const output = wrapper.output();
+    const wrapped = await startWrapped(FIXTURE, { FIXTURE_MODE: "wait" });
     try {
-      const testPid = await eventually("the wrapped run started", async () => {
-        const text = await Deno.readTextFile(marker).catch(() => "");
-        return Number(text) || false;
-      }, 60_000);
-      wrapper.kill("SIGTERM");
-      const out = await output;
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 128 + 15, text);
+      const testPid = Number(await wrapped.written("the wrapped run started", 60_000));
+      const { code, text } = await wrapped.terminate();
+      assert.equal(code, 128 + 15, text);
       assert.equal(startTime(testPid), null, "the wrapped `deno test` ended with it");
       assert.match(text, /SIGTERM: stopping, then releasing the test engine/);
       assert.match(text, LEFT_UP);
     } finally {
-      try {
-        wrapper.kill("SIGKILL");
-      } catch { /* ended */ }
-      await output.catch(() => {});
-      await Deno.remove(marker).catch(() => {});
+      await wrapped.close();
     }
   },
 });
@@ -92,16 +110,7 @@ Deno.test({
     // This process is a user: the engine stays up when the run ends, as a daemon we did
     // not start does. Only the run's own project is looked at (others may share the engine).
     const engine = await ensureEngine();
-    const marker = await Deno.makeTempFile({ prefix: "devpod-wrapped-" });
-    await Deno.remove(marker);
-    const wrapper = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "scripts/test.ts", MACHINE_FIXTURE],
-      cwd: REPO,
-      env: { FIXTURE_MARKER: marker, NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const output = wrapper.output();
+    const wrapped = await startWrapped(MACHINE_FIXTURE);
     let app = "";
     const left = async () => {
       const label = ["--filter", `label=com.docker.compose.project=${app}`];
@@ -114,25 +123,17 @@ Deno.test({
       };
     };
     try {
-      app = await eventually("the wrapped run deployed its machine", async () => {
-        return (await Deno.readTextFile(marker).catch(() => "")) || false;
-      }, 300_000);
+      app = await wrapped.written("the wrapped run deployed its machine", 300_000);
       const before = await left();
       assert.equal(before.containers.length, 1, "the machine runs");
       assert.ok(before.volumes.length >= 1 && before.networks.length >= 1, JSON.stringify(before));
-      wrapper.kill("SIGTERM");
-      const out = await output;
-      const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-      assert.equal(out.code, 128 + 15, text);
+      const { code, text } = await wrapped.terminate();
+      assert.equal(code, 128 + 15, text);
       assert.deepEqual(await left(), { containers: [], volumes: [], networks: [] }, text);
       assert.match(text, /engine: removed what this run left: 1 containers, 1 volumes, 1 networks/);
       assert.match(text, LEFT_UP);
     } finally {
-      try {
-        wrapper.kill("SIGKILL");
-      } catch { /* ended */ }
-      await output.catch(() => {});
-      await Deno.remove(marker).catch(() => {});
+      await wrapped.close();
       if (app) {
         const l = await left();
         if (l.containers.length) await docker(engine, ["rm", "-f", "-v", ...l.containers]);
