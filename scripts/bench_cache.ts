@@ -17,6 +17,7 @@ import { join } from "node:path";
 import { runProvider, startWorld, type World } from "../tests/e2e/harness.ts";
 import { type Engine, ensureEngine, run } from "../tests/engine/engine.ts";
 import { docker, ensureImages, type TestImages } from "../tests/engine/images.ts";
+import { recordCreated } from "../tests/engine/ledger.ts";
 import {
   pushImage,
   removeRegistry,
@@ -119,6 +120,7 @@ async function rawDind(
 ): Promise<void> {
   const script =
     `dockerd --insecure-registry ${insecure} >/var/log/dockerd.log 2>&1 & exec sleep infinity`;
+  await recordCreated("container", name, engine.host);
   must(
     "raw dind",
     await docker(engine, [

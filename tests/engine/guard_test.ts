@@ -12,6 +12,7 @@ import { SERVER_PATH as PATH } from "../emulator/machine/runtime.ts";
 import { type Engine, ensureEngine } from "./engine.ts";
 import { BRIDGE_NAME_OPTION, BRIDGE_PREFIX, GUARD_COMMENT, guardRules } from "./guard.ts";
 import { docker, ensureImages } from "./images.ts";
+import { recordCreated } from "./ledger.ts";
 import { run } from "./run.ts";
 import { eventually } from "./world.ts";
 import { bounded } from "../../scripts/engine_session.ts";
@@ -147,6 +148,9 @@ Deno.test({
       dockerCompose(engine, ["-p", project, ...argv], { cwd: dir, env: { PATH, HOME: dir } });
     try {
       // Someone else's container on the same engine: a plain `docker network create`.
+      await recordCreated("network", plainNet, engine.host);
+      await recordCreated("container", plain, engine.host);
+      await recordCreated("app", project, engine.host);
       const made = await docker(engine, ["network", "create", plainNet]);
       assert.equal(made.code, 0, made.stderr);
       const started = await docker(engine, [

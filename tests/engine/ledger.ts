@@ -15,9 +15,9 @@ import { run } from "./run.ts";
 export const LEDGER_ENV = "DEVPOD_TEST_LEDGER";
 const PROJECT_LABEL = "com.docker.compose.project";
 
-type Kind = "app" | "container";
+type Kind = "app" | "container" | "network";
 
-/** Notes a compose project or a named container on the engine at `host`; no-op outside a run. */
+/** Notes a compose project, a container or a network on the engine at `host`; no-op outside a run. */
 export async function recordCreated(kind: Kind, name: string, host: string): Promise<void> {
   const dir = Deno.env.get(LEDGER_ENV);
   if (!dir) return;
@@ -33,21 +33,22 @@ export interface Swept {
 /**
  * Removes what the ledger names, on each engine it names: the projects' containers, volumes
  * (compose's, and the `<app>_…` ones Dokploy's restore makes without labels) and networks,
- * and the named containers.
+ * and the named containers and networks.
  */
 export async function sweepLedger(dir: string, cli: string): Promise<Swept> {
-  const byHost = new Map<string, { apps: Set<string>; containers: Set<string> }>();
+  const byHost = new Map<string, Record<Kind, Set<string>>>();
   const entries = await Array.fromAsync(Deno.readDir(dir)).catch(() => [] as Deno.DirEntry[]);
   for (const e of entries) {
-    const m = /^(app|container)=(.+)$/.exec(e.name);
+    const m = /^(app|container|network)=(.+)$/.exec(e.name);
     const host = m && await Deno.readTextFile(join(dir, e.name)).catch(() => "");
     if (!m || !host) continue;
-    const entry = byHost.get(host) ?? { apps: new Set(), containers: new Set() };
+    const entry = byHost.get(host) ??
+      { app: new Set(), container: new Set(), network: new Set() };
     byHost.set(host, entry);
-    (m[1] === "app" ? entry.apps : entry.containers).add(m[2]);
+    entry[m[1] as Kind].add(m[2]);
   }
   const swept: Swept = { containers: 0, volumes: 0, networks: 0 };
-  for (const [host, { apps, containers }] of byHost) {
+  for (const [host, { app: apps, container: containers, network: networks }] of byHost) {
     const docker = (args: string[]) =>
       run(cli, args, {
         env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", DOCKER_HOST: host },
@@ -72,8 +73,8 @@ export async function sweepLedger(dir: string, cli: string): Promise<Swept> {
     if (vs.length && (await docker(["volume", "rm", "-f", ...vs])).code === 0) {
       swept.volumes += vs.length;
     }
-    const ns = (await rows(["network", "ls"], `{{.ID}}\t${LABEL}`))
-      .filter(([, project]) => apps.has(project)).map(([id]) => id);
+    const ns = (await rows(["network", "ls"], `{{.ID}}\t{{.Name}}\t${LABEL}`))
+      .filter(([, name, project]) => apps.has(project) || networks.has(name)).map(([id]) => id);
     if (ns.length && (await docker(["network", "rm", ...ns])).code === 0) {
       swept.networks += ns.length;
     }
