@@ -10,7 +10,15 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface MachineContext {
   machineId: string;
   machineFolder: string;
+  /**
+   * DOKPLOY_TAKE_OVER names this machine: its owner hands it this folder's new keys
+   * (lib/machine/adopt.ts). Set by hand for one run, never an option.
+   */
+  takeOver?: boolean;
 }
+
+/** Names the one machine whose owner takes it over from a folder without its keys. */
+export const TAKE_OVER_ENV = "DOKPLOY_TAKE_OVER";
 
 /** MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. */
 export function loadMachineContext(env: Env): MachineContext {
@@ -31,7 +39,7 @@ export function loadMachineContext(env: Env): MachineContext {
       "MACHINE_FOLDER is not set; DevPod sets it to the machine's folder, or set it to a writable directory",
     );
   }
-  return { machineId, machineFolder };
+  return { machineId, machineFolder, takeOver: env[TAKE_OVER_ENV]?.trim() === machineId };
 }
 
 /**
