@@ -68,18 +68,23 @@ const VERBS: {
   },
   {
     name: "list",
-    summary: "list this provider's machines on the Dokploy server",
+    summary: "list your machines on the Dokploy server (--all: every owner's)",
     load: () => import("./commands/list.ts"),
     options: [
       ["--json", "print JSON"],
+      ["--all", "every machine this API key may see, with its owner"],
       ["--backups", "list the backups in BACKUP_DESTINATION, of deleted machines too"],
     ],
   },
   {
     name: "cleanup",
-    summary: "find (and with --yes delete) machines whose DevPod folder is gone",
+    summary: "find (and with --yes delete) your machines whose DevPod folder is gone",
     load: () => import("./commands/cleanup.ts"),
-    options: [["-y, --yes", "delete the orphans (default: dry run)"]],
+    args: ["[machine...]"],
+    options: [
+      ["-y, --yes", "delete the orphans and the machines named (default: dry run)"],
+      ["--all-owners", "owners/admins: every owner's machines; --yes deletes only those named"],
+    ],
   },
   {
     name: "backup",

@@ -11,7 +11,7 @@ export async function run(ctx: CommandContext, opts: { args?: string[] }): Promi
   if (!machineId) throw new ConfigError("backup needs a machine: backup <machine>");
   const { config, api } = dokployFromContext(ctx);
   const { backups, snapshot } = await backupContext(config, api);
-  const machine = requireMachine(snapshot, machineId);
+  const machine = requireMachine(snapshot, machineId, await api.identity(), "backup");
   const out = await backupNow(backups, api, machine, ctx.log, ctx.signal);
   const secs = (out.durationMs / 1000).toFixed(1);
   await ctx.stdout(

@@ -10,6 +10,8 @@ import { DokployApi } from "../lib/dokploy/api.ts";
 import { DokployClient } from "../lib/dokploy/client.ts";
 import { detectVersion } from "../lib/dokploy/version.ts";
 import { machinesIn } from "../lib/machine/inventory.ts";
+import { identityDir, identityStore, isPrivileged } from "../lib/identity/identity.ts";
+import { resolveProjectName } from "../lib/identity/project_name.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 import { checkBackups } from "../lib/backup/doctor.ts";
 import { checkImageCaches } from "../lib/cache/doctor.ts";
@@ -50,6 +52,7 @@ export async function run(ctx: CommandContext, opts: { fix?: boolean } = {}): Pr
       attempts: 1,
       timeoutMs: 10_000,
     }),
+    identityStore(identityDir(ctx.env), config.serverUrl, config.token),
   );
   const reachable = await attempt("server reachable", async () => {
     const res = await fetch(`${config.serverUrl}/api/health`, {
@@ -69,13 +72,20 @@ export async function run(ctx: CommandContext, opts: { fix?: boolean } = {}): Pr
       async () => `Dokploy ${await detectVersion(api)}, key accepted`,
     )
   ) {
+    await attempt("who", async () => {
+      const me = await api.identity({ fresh: true });
+      return `${me.email} (${me.role}${
+        isPrivileged(me) ? ": sees every machine" : ": sees what it made or was given"
+      })`;
+    });
     await attempt("project", async () => {
-      const found = (await api.projects()).filter((p) => p.name === config.projectName);
+      const name = await resolveProjectName(api, config.projectName);
+      const found = (await api.projects()).filter((p) => p.name === name);
       return found.length
-        ? `"${config.projectName}" exists${
+        ? `"${name}" exists${
           found.length > 1 ? ` (${found.length} with that name; the oldest is used)` : ""
         }`
-        : `"${config.projectName}" will be created with the first machine`;
+        : `"${name}" will be created with the first machine`;
     });
     const servers = await api.servers().catch(() => null);
     if (!servers) {

@@ -19,6 +19,8 @@ export async function run(ctx: CommandContext): Promise<number> {
   const log = createLogger({ debug: ctx.log.debugEnabled, write: writeStdoutSync });
   const { config, api } = dokployFromContext({ ...ctx, log });
   const version = await detectVersion(api);
+  // Who the key is, kept beside the provider's files: creates then need no call for it.
+  const me = await api.identity({ fresh: true });
   // A name or id must be a server a machine can live on (the error lists them).
   if (config.server.kind === "named") findServer(await api.servers(), config.server.ref);
   // Backups: the destination exists and Dokploy reaches its bucket (one line naming the option).
@@ -30,7 +32,7 @@ export async function run(ctx: CommandContext): Promise<number> {
       `backups go to ${dest.name} (${config.backup.schedule}, keeping ${config.backup.keep})`,
     );
   }
-  log.info(`connected to Dokploy ${version} at ${config.serverUrl}`);
+  log.info(`connected to Dokploy ${version} at ${config.serverUrl} as ${me.email} (${me.role})`);
   return 0;
 }
 

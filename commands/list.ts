@@ -15,16 +15,23 @@ import type { CommandContext } from "../lib/context/command.ts";
 import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
+import { mine } from "../lib/identity/ownership.ts";
 
 export async function run(
   ctx: CommandContext,
-  opts: { json?: boolean; backups?: boolean },
+  opts: { json?: boolean; backups?: boolean; all?: boolean },
 ): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
   if (opts.backups) return await listBackups(ctx, config, api, opts.json ?? false);
-  const snapshot = await readProjectSnapshot(api, config.projectName);
+  const [snapshot, me] = await Promise.all([
+    readProjectSnapshot(api, config.projectName),
+    api.identity(),
+  ]);
+  // Mine by default; --all: every machine this key may see (a member sees what it was given).
+  const shown = opts.all ? snapshot.machines : mine(snapshot.machines, me);
+  const hidden = snapshot.machines.length - shown.length;
   const [described, imageCaches, servers] = await Promise.all([
-    machinesIn(api, snapshot),
+    machinesIn(api, { ...snapshot, machines: shown }),
     listImageCaches(api, snapshot),
     api.servers().catch(() => []),
   ]);
@@ -35,17 +42,26 @@ export async function run(
     server: serverName(m.serverId, servers),
     backup: m.backups ? await lastBackupOf(backupApi, m).catch(() => null) : null,
   })));
+  const others = hidden
+    ? `\n${hidden} machine(s) of other owners or none not shown: list --all\n`
+    : "";
   await ctx.stdout(
     opts.json
-      ? JSON.stringify({ machines, imageCaches }, null, 2) + "\n"
-      : formatTable(machines) + formatCaches(imageCaches, servers),
+      ? JSON.stringify(
+        { user: { email: me.email, role: me.role }, machines, imageCaches },
+        null,
+        2,
+      ) +
+        "\n"
+      : formatTable(machines, { owners: opts.all === true }) + formatCaches(imageCaches, servers) +
+        others,
   );
   return 0;
 }
 
 export function formatTable(
   machines: (MachineInfo & { server: string; backup?: LastBackup | null })[],
-  now = Date.now(),
+  { owners = true, now = Date.now() }: { owners?: boolean; now?: number } = {},
 ): string {
   if (machines.length === 0) return "no machines\n";
   // The column only where some machine is backed up: the table stays narrow otherwise.
@@ -59,7 +75,7 @@ export function formatTable(
       "SERVER",
       "PORT",
       "AGE",
-      "OWNER",
+      ...owners ? ["OWNER"] : [],
       ...backups ? ["LAST BACKUP"] : [],
       ...previews ? ["PREVIEWS"] : [],
     ],
@@ -70,7 +86,7 @@ export function formatTable(
       m.server,
       String(m.sshPort),
       m.createdAt ? age(now - Date.parse(m.createdAt)) : "-",
-      m.owner ?? "-",
+      ...owners ? [m.owner] : [],
       ...backups ? [describeLastBackup(m.backup ?? null, now)] : [],
       ...previews
         ? [m.previews?.length ? m.previews.map((p) => String(p.port)).join(", ") : "-"]
@@ -88,11 +104,16 @@ async function listBackups(
 ): Promise<number> {
   const { backups, destination, snapshot } = await backupContext(config, api);
   const known = await knownFolders(snapshot, config, ctx.env);
-  const files = await allBackups(backups, destination.destinationId, known);
-  const rows = files.map((f) => ({
-    ...f,
-    machine: backedMachine(snapshot, f.machineId) ? "live" : "deleted",
-  }));
+  const [files, me] = await Promise.all([
+    allBackups(backups, destination.destinationId, known),
+    api.identity(),
+  ]);
+  // Another owner's live machine's backups are not listed (restore would refuse them).
+  const rows = files.flatMap((f) => {
+    const live = backedMachine(snapshot, f.machineId, me);
+    if (live && live.relation !== "mine") return [];
+    return [{ ...f, machine: live ? "live" : "deleted" }];
+  });
   if (json) {
     await ctx.stdout(
       JSON.stringify({ destination: destination.name, backups: rows }, null, 2) + "\n",

@@ -3,6 +3,7 @@
  * `preview rm <machine> <port>`: a machine's app at a URL, through Dokploy's Traefik.
  */
 import { requireMachine } from "../lib/backup/locate.ts";
+import { mine } from "../lib/identity/ownership.ts";
 import type { CommandContext } from "../lib/context/command.ts";
 import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -38,7 +39,8 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
   const port = parsePort(portText);
   const auth = parseAuth(opts.auth);
   const { config, api } = dokployFromContext(ctx);
-  const machine = requireMachine(await readProjectSnapshot(api, config.projectName), machineId);
+  const snapshot = await readProjectSnapshot(api, config.projectName);
+  const machine = requireMachine(snapshot, machineId, await api.identity(), "preview");
   const deps = { api, config, log: ctx.log, signal: ctx.signal };
   if (remove) {
     const gone = await removePreview(deps, machine, port);
@@ -67,9 +69,12 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
 
 async function list(ctx: CommandContext, json: boolean): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
-  const snapshot = await readProjectSnapshot(api, config.projectName);
+  const [snapshot, me] = await Promise.all([
+    readProjectSnapshot(api, config.projectName),
+    api.identity(),
+  ]);
   const rows: PreviewInfo[] = (await Promise.all(
-    snapshot.machines.map(async ({ compose, marker }) => {
+    mine(snapshot.machines, me).map(async ({ compose, marker }) => {
       const full = await api.composeOne(compose.composeId);
       return full ? previewInfos(marker.machineId, full) : [];
     }),

@@ -12,6 +12,8 @@ import {
 import { restoreHome } from "../lib/backup/restore.ts";
 import type { CommandContext } from "../lib/context/command.ts";
 import { dokployFromContext } from "../lib/context/dokploy.ts";
+import { isPrivileged } from "../lib/identity/identity.ts";
+import { assertMine } from "../lib/identity/ownership.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { resolveSshHost } from "../lib/machine/locate.ts";
 
@@ -31,7 +33,15 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
   }
   const { config, api } = dokployFromContext(ctx);
   const { backups, destination, snapshot } = await backupContext(config, api);
-  const target = requireMachine(snapshot, opts.into ?? source);
+  const me = await api.identity({ fresh: opts.from !== undefined });
+  const target = requireMachine(snapshot, opts.into ?? source, me, "restore");
+  const sourceMachine = backedMachine(snapshot, source, me);
+  // Another owner's backups are read only by an owner/admin naming the exact key.
+  if (sourceMachine && sourceMachine.relation !== "mine" && !(opts.from && isPrivileged(me))) {
+    assertMine(sourceMachine.marked, me, "restore", {
+      fix: "a Dokploy owner/admin may restore another's backup by naming its key with --from",
+    });
+  }
   const out = await restoreHome(
     backups,
     api,
@@ -40,7 +50,7 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
       from: opts.from,
       latest: opts.latest,
       target,
-      sourceMachine: backedMachine(snapshot, source),
+      sourceMachine,
       known: await knownFolders(snapshot, config, ctx.env),
       destinationId: destination.destinationId,
       force: opts.force,

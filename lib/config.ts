@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { cronProblem, NIGHTLY } from "./backup/schedule.ts";
 import { ConfigError } from "./errors.ts";
+import { projectNameProblem } from "./identity/project_name.ts";
 import { type Env, isDebug } from "./context/machine.ts";
 export { type Env, isDebug, loadMachineContext, type MachineContext } from "./context/machine.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
@@ -148,7 +149,10 @@ const parsers = {
   DOKPLOY_PROJECT_NAME: z.string().min(1, "must not be empty").max(
     100,
     "is longer than 100 characters",
-  ),
+  ).superRefine((v, ctx) => {
+    const problem = projectNameProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }),
   DOKPLOY_SERVER_ID: z.string().max(100).regex(
     /^$|^[\w][\w .@:-]*$/,
     "must be a server id or name, local or auto",

@@ -84,7 +84,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     name: "DOKPLOY_PROJECT_NAME",
     group: "Dokploy",
     displayName: "Dokploy project",
-    description: "Dokploy project that holds the machines (created when missing).",
+    description:
+      "Dokploy project that holds the machines (created when missing). `{user}` is replaced by the API key's user (the email's local part): `devpod-{user}` gives each teammate a project of their own.",
     default: "devpod-workspaces",
   },
   {

@@ -21,6 +21,7 @@ import {
   formatBytes,
   type KnownFolder,
   machineBackups,
+  parseBackupKey,
 } from "./bucket.ts";
 import { homeVolumeName, isGuardContainer } from "./guard.ts";
 import { type BackedMachine, backupNow, scheduleRowOf } from "./run.ts";
@@ -174,7 +175,13 @@ async function chooseBackup(api: BackupApi, r: RestoreRequest): Promise<BackupFi
     );
   }
   if (r.from) {
-    // The key names its folder: no search, whether its machine lives or not.
+    // The key names its machine (whose ownership the caller checked) and its folder.
+    const owner = parseBackupKey(r.from)?.machineId;
+    if (owner && owner !== r.source) {
+      throw new ProviderError(
+        `${r.from} is a backup of machine ${owner}, not ${r.source}: restore ${owner} --from it`,
+      );
+    }
     const found = await backupByKey(api, r.destinationId, r.from);
     if (!found) {
       throw new ProviderError(

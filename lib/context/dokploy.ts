@@ -3,6 +3,7 @@ import { loadConfig, loadMachineContext } from "../config.ts";
 import type { CommandContext } from "./command.ts";
 import { DokployApi } from "../dokploy/api.ts";
 import { DokployClient } from "../dokploy/client.ts";
+import { identityDir, identityStore } from "../identity/identity.ts";
 import type { MachineDeps } from "../machine/deps.ts";
 import { withMachineLock } from "../machine/lock.ts";
 import { PROVIDER_VERSION } from "../version.ts";
@@ -16,7 +17,8 @@ export function dokployFromContext(ctx: CommandContext) {
     retryWindowMs: config.retryWindowMs,
     log: ctx.log,
   });
-  return { config, api: new DokployApi(client) };
+  const identity = identityStore(identityDir(ctx.env), config.serverUrl, config.token);
+  return { config, api: new DokployApi(client, identity) };
 }
 
 /** Everything a machine verb needs: options, MACHINE_ID/FOLDER, the API. */

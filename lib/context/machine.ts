@@ -2,7 +2,6 @@
  * MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. Kept
  * apart from the option parser so `command` starts without loading it.
  */
-import { devpodHome } from "../devpod_home.ts";
 import { ConfigError } from "../errors.ts";
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -11,9 +10,15 @@ export type Env = Readonly<Record<string, string | undefined>>;
 export interface MachineContext {
   machineId: string;
   machineFolder: string;
-  /** DEVPOD_HOME (or ~/.devpod): where delete records a machine's backup folder. */
-  devpodHome?: string;
+  /**
+   * DOKPLOY_TAKE_OVER names this machine: its owner hands it this folder's new keys
+   * (lib/machine/adopt.ts). Set by hand for one run, never an option.
+   */
+  takeOver?: boolean;
 }
+
+/** Names the one machine whose owner takes it over from a folder without its keys. */
+export const TAKE_OVER_ENV = "DOKPLOY_TAKE_OVER";
 
 /** MACHINE_ID and MACHINE_FOLDER, which DevPod sets for every machine command. */
 export function loadMachineContext(env: Env): MachineContext {
@@ -34,9 +39,7 @@ export function loadMachineContext(env: Env): MachineContext {
       "MACHINE_FOLDER is not set; DevPod sets it to the machine's folder, or set it to a writable directory",
     );
   }
-  // Without DEVPOD_HOME or HOME there is no DevPod home to record anything in.
-  const home = env.DEVPOD_HOME || env.HOME || env.USERPROFILE ? devpodHome(env) : undefined;
-  return { machineId, machineFolder, ...home ? { devpodHome: home } : {} };
+  return { machineId, machineFolder, takeOver: env[TAKE_OVER_ENV]?.trim() === machineId };
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { DokployError } from "../errors.ts";
+import { type Identity, identityFromMember, type IdentityStore } from "../identity/identity.ts";
 import { type DokployClient, isNotFound } from "./client.ts";
 
 const ComposeStatus = z.enum(["idle", "running", "done", "error"]);
@@ -121,7 +122,34 @@ export interface CreateComposeInput {
 const SLOW_CALL_MS = 180_000;
 
 export class DokployApi {
-  constructor(readonly client: DokployClient) {}
+  /** `identityStore` keeps who the key is between runs (lib/identity); without it, per run. */
+  constructor(readonly client: DokployClient, private readonly identityStore?: IdentityStore) {}
+
+  #identity?: Promise<Identity>;
+
+  /**
+   * The Dokploy user behind the key: from the identity file, else one `user.get` (then
+   * kept). `fresh` asks Dokploy whatever is kept: for decisions that rest on the role.
+   */
+  identity(opts: { fresh?: boolean } = {}): Promise<Identity> {
+    if (opts.fresh) return this.#identity = this.#askIdentity();
+    return this.#identity ??=
+      this.identityStore?.read().then((kept) => kept ?? this.#askIdentity()) ?? this.#askIdentity();
+  }
+
+  async #askIdentity(): Promise<Identity> {
+    const row = await this.client.query<unknown>("user.get");
+    const me = identityFromMember(row);
+    if (!me) {
+      throw new DokployError(
+        "unexpected answer from Dokploy user.get (no role or user id); is this a supported Dokploy version?",
+        "user.get",
+        200,
+      );
+    }
+    await this.identityStore?.write(me).catch(() => {}); // an unwritable folder: asked next time
+    return me;
+  }
 
   async version(): Promise<string> {
     const v = await this.client.query<unknown>("settings.getDokployVersion");

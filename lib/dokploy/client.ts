@@ -355,8 +355,10 @@ export function httpError(procedure: string, status: number, text: string): Dokp
       break;
     }
     case 401:
-      message =
-        `Dokploy rejected the API key (401 on ${procedure}); check DOKPLOY_API_TOKEN: create a key in Dokploy under Settings > Profile > API/CLI`;
+      // Dokploy answers a member's refused access with 401 too, but with its reason.
+      message = serverMessage && serverMessage !== "Unauthorized"
+        ? `Dokploy refused ${procedure} for this API key's user (401 ${serverMessage}); a Dokploy owner/admin can grant it (Settings > Users > permissions), see the README's Teams section`
+        : `Dokploy rejected the API key (401 on ${procedure}); check DOKPLOY_API_TOKEN: create a key in Dokploy under Settings > Profile > API/CLI`;
       break;
     case 403:
       message =

@@ -17,7 +17,8 @@ import { checkAborted, discardService, makeService, rollbackCreate } from "./cre
 import { deployMachine } from "./deploy_retry.ts";
 import type { MachineDeps } from "./deps.ts";
 import { locateByState } from "./locate.ts";
-import { ensureProject, machineIn, readProjectSnapshot } from "./project.ts";
+import { assertMine, ownerRecord, PICK_ANOTHER, pickMachine } from "../identity/ownership.ts";
+import { ensureProject, readProjectSnapshot } from "./project.ts";
 import { publishSpec } from "./spec.ts";
 import { upExisting } from "./start.ts";
 import { STATE_FILE } from "./state.ts";
@@ -40,8 +41,13 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   // The one project read of this run: finds a machine whose state.json was lost, the
   // project's environment and the ports already claimed.
   const snapshot = await readProjectSnapshot(d.api, d.config.projectName);
-  const listed = machineIn(snapshot, d.machine.machineId);
-  const existing = listed && await d.api.composeOne(listed.composeId);
+  const me = await d.api.identity();
+  const listed = pickMachine(snapshot.machines, d.machine.machineId, me);
+  // Another owner's machine of this id is never read, keyed or deployed: refused here.
+  if (listed?.relation === "theirs") {
+    assertMine(listed.machine, me, "create", { fix: PICK_ANOTHER });
+  }
+  const existing = listed && await d.api.composeOne(listed.machine.compose.composeId);
   if (existing) {
     d.log.info(`machine ${d.machine.machineId} already exists in Dokploy; adopting it`);
     return await upExisting(d, null, existing, deadline);
@@ -56,7 +62,8 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   const project = await ensureProject(d, snapshot);
   const keys = { clientKey, hostKey };
   let target = await resolveTarget(d, project.snapshot);
-  let made = await makeService(d, project, target, keys);
+  const owner = await ownerRecord(me, d.machine.machineFolder);
+  let made = await makeService(d, project, target, keys, owner);
   // auto: a parallel create may have gone to the same server; the re-read the port check
   // made shows it. Placement again, counting only the machines made before ours: a
   // different answer moves ours there before anything was deployed. Two parallel movers
@@ -66,7 +73,7 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     if (!better) break;
     await discardService(d, made);
     target = better;
-    made = await makeService(d, { ...project, snapshot: made.snapshot() }, target, keys);
+    made = await makeService(d, { ...project, snapshot: made.snapshot() }, target, keys, owner);
   }
   const { compose, state, cachePlan, readClaims } = made;
   try {

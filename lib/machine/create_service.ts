@@ -21,14 +21,9 @@ import { sshHostFor } from "./locate.ts";
 import { appNamePrefix, composeName } from "./naming.ts";
 import { portClaims, type ReadClaims, settlePortRace } from "./port_race.ts";
 import { chooseSshPort } from "./ports.ts";
-import {
-  machineIn,
-  type MachineProject,
-  type ProjectSnapshot,
-  refreshProjectSnapshot,
-} from "./project.ts";
+import { type MachineProject, type ProjectSnapshot, refreshProjectSnapshot } from "./project.ts";
 import { machineComposeFile, machineDescription } from "./spec.ts";
-import { type MachineState, STATE_FILE, writeState } from "./state.ts";
+import { type MachineOwnerRecord, type MachineState, STATE_FILE, writeState } from "./state.ts";
 
 export function checkAborted(signal: AbortSignal) {
   if (signal.aborted) throw new InterruptedError("interrupted; rolled back what this run created");
@@ -39,6 +34,7 @@ export async function createComposeOnce(
   d: MachineDeps,
   input: CreateComposeInput,
   snapshot: ProjectSnapshot,
+  ownerId: string,
 ): Promise<Compose> {
   try {
     return await d.api.createCompose(input);
@@ -46,8 +42,11 @@ export async function createComposeOnce(
     if (!mayHaveCreated(err)) throw err;
     // Reads are retried through an outage, so this waits for Dokploy to come back.
     const after = await refreshProjectSnapshot(d.api, snapshot);
-    const listed = machineIn(after, d.machine.machineId);
-    const made = listed && await d.api.composeOne(listed.composeId);
+    // Ours only: another owner's machine of the same id is not what our create made.
+    const listed = after.machines.find((m) =>
+      m.marker.machineId === d.machine.machineId && m.marker.ownerId === ownerId
+    );
+    const made = listed && await d.api.composeOne(listed.compose.composeId);
     if (made) {
       d.log.info(`compose.create failed but Dokploy made the service; adopting it`);
       return made;
@@ -81,6 +80,7 @@ export async function makeService(
   project: MachineProject,
   target: Target,
   keys: { clientKey: KeyPair; hostKey: KeyPair },
+  owner: MachineOwnerRecord,
 ): Promise<MadeService> {
   const serverId = target.serverId;
   let snapshot = project.snapshot;
@@ -98,18 +98,23 @@ export async function makeService(
   const prebuilds = imageCache !== null && cachePlan.prebuilds;
 
   d.log.info(`creating machine ${d.machine.machineId} in project "${d.config.projectName}"`);
-  const compose = await createComposeOnce(d, {
-    name: composeName(d.machine.machineId),
-    appName: appNamePrefix(d.machine.machineId),
-    description: machineDescription(d, { sshPort }),
-    environmentId: project.environmentId,
-    composeFile: machineComposeFile(d, keys.clientKey.publicKey, {
-      sshPort,
-      imageCache,
-      prebuilds,
-    }),
-    serverId,
-  }, snapshot);
+  const compose = await createComposeOnce(
+    d,
+    {
+      name: composeName(d.machine.machineId),
+      appName: appNamePrefix(d.machine.machineId),
+      description: machineDescription(d, { sshPort, owner }),
+      environmentId: project.environmentId,
+      composeFile: machineComposeFile(d, keys.clientKey.publicKey, {
+        sshPort,
+        imageCache,
+        prebuilds,
+      }),
+      serverId,
+    },
+    snapshot,
+    owner.userId,
+  );
   try {
     // compose.create takes no env (dokploy-openapi.json): the secret needs this update.
     await d.api.updateCompose(compose.composeId, {
@@ -129,6 +134,7 @@ export async function makeService(
       hostPublicKey: keys.hostKey.publicKey,
       hostKeyFingerprint: await fingerprint(keys.hostKey.publicKey),
       createdAt: new Date().toISOString(),
+      owner,
       ...(imageCache ? { imageCache } : {}),
       ...(prebuilds ? { prebuilds } : {}),
     };

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { rememberFolder } from "../backup/folder_record.ts";
 import { homeVolumeName } from "../backup/guard.ts";
 import { removeBackupSchedule } from "../backup/register.ts";
+import { candidateHomes } from "../devpod_home.ts";
 import { BackupApi } from "../dokploy/backups.ts";
 import { removeIfExists } from "../fs.ts";
 import { requireReachable } from "../servers/unreachable.ts";
@@ -72,9 +73,12 @@ async function removeRestoredHome(d: MachineDeps, appName: string, serverId: str
   );
 }
 
-/** Its backups stay; their folder's name goes with the service: kept here for restore. */
+/**
+ * Its backups stay; their folder's name goes with the service: kept for restore in the
+ * DevPod home that holds the machine (MACHINE_FOLDER is <home>/contexts/<ctx>/machines/<id>).
+ */
 async function recordBackupFolder(d: MachineDeps, appName: string) {
-  const home = d.machine.devpodHome;
+  const [home] = candidateHomes({ MACHINE_FOLDER: d.machine.machineFolder });
   if (!home) return;
   await rememberFolder(home, {
     machineId: d.machine.machineId,

@@ -6,9 +6,10 @@ import YAML from "yaml";
 import { hasBackupGuard } from "../backup/guard.ts";
 import { cacheOfMirror } from "../cache/spec.ts";
 import { cacheOfPrebuildAddress } from "../prebuild/spec.ts";
-import type { ComposeStatus, ComposeSummary, DokployApi } from "../dokploy/api.ts";
+import type { ComposeStatus, DokployApi } from "../dokploy/api.ts";
 import { type PreviewInfo, previewInfos } from "../preview/manage.ts";
-import type { ProjectSnapshot } from "./project.ts";
+import { ownerOf } from "../identity/ownership.ts";
+import type { MarkedCompose, ProjectSnapshot } from "./project.ts";
 import { mapStatus } from "./status.ts";
 
 export interface MachineInfo {
@@ -23,7 +24,12 @@ export interface MachineInfo {
   sshPort: number;
   serverId: string | null;
   createdAt: string | null;
-  owner: string | null;
+  /** Its owner's email (`unknown` on a machine made before owners were recorded). */
+  owner: string;
+  /** Its owner's Dokploy user id (lib/identity); null: made before owners were recorded. */
+  ownerId: string | null;
+  /** The DevPod home it was made from (lib/devpod_home.ts homeOrigin), when recorded. */
+  origin: string | null;
   cpus: string | null;
   memory: string | null;
   /** The image cache (its appName) this machine mirrors Docker Hub through, if any. */
@@ -41,18 +47,13 @@ export async function machinesIn(
   api: DokployApi,
   { machines: marked }: ProjectSnapshot,
 ): Promise<MachineInfo[]> {
-  const out = await Promise.all(
-    marked.map(({ compose, marker }) => describe(api, compose, marker.machineId, marker.sshPort)),
-  );
+  const out = await Promise.all(marked.map((m) => describe(api, m)));
   return out.sort((a, b) => a.machineId.localeCompare(b.machineId));
 }
 
-async function describe(
-  api: DokployApi,
-  c: ComposeSummary,
-  machineId: string,
-  sshPort: number,
-): Promise<MachineInfo> {
+async function describe(api: DokployApi, marked: MarkedCompose): Promise<MachineInfo> {
+  const { compose: c, marker } = marked;
+  const { machineId, sshPort } = marker;
   const [full, containers] = await Promise.all([
     api.composeOne(c.composeId),
     api.containers(c.appName, c.serverId ?? null),
@@ -69,7 +70,9 @@ async function describe(
     sshPort,
     serverId: c.serverId ?? null,
     createdAt: c.createdAt ?? null,
-    owner: /owner ([^)\s]+)/.exec(c.description ?? "")?.[1] ?? null,
+    owner: ownerOf(marked).label,
+    ownerId: marker.ownerId ?? null,
+    origin: marker.origin ?? null,
     cpus,
     memory,
     imageCache,

@@ -3,10 +3,11 @@
  * is lost — by the id marker of the services in our project (never a global name search).
  */
 import type { ProviderConfig } from "../config.ts";
+import { assertMine, pickMachine } from "../identity/ownership.ts";
 import type { Compose, ComposeSummary, DokployApi, Server } from "../dokploy/api.ts";
 import { ProviderError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
-import { machineIn, readProjectSnapshot } from "./project.ts";
+import { readProjectSnapshot } from "./project.ts";
 import { type MachineState, readState } from "./state.ts";
 
 /** Where a machine stands: local state and/or its Dokploy service. */
@@ -23,11 +24,17 @@ export async function locateByState(
   return state && { state, compose: await d.api.composeOne(state.composeId) };
 }
 
-/** The machine with its whole service row (compose file, deployments): for start and stop. */
-export async function locateMachine(d: MachineDeps): Promise<Located> {
+/**
+ * The machine with its whole service row (compose file, deployments): for start, stop and
+ * describe. `access` says what a machine without an owner allows (see findByMarker).
+ */
+export async function locateMachine(
+  d: MachineDeps,
+  access: MarkerAccess = "owner",
+): Promise<Located> {
   const byState = await locateByState(d);
   if (byState) return byState;
-  const listed = await findByMarker(d);
+  const listed = await findByMarker(d, access);
   return { state: null, compose: listed && await d.api.composeOne(listed.composeId) };
 }
 
@@ -36,12 +43,31 @@ export async function locateMachine(d: MachineDeps): Promise<Located> {
  * found by marker, it costs no compose.one.
  */
 export async function locateListed(d: MachineDeps): Promise<Located<ComposeSummary>> {
-  return await locateByState(d) ?? { state: null, compose: await findByMarker(d) };
+  return await locateByState(d) ?? { state: null, compose: await findByMarker(d, "read") };
 }
 
-/** The machine's service found by its marker in our project (project.all + project.one). */
-export async function findByMarker(d: MachineDeps): Promise<ComposeSummary | null> {
-  return machineIn(await readProjectSnapshot(d.api, d.config.projectName), d.machine.machineId);
+/**
+ * What a verb without state.json may do with a machine found by its marker: `read` it
+ * (status, describe) or `claim` it (start, which then proves it holds the keys: adopt.ts)
+ * when it has no owner yet; `owner`: act only on the caller's own (stop, delete).
+ */
+export type MarkerAccess = "read" | "claim" | "owner";
+
+/**
+ * The caller's machine found by its marker in our project (project.all + project.one).
+ * Another owner's machine of the same id is not the caller's: it is not found.
+ */
+export async function findByMarker(
+  d: MachineDeps,
+  access: MarkerAccess = "owner",
+): Promise<ComposeSummary | null> {
+  const snapshot = await readProjectSnapshot(d.api, d.config.projectName);
+  const found = pickMachine(snapshot.machines, d.machine.machineId, await d.api.identity());
+  if (!found || found.relation === "theirs") return null;
+  if (found.relation === "unknown" && access === "owner") {
+    assertMine(found.machine, await d.api.identity(), "stop or delete without state.json");
+  }
+  return found.machine.compose;
 }
 
 /** The address DevPod dials: SSH_HOST, else the remote server's IP, else the URL's host. */

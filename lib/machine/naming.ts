@@ -20,11 +20,19 @@ export interface MachineMarker {
   /** The size it asked for: what placement counts per server (absent on older machines). */
   cpus?: number;
   memoryMiB?: number;
+  /** The Dokploy user id of its owner (lib/identity); absent on machines made before owners. */
+  ownerId?: string;
+  /** The DevPod home it was made from (lib/devpod_home.ts homeOrigin), with its owner. */
+  origin?: string;
 }
 
 const MARKER =
-  /\[devpod-machine-id=([A-Za-z0-9._-]+);port=(\d+)(?:;cpus=(\d+(?:\.\d+)?);mem=(\d+))?\]/;
+  /\[devpod-machine-id=([A-Za-z0-9._-]+);port=(\d+)(?:;cpus=(\d+(?:\.\d+)?);mem=(\d+))?(?:;owner=([A-Za-z0-9._-]+)(?:;from=([0-9a-f]{8}))?)?\]/;
 
+/**
+ * The description: readable text, then the marker. `owner` is the owner's email (shown by
+ * `list`); what counts is the user id in the marker, which Dokploy vouched for at create.
+ */
 export function describeMachine(
   marker: MachineMarker,
   meta: { providerVersion: string; owner: string },
@@ -32,7 +40,15 @@ export function describeMachine(
   const size = marker.cpus !== undefined && marker.memoryMiB !== undefined
     ? `;cpus=${marker.cpus};mem=${marker.memoryMiB}`
     : "";
-  return `DevPod machine ${marker.machineId} (devpod-provider-dokploy ${meta.providerVersion}, owner ${meta.owner}) [devpod-machine-id=${marker.machineId};port=${marker.sshPort}${size}]`;
+  const from = marker.origin ? `;from=${marker.origin}` : "";
+  const owner = marker.ownerId ? `;owner=${marker.ownerId}${from}` : "";
+  const text = meta.owner.replace(/[\[\]();\s]/g, "");
+  return `DevPod machine ${marker.machineId} (devpod-provider-dokploy ${meta.providerVersion}, owner ${text}) [devpod-machine-id=${marker.machineId};port=${marker.sshPort}${size}${owner}]`;
+}
+
+/** The owner text of a description (an email, or `user@host` on older machines). */
+export function ownerText(description: string | null | undefined): string | null {
+  return /owner ([^)\s]+)/.exec(description ?? "")?.[1] ?? null;
 }
 
 export function parseMarker(description: string | null | undefined): MachineMarker | null {
@@ -42,5 +58,7 @@ export function parseMarker(description: string | null | undefined): MachineMark
     machineId: m[1],
     sshPort: Number(m[2]),
     ...(m[3] !== undefined ? { cpus: Number(m[3]), memoryMiB: Number(m[4]) } : {}),
+    ...(m[5] !== undefined ? { ownerId: m[5] } : {}),
+    ...(m[6] !== undefined ? { origin: m[6] } : {}),
   };
 }

@@ -10,6 +10,7 @@ import type { ComposeSummary, DokployApi, Project } from "../dokploy/api.ts";
 import { ProviderError, StateError } from "../errors.ts";
 import type { MachineDeps } from "./deps.ts";
 import { type MachineMarker, parseMarker } from "./naming.ts";
+import { resolveProjectName } from "../identity/project_name.ts";
 
 export interface MarkedCompose {
   compose: ComposeSummary;
@@ -43,6 +44,9 @@ export async function readProjectSnapshot(
   return await readProjects(api, await projectIdsNamed(api, projectName));
 }
 
+/** DOKPLOY_PROJECT_NAME with {user} filled in (lib/identity/project_name.ts). */
+export { resolveProjectName } from "../identity/project_name.ts";
+
 /** The same projects read again (project.one each): what concurrent runs did meanwhile. */
 export async function refreshProjectSnapshot(
   api: DokployApi,
@@ -57,8 +61,12 @@ export function machineIn(snapshot: ProjectSnapshot, machineId: string): Compose
 }
 
 /** Ids of the projects with this name, oldest first (then by id): the first is canonical. */
-async function projectIdsNamed(api: DokployApi, projectName: string): Promise<string[]> {
-  return (await api.projects())
+async function projectIdsNamed(api: DokployApi, template: string): Promise<string[]> {
+  const [projects, projectName] = await Promise.all([
+    api.projects(),
+    resolveProjectName(api, template),
+  ]);
+  return projects
     .filter((p) => p.name === projectName)
     .sort((a, b) =>
       String(a.createdAt ?? "").localeCompare(String(b.createdAt ?? "")) ||
@@ -127,9 +135,10 @@ export async function ensureProject(
 
 /** Creates the project; the snapshot of the oldest one of that name, ours or a parallel run's. */
 async function createProject(d: MachineDeps): Promise<ProjectSnapshot> {
-  d.log.info(`creating Dokploy project "${d.config.projectName}"`);
+  const name = await resolveProjectName(d.api, d.config.projectName);
+  d.log.info(`creating Dokploy project "${name}"`);
   const mine = await d.api.createProject(
-    d.config.projectName,
+    name,
     "DevPod workspaces (managed by devpod-provider-dokploy)",
   );
   const canonical = (await projectIdsNamed(d.api, d.config.projectName))[0] ?? mine.projectId;

@@ -38,14 +38,23 @@ export function machineComposeFile(
   });
 }
 
+/** The description with the marker; the owner's id goes in the marker (lib/identity). */
 export function machineDescription(
   d: MachineDeps,
-  at: Pick<MachineState, "sshPort" | "cpuLimit">,
+  at: Pick<MachineState, "sshPort" | "cpuLimit" | "owner">,
 ): string {
   const size = { cpus: effectiveCpus(d.config.cpus, at.cpuLimit), memoryMiB: d.config.memoryMiB };
-  return describeMachine({ machineId: d.machine.machineId, sshPort: at.sshPort, ...size }, {
+  const marker = { machineId: d.machine.machineId, sshPort: at.sshPort, ...size };
+  const owned = at.owner
+    ? {
+      ...marker,
+      ownerId: at.owner.userId,
+      ...(at.owner.origin ? { origin: at.owner.origin } : {}),
+    }
+    : marker;
+  return describeMachine(owned, {
     providerVersion: d.providerVersion,
-    owner: owner(),
+    owner: at.owner?.email ?? legacyOwner(),
   });
 }
 
@@ -68,10 +77,11 @@ export async function publishSpec(
 }
 
 /**
- * Who created the machine, for `list`: `user@host`. USER is often unset (root in a
- * container, some CI runners), so the OS account name is the fallback.
+ * The text older machines carried (`user@host`): kept for a machine whose owner was never
+ * recorded, until it is claimed. USER is often unset (root in a container, some CI
+ * runners), so the OS account name is the fallback.
  */
-export function owner(env: Env = Deno.env.toObject()): string {
+export function legacyOwner(env: Env = Deno.env.toObject()): string {
   const user = env.USER || env.USERNAME || osAccountName() || "unknown";
   let host = "unknown";
   try {

@@ -9,7 +9,7 @@ import type { Compose } from "../dokploy/api.ts";
 import { DokployError, StateError } from "../errors.ts";
 import { orUnreachable } from "../servers/unreachable.ts";
 import { CLIENT_KEY, ensureKeyPair } from "../ssh/keys.ts";
-import { readopt } from "./adopt.ts";
+import { confirmOwner, readopt } from "./adopt.ts";
 import { waitForMachine } from "./boot_watch.ts";
 import { deploymentsOf, waitDeployIdle } from "./deploy.ts";
 import { deployMachine } from "./deploy_retry.ts";
@@ -22,7 +22,7 @@ import type { MachineState } from "./state.ts";
 
 export async function startMachine(d: MachineDeps): Promise<void> {
   const deadline = Date.now() + d.config.readyTimeoutMs;
-  const found = await locateMachine(d);
+  const found = await locateMachine(d, "claim");
   if (!found.compose) {
     throw new StateError(
       `machine ${d.machine.machineId} does not exist in Dokploy (deleted outside DevPod?); run 'devpod up' again to recreate it`,
@@ -38,7 +38,8 @@ export async function upExisting(
   compose: Compose,
   deadline: number,
 ): Promise<void> {
-  await ensureUp(d, state ?? await readopt(d, compose), compose, deadline);
+  const owned = state ? await confirmOwner(d, state, compose) : await readopt(d, compose);
+  await ensureUp(d, owned, compose, deadline);
 }
 
 /** How often a wait for someone else's deploy asks again whether it was lost. */

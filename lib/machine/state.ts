@@ -23,6 +23,11 @@ export interface MachineState {
   hostKeyFingerprint: string;
   createdAt: string;
   /**
+   * Its owner, the Dokploy user whose key created (or claimed) it (lib/identity); absent
+   * in state written before owners were recorded, until the next create or start claims it.
+   */
+  owner?: MachineOwnerRecord;
+  /**
    * The CPU limit the server accepted when it has fewer CPUs than configured (Docker
    * refuses more); absent when the configured limit fits. See cpu_cap.ts.
    */
@@ -48,6 +53,13 @@ export interface MachineState {
    * keeps them. Never written to state.json: `preview` may run on another computer.
    */
   previews?: Preview[];
+}
+
+export interface MachineOwnerRecord {
+  userId: string;
+  email: string;
+  /** The DevPod home it is kept in (lib/devpod_home.ts homeOrigin): whose cleanup sees it. */
+  origin?: string;
 }
 
 export interface BackupRecord {

@@ -95,6 +95,8 @@ export async function startWorld(
     PROVIDER_ID: "dokploy",
     PROVIDER_CONTEXT: "default",
     PROVIDER_FOLDER: join(root, "provider"),
+    // Who the key is (lib/identity) is kept in the user's cache folder: this world's own.
+    XDG_CACHE_HOME: join(root, "cache"),
     DEVPOD_HOME: devpodHome,
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),

@@ -18,6 +18,8 @@ import { serverProcedures } from "./procedures/servers.ts";
 import { backupProcedures } from "./procedures/backups.ts";
 import { domainProcedures } from "./procedures/domains.ts";
 import { trpcRoute } from "./trpc_route.ts";
+import { checkAccess, filterView, recordCreated, userGet } from "./access.ts";
+import type { MemberRow, Team } from "./team.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -31,7 +33,8 @@ export interface RecordedRequest {
 
 export interface ApiOptions {
   ctx: Ctx;
-  token: string;
+  /** Who each API key is (team.ts): the key decides what a call may do and see. */
+  team: Team;
   faults: FaultController;
   requests: RecordedRequest[];
   latencyMs: number;
@@ -110,10 +113,11 @@ async function route(
 ): Promise<HttpReply> {
   if (procedure === "health" && req.method === "GET") return json(200, { ok: true });
   // Native tRPC (pages/api/trpc/[trpc].ts): its own auth and error shapes.
+  const caller = callerOf(opts, req.headers);
   if (procedure.startsWith("trpc/")) {
-    return trpcRoute(opts.ctx, req, procedure.slice(5), authorized(opts, req.headers));
+    return trpcRoute(opts.ctx, req, procedure.slice(5), caller !== null);
   }
-  if (!authorized(opts, req.headers)) return json(401, { message: "Unauthorized" });
+  if (!caller) return json(401, { message: "Unauthorized" });
 
   const { profile } = opts.ctx;
   const op = operations().get(procedure.toLowerCase());
@@ -145,6 +149,7 @@ async function route(
     input = result.value;
   }
 
+  if (op.procedure === "user.get") return json(200, userGet(caller));
   const handler = PROCEDURES.get(op.procedure.toLowerCase());
   if (!handler) {
     return errorReply(
@@ -153,7 +158,10 @@ async function route(
     );
   }
   try {
-    const result = await handler(opts.ctx, (input ?? {}) as Record<string, unknown>);
+    const given = (input ?? {}) as Record<string, unknown>;
+    checkAccess(opts.ctx, caller, op.procedure, given);
+    const result = filterView(caller, op.procedure, await handler(opts.ctx, given));
+    recordCreated(caller, op.procedure, result);
     return json(200, result);
   } catch (e) {
     const err = e instanceof ApiError ? e : new ApiError("INTERNAL_SERVER_ERROR", String(e));
@@ -161,12 +169,16 @@ async function route(
   }
 }
 
-/** Only `x-api-key` (v0.19+) or only `Authorization: Bearer` (≤ v0.18) is honoured. */
-function authorized(opts: ApiOptions, headers: Record<string, string>): boolean {
+/**
+ * The member an API key acts as. Only `x-api-key` (v0.19+) or only `Authorization: Bearer`
+ * (≤ v0.18) is honoured.
+ */
+function callerOf(opts: ApiOptions, headers: Record<string, string>): MemberRow | null {
   if (opts.ctx.profile.auth === "bearer") {
-    return headers["authorization"] === `Bearer ${opts.token}`;
+    const bearer = /^Bearer (.+)$/.exec(headers["authorization"] ?? "")?.[1];
+    return opts.team.callerOf(bearer);
   }
-  return headers["x-api-key"] === opts.token;
+  return opts.team.callerOf(headers["x-api-key"]);
 }
 
 function errorReply(path: string, err: ApiError): HttpReply {

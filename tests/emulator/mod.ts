@@ -15,6 +15,7 @@
  * }
  * ```
  */
+import { type NewUser, Team } from "./team.ts";
 import { createApiHandler, type RecordedRequest } from "./api.ts";
 import { machineSpec } from "./compose_spec.ts";
 import { composeSummary } from "./procedures/projects.ts";
@@ -147,7 +148,15 @@ export interface EmulatorSnapshot {
 export interface Emulator {
   /** e.g. "http://127.0.0.1:41234" (no trailing slash). */
   url: string;
+  /** The organisation owner's API key. */
   token: string;
+  /** Another user of the organisation and an API key of theirs (team.ts). */
+  addUser(user: NewUser): { userId: string; token: string; email: string };
+  /** Gives a member access to projects, environments, services (what an admin does in the UI). */
+  grant(
+    userId: string,
+    access: { projects?: string[]; environments?: string[]; services?: string[] },
+  ): void;
   dataDir: string;
   faults: FaultController;
   /** Which machine runtime this emulator deploys to. */
@@ -208,9 +217,10 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   };
   const faults = new FaultController();
   const requests: RecordedRequest[] = [];
+  const team = new Team(token);
   const handler = createApiHandler({
     ctx,
-    token,
+    team,
     faults,
     requests,
     latencyMs: opts.latencyMs ?? 0,
@@ -258,6 +268,8 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   return {
     url: `http://127.0.0.1:${port}`,
     token,
+    addUser: (user) => team.add(user),
+    grant: (userId, access) => team.grant(userId, access),
     dataDir,
     faults,
     requests,

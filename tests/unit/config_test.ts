@@ -126,5 +126,10 @@ Deno.test("DevPod machine variables are required with a clear message", () => {
   assert.deepEqual(loadMachineContext({ MACHINE_ID: "ws-1a2b3", MACHINE_FOLDER: "/x" }), {
     machineId: "ws-1a2b3",
     machineFolder: "/x",
+    takeOver: false,
   });
+  // A take-over names the one machine it is for.
+  const env = { MACHINE_ID: "ws-1", MACHINE_FOLDER: "/x", DOKPLOY_TAKE_OVER: "ws-1" };
+  assert.equal(loadMachineContext(env).takeOver, true);
+  assert.equal(loadMachineContext({ ...env, DOKPLOY_TAKE_OVER: "ws-2" }).takeOver, false);
 });

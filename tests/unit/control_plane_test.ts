@@ -41,9 +41,9 @@ function deps(api: DokployApi, lines: string[] = []): MachineDeps {
 const INPUT = {
   name: "devpod-ws-1",
   appName: "devpod-ws-1",
-  description: describeMachine({ machineId: "ws-1", sshPort: 32200 }, {
+  description: describeMachine({ machineId: "ws-1", sshPort: 32200, ownerId: "u-alice" }, {
     providerVersion: "t",
-    owner: "o",
+    owner: "alice@example.com",
   }),
   environmentId: "e1",
   composeFile: "services: {}",
@@ -86,20 +86,31 @@ const lostAnswer = new DokployError("cannot reach Dokploy", "compose.create", un
 Deno.test("create: a lost answer re-reads the project and adopts the service it made", async () => {
   const { api, calls } = createApi(lostAnswer, [made]);
   const lines: string[] = [];
-  assert.equal(await createComposeOnce(deps(api, lines), INPUT, EMPTY), made);
+  assert.equal(await createComposeOnce(deps(api, lines), INPUT, EMPTY, "u-alice"), made);
   assert.deepEqual(calls, ["compose.create", "project.one", "compose.one"]);
   assert.match(lines.join("\n"), /Dokploy made the service; adopting it/);
 });
 
 Deno.test("create: a 5xx with no service behind it creates once more", async () => {
   const { api, calls } = createApi(new DokployError("boom", "compose.create", 502), []);
-  assert.equal(await createComposeOnce(deps(api), INPUT, EMPTY), made);
+  assert.equal(await createComposeOnce(deps(api), INPUT, EMPTY, "u-alice"), made);
+  assert.deepEqual(calls, ["compose.create", "project.one", "compose.create"]);
+});
+
+Deno.test("create: a lost answer never adopts another owner's machine of the same id", async () => {
+  const bobs = {
+    ...made,
+    composeId: "c-bob",
+    description: INPUT.description.replace("u-alice", "u-bob"),
+  } as unknown as Compose;
+  const { api, calls } = createApi(lostAnswer, [bobs]);
+  assert.equal(await createComposeOnce(deps(api), INPUT, EMPTY, "u-alice"), made);
   assert.deepEqual(calls, ["compose.create", "project.one", "compose.create"]);
 });
 
 Deno.test("create: a 4xx is the answer; nothing is re-read or repeated", async () => {
   const { api, calls } = createApi(new DokployError("refused", "compose.create", 400), [made]);
-  await assert.rejects(createComposeOnce(deps(api), INPUT, EMPTY), /refused/);
+  await assert.rejects(createComposeOnce(deps(api), INPUT, EMPTY, "u-alice"), /refused/);
   assert.deepEqual(calls, ["compose.create"]);
 });
 
@@ -190,7 +201,9 @@ function info(machineId: string, extra: Partial<MachineInfo>): MachineInfo {
     sshPort: 32200,
     serverId: null,
     createdAt: ago(OLD),
-    owner: null,
+    owner: "unknown",
+    ownerId: null,
+    origin: null,
     cpus: null,
     memory: null,
     imageCache: null,

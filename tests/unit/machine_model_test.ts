@@ -7,7 +7,7 @@ import { escapeForCompose } from "../../lib/compose/escape.ts";
 import { composeModel, renderComposeEnv, renderComposeFile } from "../../lib/machine/compose.ts";
 import { appNamePrefix, describeMachine, parseMarker } from "../../lib/machine/naming.ts";
 import { chooseSshPort, mustYieldPort } from "../../lib/machine/ports.ts";
-import { owner } from "../../lib/machine/spec.ts";
+import { legacyOwner as owner } from "../../lib/machine/spec.ts";
 import { mapStatus } from "../../lib/machine/status.ts";
 
 const spec = {
@@ -84,7 +84,7 @@ Deno.test("agent telemetry off reaches the machine's environment, and only then"
   assert.equal("DEVPOD_DISABLE_TELEMETRY" in env(false), false);
 });
 
-Deno.test("the owner falls back to the OS account name when USER is unset", () => {
+Deno.test("an unclaimed machine's owner text falls back to the OS account name", () => {
   const account = userInfo().username;
   assert.match(owner({}), new RegExp(`^${account}@[^@]+$`));
   assert.doesNotMatch(owner({}), /^unknown@/);
