@@ -22,8 +22,10 @@ async function main(): Promise<number> {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? root,
+    // DevPod's own layout: `cleanup` finds this home's machines as DevPod keeps them.
+    DEVPOD_HOME: join(root, "devpod"),
     MACHINE_ID: machineId,
-    MACHINE_FOLDER: join(root, "machines", machineId),
+    MACHINE_FOLDER: join(root, "devpod", "contexts", "default", "machines", machineId),
     DOKPLOY_SERVER_URL: emu.url,
     DOKPLOY_API_TOKEN: emu.token,
     SSH_PORT_RANGE: "32200-32999",
@@ -112,7 +114,7 @@ async function main(): Promise<number> {
     await step(
       "cleanup --yes: the unused image cache goes",
       "cleanup --yes",
-      { DEVPOD_HOME: join(root, "devpod") },
+      {},
       // The fact, not the wording: a line says this cache was deleted (what went with it and
       // how its server is named may be added); the check below finds no service left.
       (o) => /^deleted image cache devpod-image-cache-\S+(\s.*)?$/m.test(o),

@@ -76,6 +76,10 @@ async function tryLock(lock: string, staleChecked = false): Promise<boolean> {
   return await tryLock(lock, true); // createNew again: one claimant wins a stale lock
 }
 
+/** Deno's cache as Deno finds it on Linux: DENO_DIR, else $XDG_CACHE_HOME/deno, ~/.cache/deno. */
+const DENO_DIR = Deno.env.get("DENO_DIR") ??
+  join(Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"), "deno");
+
 export async function startWorld(
   opts: EmulatorOptions & { options?: Record<string, string>; entry?: string } = {},
 ): Promise<World> {
@@ -97,6 +101,9 @@ export async function startWorld(
     PROVIDER_FOLDER: join(root, "provider"),
     // Who the key is (lib/identity) is kept in the user's cache folder: this world's own.
     XDG_CACHE_HOME: join(root, "cache"),
+    // …but Deno's own cache stays this process's: an empty one would download every npm
+    // package again for each provider run ("Failed caching npm package").
+    DENO_DIR: DENO_DIR,
     DEVPOD_HOME: devpodHome,
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),
