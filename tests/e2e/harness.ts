@@ -36,6 +36,10 @@ export interface World {
   close(): Promise<void>;
 }
 
+/** Deno's cache as this process has it (Linux default: the user's cache folder + /deno). */
+const DENO_DIR = Deno.env.get("DENO_DIR") ||
+  join(Deno.env.get("XDG_CACHE_HOME") || join(Deno.env.get("HOME") ?? "/root", ".cache"), "deno");
+
 const RANGE_SIZE = 40;
 // Below Linux's ephemeral ports (32768–60999): there a client socket of any test (an
 // HTTP call, an ssh) can hold a port a machine is about to publish. 20000–29999 is the
@@ -95,8 +99,10 @@ export async function startWorld(
     PROVIDER_ID: "dokploy",
     PROVIDER_CONTEXT: "default",
     PROVIDER_FOLDER: join(root, "provider"),
-    // Who the key is (lib/identity) is kept in the user's cache folder: this world's own.
+    // Who the key is (lib/identity) is kept in the user's cache folder: this world's own;
+    // Deno's own cache (which follows XDG_CACHE_HOME) stays where it is.
     XDG_CACHE_HOME: join(root, "cache"),
+    DENO_DIR: DENO_DIR,
     DEVPOD_HOME: devpodHome,
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),
