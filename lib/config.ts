@@ -5,8 +5,9 @@
 import { z } from "zod";
 import { cronProblem, NIGHTLY } from "./backup/schedule.ts";
 import { ConfigError } from "./errors.ts";
-import { type Env, isDebug } from "./context/machine.ts";
-export { type Env, isDebug, loadMachineContext, type MachineContext } from "./context/machine.ts";
+import { cliDebug, cliLine, cliTelemetryDisabled } from "./context/cli_env.ts";
+import type { Env } from "./context/machine.ts";
+export { type Env, loadMachineContext, type MachineContext } from "./context/machine.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
 
 export type DockerMode = "dind" | "none";
@@ -64,8 +65,8 @@ export interface ProviderConfig {
   agentPath: string;
   agentUrl: string | null;
   /**
-   * Whether SSH sessions on the machine get DEVPOD_DISABLE_TELEMETRY=true: the user's
-   * DevPod runs with it (DevPod hands providers its own environment, but not its
+   * Whether SSH sessions on the machine get DEVPOD_/DEVSY_DISABLE_TELEMETRY=true: the
+   * user's CLI runs with it (DevPod hands providers its own environment, but not its
    * TELEMETRY context option), or AGENT_URL is set — our sign of a machine without
    * internet, where every agent call would wait ~3 s for telemetry to time out.
    */
@@ -103,8 +104,9 @@ export function parseGoDuration(text: string): number | null {
   return pos > 0 ? total : null;
 }
 
-function fixHint(name: string): string {
-  return `set it with: devpod provider set-options <provider> -o ${name}=...`;
+/** How to set an option, in the words of the CLI that runs us (`devpod` or `devsy`). */
+function fixHint(name: string, env: Env): string {
+  return `set it with: ${cliLine(env)} provider set-options <provider> -o ${name}=...`;
 }
 
 function optionValue(env: Env, spec: OptionSpec): string {
@@ -339,14 +341,14 @@ function parseOption<K extends keyof typeof parsers>(env: Env, name: K): ParsedO
   const spec = OPTIONS.find((o) => o.name === name)!;
   const value = optionValue(env, spec);
   if (spec.required && value === "") {
-    throw new ConfigError(`${name} is required but empty; ${fixHint(name)}`);
+    throw new ConfigError(`${name} is required but empty; ${fixHint(name, env)}`);
   }
   const result = parsers[name].safeParse(value);
   if (!result.success) {
     const message = result.error.issues[0]?.message ?? "is invalid";
     // Never echo a secret back, even a malformed one.
     const shown = spec.password ? message.replace(value, "***") : message;
-    throw new ConfigError(`${name} ${shown}; ${fixHint(name)}`);
+    throw new ConfigError(`${name} ${shown}; ${fixHint(name, env)}`);
   }
   return result.data as ParsedOptions[K];
 }
@@ -358,7 +360,7 @@ export function loadConfig(env: Env): ProviderConfig {
   ) as ParsedOptions;
   const preset = MACHINE_TYPES[o.MACHINE_TYPE];
   if (o.READY_TIMEOUT === 0) {
-    throw new ConfigError(`READY_TIMEOUT must be above 0; ${fixHint("READY_TIMEOUT")}`);
+    throw new ConfigError(`READY_TIMEOUT must be above 0; ${fixHint("READY_TIMEOUT", env)}`);
   }
   return {
     serverUrl: o.DOKPLOY_SERVER_URL,
@@ -387,9 +389,9 @@ export function loadConfig(env: Env): ProviderConfig {
     sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,
-    disableAgentTelemetry: env.DEVPOD_DISABLE_TELEMETRY === "true" || o.AGENT_URL !== null,
+    disableAgentTelemetry: cliTelemetryDisabled(env) || o.AGENT_URL !== null,
     readyTimeoutMs: o.READY_TIMEOUT,
     retryWindowMs: o.DOKPLOY_RETRY_WINDOW,
-    debug: isDebug(env),
+    debug: cliDebug(env),
   };
 }
