@@ -4,7 +4,7 @@
  * every error to one line on stderr and an exit code. Nothing here prints a stack
  * trace unless the CLI runs with --debug (DEVPOD_DEBUG=true, or Devsy's DEVSY_DEBUG=true).
  */
-import { type CliLine, cliLine } from "./lib/context/cli_env.ts";
+import { type CliLine, cliLine, inCliWords } from "./lib/context/cli_env.ts";
 import { type CommandContext, defaultContext } from "./lib/context/command.ts";
 import { ConfigError, ProviderError } from "./lib/errors.ts";
 import { redact } from "./lib/log.ts";
@@ -203,7 +203,8 @@ async function mergeEnvFile(
 }
 
 function reportError(err: unknown, debug: boolean, line: CliLine): number {
-  const write = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(redact(s)));
+  const write = (s: string) =>
+    Deno.stderr.writeSync(new TextEncoder().encode(redact(inCliWords(s, line))));
   if (err instanceof ProviderError) {
     write(`devpod-provider-dokploy: ${err.message}\n`);
     if (debug && err.stack) write(`${err.stack}\n`);

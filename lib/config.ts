@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { cronProblem, NIGHTLY } from "./backup/schedule.ts";
 import { ConfigError } from "./errors.ts";
-import { cliDebug, cliLine, cliTelemetryDisabled } from "./context/cli_env.ts";
+import { cliDebug, cliTelemetryDisabled } from "./context/cli_env.ts";
 import type { Env } from "./context/machine.ts";
 export { type Env, loadMachineContext, type MachineContext } from "./context/machine.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
@@ -104,9 +104,8 @@ export function parseGoDuration(text: string): number | null {
   return pos > 0 ? total : null;
 }
 
-/** How to set an option, in the words of the CLI that runs us (`devpod` or `devsy`). */
-function fixHint(name: string, env: Env): string {
-  return `set it with: ${cliLine(env)} provider set-options <provider> -o ${name}=...`;
+function fixHint(name: string): string {
+  return `set it with: devpod provider set-options <provider> -o ${name}=...`;
 }
 
 function optionValue(env: Env, spec: OptionSpec): string {
@@ -341,14 +340,14 @@ function parseOption<K extends keyof typeof parsers>(env: Env, name: K): ParsedO
   const spec = OPTIONS.find((o) => o.name === name)!;
   const value = optionValue(env, spec);
   if (spec.required && value === "") {
-    throw new ConfigError(`${name} is required but empty; ${fixHint(name, env)}`);
+    throw new ConfigError(`${name} is required but empty; ${fixHint(name)}`);
   }
   const result = parsers[name].safeParse(value);
   if (!result.success) {
     const message = result.error.issues[0]?.message ?? "is invalid";
     // Never echo a secret back, even a malformed one.
     const shown = spec.password ? message.replace(value, "***") : message;
-    throw new ConfigError(`${name} ${shown}; ${fixHint(name, env)}`);
+    throw new ConfigError(`${name} ${shown}; ${fixHint(name)}`);
   }
   return result.data as ParsedOptions[K];
 }
@@ -360,7 +359,7 @@ export function loadConfig(env: Env): ProviderConfig {
   ) as ParsedOptions;
   const preset = MACHINE_TYPES[o.MACHINE_TYPE];
   if (o.READY_TIMEOUT === 0) {
-    throw new ConfigError(`READY_TIMEOUT must be above 0; ${fixHint("READY_TIMEOUT", env)}`);
+    throw new ConfigError(`READY_TIMEOUT must be above 0; ${fixHint("READY_TIMEOUT")}`);
   }
   return {
     serverUrl: o.DOKPLOY_SERVER_URL,

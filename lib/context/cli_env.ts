@@ -62,6 +62,19 @@ export function cliBinary(env: Env): { path?: string; os?: string; arch?: string
   return { path: cliVar(env, ""), os: cliVar(env, "OS"), arch: cliVar(env, "ARCH") };
 }
 
+/**
+ * A message's hints in the words of the running CLI: `devpod up`, `devpod provider …`
+ * become `devsy up`, `devsy provider …` under Devsy (its verbs kept DevPod's names).
+ * Our own name, `devpod-provider-dokploy`, is not a command of theirs and stays.
+ */
+export function inCliWords(message: string, line: CliLine): string {
+  if (line === "devpod") return message;
+  return message.replace(
+    /\bdevpod (?=up\b|stop\b|delete\b|machine\b|provider\b|context\b)/g,
+    "devsy ",
+  );
+}
+
 function present(v: string | undefined): v is string {
   return v !== undefined && v.trim() !== "";
 }

@@ -165,6 +165,11 @@ Deno.test({
         assert.equal((await machineEnvironment(w, id)).DEVPOD_DISABLE_TELEMETRY, expected, id);
       }
 
+      // A machine whose folder lost its state: the hint says what to run, in Devsy's words.
+      const lost = await w.run("command", "devsy-lost", { command: "true" });
+      assert.notEqual(lost.code, 0);
+      assert.match(lost.stderr, /\(run 'devsy up' again\)\n$/);
+
       const bad = await w.run("create", "devsy-bad", { env: { MACHINE_TYPE: "huge" } });
       assert.equal(bad.code, 2);
       assert.match(

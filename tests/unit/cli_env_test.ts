@@ -7,6 +7,7 @@ import {
   cliLine,
   cliTelemetryDisabled,
   cliVar,
+  inCliWords,
 } from "../../lib/context/cli_env.ts";
 
 /** What each line sets for a provider command (its GetBaseEnvironment). */
@@ -62,4 +63,15 @@ Deno.test("telemetry off: exactly `true`, under either name", () => {
   assert.equal(cliTelemetryDisabled({ ...DEVPOD, DEVPOD_DISABLE_TELEMETRY: "true" }), true);
   assert.equal(cliTelemetryDisabled({ ...DEVSY, DEVSY_DISABLE_TELEMETRY: "1" }), false);
   assert.equal(cliTelemetryDisabled(DEVSY), false);
+});
+
+Deno.test("hints in the running CLI's words; our own name stays", () => {
+  const msg =
+    "machine x does not exist; run 'devpod up' again (devpod provider set-options <p>, devpod machine list, devpod stop); devpod-provider-dokploy doctor";
+  assert.equal(inCliWords(msg, "devpod"), msg);
+  assert.equal(
+    inCliWords(msg, "devsy"),
+    "machine x does not exist; run 'devsy up' again (devsy provider set-options <p>, devsy machine list, devsy stop); devpod-provider-dokploy doctor",
+  );
+  assert.equal(inCliWords("devpod upgrade, devpod-up", "devsy"), "devpod upgrade, devpod-up");
 });
