@@ -91,7 +91,7 @@ export function releaseBinaries(
  * not count). It is published as a GitHub pre-release, so that
  * `…/releases/latest/download/provider.yaml` — what `devpod provider add <owner>/<repo>`
  * and `devsy provider add <owner>/<repo>` fetch — keeps naming the newest stable release,
- * and `devsy provider versions` lists it only with `--pre-release`.
+ * and `devsy provider versions` lists it only with `--prerelease`.
  */
 export function isPrerelease(version: string): boolean {
   return version.replace(/^v/, "").split("+")[0].includes("-");
