@@ -15,6 +15,7 @@ import { readState } from "../../lib/machine/state.ts";
 import { runProvider, startWorld, type World } from "./harness.ts";
 import {
   assertNoTrace,
+  handshake,
   polledStatus,
   type Tunnel,
   tunnel,
@@ -108,18 +109,14 @@ Deno.test({
 
       // Injection, then the next one finds the agent; --debug keeps stdout a clean pipe.
       const first = await tunnel(w, id, INJECT, { DEVSY_DEBUG: "true" });
-      assert.equal(await first.line(), "ping");
-      await first.send("pong\n");
-      assert.equal(await first.line(), "ARM-false");
+      assert.equal(await handshake(first), "ARM-false");
       await first.send(encoder.encode(AGENT_SCRIPT));
       await first.closeStdin();
       assert.equal(await first.line(), "done");
       assert.equal(await first.line(), `ready ${AGENT_URL}`, "the agent ran at stdin's end");
       assertNoTrace((await first.exit()).stderr);
       const again = await tunnel(w, id, INJECT, { DEVSY_DEBUG: "true" });
-      assert.equal(await again.line(), "ping");
-      await again.send("pong\n");
-      assert.equal(await again.line(), "done", "the agent streamed before is found");
+      assert.equal(await handshake(again), "done", "the agent streamed before is found");
       await useServedAgent(again, "devsy-1");
       // Devsy's later tunnels run the agent directly (cmd/machine/ssh.go).
       await useServedAgent(await tunnel(w, id, serve(agent)), "devsy-2");
@@ -136,13 +133,12 @@ Deno.test({
       await waitsForRunning(w, id, "start");
       // The agent is still there after a restart: no new injection.
       const after = await tunnel(w, id, INJECT);
-      assert.equal(await after.line(), "ping");
-      await after.send("pong\n");
-      assert.equal(await after.line(), "done");
+      assert.equal(await handshake(after), "done");
       await useServedAgent(after, "devsy-3");
 
-      assert.equal((await w.run("delete", id)).code, 0);
-      assert.equal(await polledStatus(w, id), "NotFound");
+      const deleted = await w.run("delete", id);
+      assert.equal(deleted.code, 0, deleted.stderr);
+      assert.equal(await polledStatus(w, id), "NotFound", "gone for Devsy's next status poll");
     } finally {
       await w.close();
     }

@@ -20,6 +20,7 @@ import { type RunResult, startWorld, type World } from "./harness.ts";
 import { spawnVerb } from "./fault_support.ts";
 import {
   assertNoTrace,
+  handshake,
   polledStatus,
   type Tunnel,
   tunnel,
@@ -162,9 +163,7 @@ Deno.test({
       // Injection: ping/pong, ARM-false, the binary, stdin EOF, done. Then the fork
       // closes that call's stdout and runs COMMAND again while it still runs.
       const inject = await tunnel(w, id, INJECT);
-      assert.equal(await inject.line(), "ping");
-      await inject.send("pong\n");
-      assert.equal(await inject.line(), "ARM-false");
+      assert.equal(await handshake(inject), "ARM-false");
       await inject.send(encoder.encode(AGENT));
       await inject.closeStdin();
       assert.equal(await inject.line(), "done");
@@ -179,9 +178,7 @@ Deno.test({
 
       // The next injection (a retry, the next `up`) finds the agent and runs the command.
       const again = await tunnel(w, id, INJECT);
-      assert.equal(await again.line(), "ping");
-      await again.send("pong\n");
-      assert.equal(await again.line(), "done", "the agent streamed before is found");
+      assert.equal(await handshake(again), "done", "the agent streamed before is found");
       await useServedAgent(again, "again");
       // The fork's version check after injecting: the agent, stdin at EOF.
       const version = await w.run("command", id, { command: `"${AGENT_PATH}" version` });
@@ -190,9 +187,7 @@ Deno.test({
       // Duplicated tunnels, all at once: each gets its own lines back, none mixed.
       const tunnels = await Promise.all(Array.from({ length: 4 }, () => tunnel(w, id, INJECT)));
       await Promise.all(tunnels.map(async (t, i) => {
-        assert.equal(await t.line(), "ping");
-        await t.send("pong\n");
-        assert.equal(await t.line(), "done");
+        assert.equal(await handshake(t), "done");
         await useServedAgent(t, `dup${i}`);
       }));
     } finally {

@@ -93,6 +93,13 @@ export async function tunnel(
 
 export type Tunnel = Awaited<ReturnType<typeof tunnel>>;
 
+/** The inject script's handshake (ping, pong); returns the line after it (`ARM-…` or `done`). */
+export async function handshake(t: Tunnel): Promise<string> {
+  assert.equal(await t.line(), "ping");
+  await t.send("pong\n");
+  return await t.line();
+}
+
 /** No stack trace or "unexpected error" reached the CLI's log. */
 export function assertNoTrace(stderr: string) {
   assert.doesNotMatch(stderr, /at .*\.ts:\d+|unexpected error|Stack backtrace/, stderr);
