@@ -32,6 +32,7 @@ const AGENT_SCRIPT = `#!/bin/sh
 case "$1 $2 $3" in
   "version  ") echo ${AGENT_VERSION} ;;
   "internal ssh-server --stdio") echo "ready $DEVSY_AGENT_URL"; while IFS= read -r l; do echo "echo:$l"; done ;;
+  "internal agent workspace") echo "$4 in-container=$DEVSY_AGENT_IN_CONTAINER info=$6" ;;
   *) echo "unknown command: $*" >&2; exit 2 ;;
 esac
 `;
@@ -120,6 +121,15 @@ Deno.test({
       await useServedAgent(again, "devsy-1");
       // Devsy's later tunnels run the agent directly (cmd/machine/ssh.go).
       await useServedAgent(await tunnel(w, id, serve(agent)), "devsy-2");
+      // Its workspace calls: an env prefix, the path in Go's %q quotes (workspace_client.go).
+      const info = "H4sIAAAAAAAA/6pWKkktLlGyUlAqS8wpTVWqBQQAAP//";
+      const status = await w.run("command", id, {
+        command:
+          `DEVSY_AGENT_IN_CONTAINER=1 "${agent}" internal agent workspace status --workspace-info "${info}"`,
+        env: { DEVSY_DEBUG: "true" },
+      });
+      assert.equal(status.code, 0, status.stderr);
+      assert.equal(status.stdoutText, `status in-container=1 info=${info}\n`);
 
       const describe = await w.run("describe", id);
       assert.equal(describe.code, 0, describe.stderr);
