@@ -257,10 +257,12 @@ configure_sshd() {
     printf '%s\n' "$pub" | put_file "$HOST_KEY.pub" 644
     fingerprint=$(ssh-keygen -l -f "$HOST_KEY.pub" | cut -d' ' -f2)
   fi
-  # SSH sessions get sshd's environment, not the container's: without internet the DevPod
-  # agent waits ~3 s per call for telemetry unless this is set. SetEnv needs no PAM.
+  # SSH sessions get sshd's environment, not the container's: without internet the agent
+  # waits ~3 s per call for telemetry unless this is set. DevPod's agent reads the first
+  # name, Devsy's the second (it renamed every variable). SetEnv needs no PAM.
   session_env=
-  [ "$DISABLE_TELEMETRY" != true ] || session_env="SetEnv DEVPOD_DISABLE_TELEMETRY=true"
+  [ "$DISABLE_TELEMETRY" != true ] ||
+    session_env="SetEnv DEVPOD_DISABLE_TELEMETRY=true DEVSY_DISABLE_TELEMETRY=true"
   # Last line of the file, so when empty it is dropped with the trailing newlines.
   put_file "$SSHD_CONFIG" 644 <<EOF
 # Written by devpod-bootstrap on every start: edits here are overwritten.
@@ -467,13 +469,15 @@ prebuild_exists() {
   fi
 }
 
-# Pushes image $1 when it is a prebuild (localhost:PORT/REPO:devpod-HASH, as DevPod tags
-# what it builds for --prebuild-repository) the registry does not have yet.
+# Pushes image $1 when it is a prebuild (localhost:PORT/REPO:devpod-HASH as DevPod tags
+# what it builds for --prebuild-repository, devsy-HASH as Devsy does) the registry does not
+# have yet.
 push_prebuild() {
   case $1 in
-    localhost:"$PREBUILD_PORT"/*:devpod-* | 127.0.0.1:"$PREBUILD_PORT"/*:devpod-*) ;;
+    localhost:"$PREBUILD_PORT"/*:* | 127.0.0.1:"$PREBUILD_PORT"/*:*) ;;
     *) return 0 ;;
   esac
+  case ${1##*:} in devpod-* | devsy-*) ;; *) return 0 ;; esac
   ref=${1#*/}
   case ${ref##*:} in *[!A-Za-z0-9_.-]*) return 0 ;; esac
   # One push per tag at a time (a build may tag twice); the registry refuses a second.
@@ -536,7 +540,7 @@ start_prebuilds() {
     prebuild_pusher
   ) &
   PUSHER_PID=$!
-  log "prebuilds: localhost:$PREBUILD_PORT forwards to $PREBUILD_REGISTRY; images DevPod tags localhost:$PREBUILD_PORT/<repo>:devpod-<hash> are pushed there"
+  log "prebuilds: localhost:$PREBUILD_PORT forwards to $PREBUILD_REGISTRY; images DevPod (Devsy) tags localhost:$PREBUILD_PORT/<repo>:devpod-<hash> (devsy-<hash>) are pushed there"
 }
 
 DOCKERD_PID=

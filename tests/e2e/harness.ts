@@ -80,22 +80,24 @@ async function tryLock(lock: string, staleChecked = false): Promise<boolean> {
   return await tryLock(lock, true); // createNew again: one claimant wins a stale lock
 }
 
+/** The CLI line whose environment the provider gets: DevPod's `DEVPOD_*` or Devsy's `DEVSY_*`. */
+export type CliLine = "devpod" | "devsy";
+
 export async function startWorld(
-  opts: EmulatorOptions & { options?: Record<string, string>; entry?: string } = {},
+  opts: EmulatorOptions & { options?: Record<string, string>; entry?: string; cli?: CliLine } = {},
 ): Promise<World> {
   // Claimed first: a lock outlives a failed start only until this process exits.
   const { range, release } = await claimRange();
   const emu = await startEmulator({ deployDelayMs: 50, ...opts });
   const root = await Deno.makeTempDir({ prefix: "devpod-e2e-" });
   // DevPod's own layout, so `cleanup` can tell live machines from orphans.
-  const devpodHome = join(root, "devpod");
+  const cli = opts.cli ?? "devpod";
+  const devpodHome = join(root, cli);
   const folder = (id: string) => join(devpodHome, "contexts", "default", "machines", id);
   const env = (machineId: string, extra: Record<string, string> = {}): Record<string, string> => ({
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? root,
-    DEVPOD: "/usr/local/bin/devpod",
-    DEVPOD_OS: "linux",
-    DEVPOD_ARCH: "amd64",
+    ...cliEnv(cli, devpodHome),
     PROVIDER_ID: "dokploy",
     PROVIDER_CONTEXT: "default",
     PROVIDER_FOLDER: join(root, "provider"),
@@ -103,7 +105,6 @@ export async function startWorld(
     // Deno's own cache (which follows XDG_CACHE_HOME) stays where it is.
     XDG_CACHE_HOME: join(root, "cache"),
     DENO_DIR: DENO_DIR,
-    DEVPOD_HOME: devpodHome,
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),
     MACHINE_CONTEXT: "default",
@@ -136,6 +137,29 @@ export async function startWorld(
       await release();
       await Deno.remove(root, { recursive: true }).catch(() => {});
     },
+  };
+}
+
+/**
+ * What each line sets for every provider command besides options and MACHINE_* (its
+ * GetBaseEnvironment): DevPod `DEVPOD*`, Devsy the same renamed `DEVSY*`
+ * (devsy pkg/provider/env.go), plus its log level, which Devsy always passes.
+ */
+function cliEnv(cli: CliLine, home: string): Record<string, string> {
+  if (cli === "devpod") {
+    return {
+      DEVPOD: "/usr/local/bin/devpod",
+      DEVPOD_OS: "linux",
+      DEVPOD_ARCH: "amd64",
+      DEVPOD_HOME: home,
+    };
+  }
+  return {
+    DEVSY: "/usr/local/bin/devsy",
+    DEVSY_OS: "linux",
+    DEVSY_ARCH: "amd64",
+    DEVSY_LOG_LEVEL: "info",
+    DEVSY_HOME: home,
   };
 }
 

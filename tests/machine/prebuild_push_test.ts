@@ -47,7 +47,7 @@ for (const shell of SHELLS) {
     }
   });
 
-  Deno.test(`prebuilds under ${shell}: only new localhost:PORT/…:devpod-… images are pushed`, async () => {
+  Deno.test(`prebuilds under ${shell}: only new localhost:PORT/…:devpod-… (Devsy: devsy-…) images are pushed`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "devpod-prebuild-push-" });
     try {
       // Stand-ins (functions: the bootstrap puts the system's PATH first): `curl` answers
@@ -64,6 +64,11 @@ docker() { echo "docker $*" >>"${dir}/calls"; }
         "localhost:5000/prebuilds:devpod-0123abcd",
         "vsc-app-12ab:devpod-0123abcd",
         "ubuntu:22.04",
+        // Devsy's prebuild tag (its pkg/devcontainer/config/prebuild.go), and look-alikes.
+        "localhost:5151/prebuilds:devsy-4567cdef",
+        "localhost:5151/prebuilds:devsyx-4567cdef",
+        "localhost:5151/devsy-app:latest",
+        "vsc-app-12ab:devsy-4567cdef",
       ];
       const r = await call(
         shell,
@@ -77,6 +82,8 @@ docker() { echo "docker $*" >>"${dir}/calls"; }
         "curl http://127.0.0.1:5151/v2/team/app/manifests/devpod-present",
         "curl http://127.0.0.1:5151/v2/team/app/manifests/devpod-99ff",
         "docker push 127.0.0.1:5151/team/app:devpod-99ff",
+        "curl http://127.0.0.1:5151/v2/prebuilds/manifests/devsy-4567cdef",
+        "docker push localhost:5151/prebuilds:devsy-4567cdef",
       ]);
       assert.match(r.stderr, /prebuilds: pushed localhost:5151\/prebuilds:devpod-0123abcd/);
       // No lock is left behind: the next tag event of the same name is handled again.
@@ -95,7 +102,7 @@ docker() { echo "docker $*" >>"${dir}/calls"; }
 curl() { return 22; }
 docker() {
   case $1 in
-    images) printf '%s\\n' ubuntu:22.04 localhost:5151/prebuilds:devpod-aa11 localhost:5151/prebuilds:latest vsc-x:devpod-bb22 127.0.0.1:5151/a/b:devpod-cc33 ;;
+    images) printf '%s\\n' ubuntu:22.04 localhost:5151/prebuilds:devpod-aa11 localhost:5151/prebuilds:latest vsc-x:devpod-bb22 127.0.0.1:5151/a/b:devpod-cc33 localhost:5151/prebuilds:devsy-dd44 ;;
     push) echo "push $2" >>"${dir}/calls" ;;
   esac
 }
@@ -107,6 +114,7 @@ docker() {
       assert.deepEqual(r.stdout.trim().split("\n"), [
         "push localhost:5151/prebuilds:devpod-aa11",
         "push 127.0.0.1:5151/a/b:devpod-cc33",
+        "push localhost:5151/prebuilds:devsy-dd44",
       ]);
     } finally {
       await Deno.remove(dir, { recursive: true });
