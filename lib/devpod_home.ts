@@ -20,3 +20,17 @@ export async function localMachineIds(home: string): Promise<Set<string>> {
   } catch { /* no DevPod home at all: every machine is an orphan */ }
   return ids;
 }
+
+/** The folders DevPod keeps for machine `machineId`, one per context that has it. */
+export async function machineFolders(home: string, machineId: string): Promise<string[]> {
+  const found: string[] = [];
+  try {
+    for await (const ctx of Deno.readDir(join(home, "contexts"))) {
+      const folder = join(home, "contexts", ctx.name, "machines", machineId);
+      if (ctx.isDirectory && await Deno.stat(folder).then((s) => s.isDirectory, () => false)) {
+        found.push(folder);
+      }
+    }
+  } catch { /* no DevPod home here */ }
+  return found;
+}
