@@ -103,7 +103,7 @@ export async function run(ctx: CommandContext, opts: { fix?: boolean } = {}): Pr
     } else {
       if (servers) await checkServers(config, api, servers, machines, report);
       await checkBackups(config, api, machines, report);
-      await checkPreviews(api, machines, report);
+      await checkPreviews(api, machines, report, { env: ctx.env });
     }
   }
   await attempt("local OpenSSH", async () => {

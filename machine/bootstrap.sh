@@ -44,7 +44,7 @@ MIRROR=${DEVPOD_REGISTRY_MIRROR:-}
 # The machine's end of preview URLs (machine/preview_relay.pl) and its port; empty: none.
 PREVIEW_RELAY=${DEVPOD_PREVIEW_RELAY:-}
 PREVIEW_RELAY_PORT=${DEVPOD_PREVIEW_RELAY_PORT:-}
-# The forwarder's container name: the only peer the relay serves.
+# The forwarder's name on the machine's network (preview.<network>): the only peer the relay serves.
 PREVIEW_FORWARDER=${DEVPOD_PREVIEW_FORWARDER:-}
 # The server's prebuild registry (host:port on the cache's network) and the local port
 # that forwards to it; empty: no prebuilds.
@@ -704,7 +704,7 @@ freeze_writers() {
 
 # Relays connections from the machine's preview forwarder (the only service of ours on
 # dokploy-network) to the previewed port of the devcontainer. It serves the forwarder's
-# address only (its container name, resolved per connection), whatever network another
+# address only (its service name on the machine's network, resolved per connection), whatever network another
 # peer comes from. Perl is in every Debian/Ubuntu image (perl-base); without it the
 # machine simply has no previews.
 RELAY_PID=
