@@ -5,7 +5,7 @@
  */
 import type { DokployApi } from "../dokploy/api.ts";
 import type { Env } from "../context/machine.ts";
-import { devpodHome, machineFolders } from "../devpod_home.ts";
+import { candidateHomes, machineFolders } from "../devpod_home.ts";
 import type { MachineInfo } from "../machine/inventory.ts";
 import { sshTarget } from "../machine/ssh_target.ts";
 import { readState } from "../machine/state.ts";
@@ -96,10 +96,12 @@ async function pathsOf(
 
 /** The machine's SSH endpoint from its DevPod folder on this computer, if there is one. */
 async function localTarget(env: Env, m: MachineInfo): Promise<SshTarget | null> {
-  for (const folder of await machineFolders(devpodHome(env), m.machineId)) {
-    const state = await readState(folder).catch(() => null);
-    if (state?.composeId === m.composeId) {
-      return sshTarget({ machineId: m.machineId, machineFolder: folder }, state);
+  for (const home of candidateHomes(env)) {
+    for (const folder of await machineFolders(home, m.machineId)) {
+      const state = await readState(folder).catch(() => null);
+      if (state?.composeId === m.composeId) {
+        return sshTarget({ machineId: m.machineId, machineFolder: folder }, state);
+      }
     }
   }
   return null;
