@@ -229,6 +229,34 @@ Deno.test({
         assert.equal(still.stdoutText, "Running\n", still.stderr);
       });
 
+      await t.step("members each get an image cache of their own; an admin sees both", async () => {
+        const grants = { canCreateServices: true, canDeleteServices: true };
+        const erin = await person(w, "erin@team.test", "member", grants);
+        const frank = await person(w, "frank@team.test", "member", grants);
+        const project = await projectIds(w);
+        for (const m of [erin, frank]) w.emu.grant(m.userId, project);
+        const cache = { env: { IMAGE_CACHE: "true" } };
+        for (const [m, id] of [[erin, "e1"], [frank, "f1"]] as const) {
+          const r = await as(w, m, ["create"], id, cache);
+          assert.equal(r.code, 0, r.stderr);
+        }
+        const caches = async (p: Person, all: string[] = []) =>
+          JSON.parse((await as(w, p, ["list", "--json", ...all])).stdoutText).imageCaches;
+        // Dokploy hides a member's cache from another member: each made one, on purpose.
+        const [erins, franks] = [await caches(erin), await caches(frank)];
+        assert.equal(erins.length, 1);
+        assert.equal(franks.length, 1);
+        assert.notEqual(erins[0].appName, franks[0].appName);
+        assert.equal((await caches(bob, ["--all"])).length, 2);
+        // Frank's cleanup keeps his cache while his machine is there, and never touches erin's.
+        const c = await as(w, frank, ["cleanup", "--yes"]);
+        assert.doesNotMatch(c.stdoutText, /deleted/);
+        assert.equal((await caches(bob, ["--all"])).length, 2);
+        for (const [m, id] of [[erin, "e1"], [frank, "f1"]] as const) {
+          assert.equal((await as(w, m, ["delete"], id)).code, 0);
+        }
+      });
+
       await t.step(
         "an admin's cleanup --all-owners lists per owner and deletes only what is named",
         async () => {
