@@ -2,8 +2,9 @@
 /**
  * devpod-provider-dokploy — CLI entry. Parses argv, dispatches to commands/, and maps
  * every error to one line on stderr and an exit code. Nothing here prints a stack
- * trace unless DEVPOD_DEBUG=true.
+ * trace unless the CLI runs with --debug (DEVPOD_DEBUG=true, or Devsy's DEVSY_DEBUG=true).
  */
+import { type CliLine, cliLine, inCliWords } from "./lib/context/cli_env.ts";
 import { type CommandContext, defaultContext } from "./lib/context/command.ts";
 import { ConfigError, ProviderError } from "./lib/errors.ts";
 import { redact } from "./lib/log.ts";
@@ -147,7 +148,7 @@ export async function main(argv: string[]): Promise<number> {
     if (direct) return await (await direct.load()).run(ctx, {});
     return await parseAndRun(argv, ctx);
   } catch (err) {
-    return reportError(err, ctx.log.debugEnabled);
+    return reportError(err, ctx.log.debugEnabled, cliLine(ctx.env));
   } finally {
     for (const s of installed) Deno.removeSignalListener(s, onSignal);
   }
@@ -206,8 +207,9 @@ async function mergeEnvFile(
   return merged;
 }
 
-function reportError(err: unknown, debug: boolean): number {
-  const write = (s: string) => Deno.stderr.writeSync(new TextEncoder().encode(redact(s)));
+function reportError(err: unknown, debug: boolean, line: CliLine): number {
+  const write = (s: string) =>
+    Deno.stderr.writeSync(new TextEncoder().encode(redact(inCliWords(s, line))));
   if (err instanceof ProviderError) {
     write(`devpod-provider-dokploy: ${err.message}\n`);
     if (debug && err.stack) write(`${err.stack}\n`);
@@ -217,7 +219,7 @@ function reportError(err: unknown, debug: boolean): number {
   write(
     `devpod-provider-dokploy: unexpected error: ${
       message.split("\n")[0]
-    } (set DEVPOD_DEBUG=true for details)\n`,
+    } (run ${line} with --debug, or set ${line.toUpperCase()}_DEBUG=true, for details)\n`,
   );
   if (debug && err instanceof Error && err.stack) write(`${err.stack}\n`);
   return 1;

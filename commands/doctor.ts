@@ -12,6 +12,7 @@ import { detectVersion } from "../lib/dokploy/version.ts";
 import { machinesIn } from "../lib/machine/inventory.ts";
 import { identityDir, identityStore, isPrivileged } from "../lib/identity/identity.ts";
 import { resolveProjectName } from "../lib/identity/project_name.ts";
+import { mine } from "../lib/identity/ownership.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 import { checkBackups } from "../lib/backup/doctor.ts";
 import { checkImageCaches } from "../lib/cache/doctor.ts";
@@ -97,13 +98,16 @@ export async function run(ctx: CommandContext, opts: { fix?: boolean } = {}): Pr
     // --fix: a cache whose deploy failed is deployed again now (and waited for).
     const fix = opts.fix ? { log: ctx.log, signal: ctx.signal } : undefined;
     if (snapshot) await checkImageCaches(config, api, snapshot, report, fix);
-    const machines = snapshot && await machinesIn(api, snapshot).catch(() => null);
+    // Your machines: a teammate's failed backup or stopped preview is theirs to fix.
+    const me = await api.identity().catch(() => null);
+    const yours = snapshot && me ? { ...snapshot, machines: mine(snapshot.machines, me) } : null;
+    const machines = yours && await machinesIn(api, yours).catch(() => null);
     if (!machines) {
       await report({ ok: false, name: "machines", detail: "the project could not be read" });
     } else {
       if (servers) await checkServers(config, api, servers, machines, report);
       await checkBackups(config, api, machines, report);
-      await checkPreviews(api, machines, report);
+      await checkPreviews(api, machines, report, { env: ctx.env });
     }
   }
   await attempt("local OpenSSH", async () => {

@@ -6,8 +6,9 @@ import { z } from "zod";
 import { cronProblem, NIGHTLY } from "./backup/schedule.ts";
 import { ConfigError } from "./errors.ts";
 import { projectNameProblem } from "./identity/project_name.ts";
-import { type Env, isDebug } from "./context/machine.ts";
-export { type Env, isDebug, loadMachineContext, type MachineContext } from "./context/machine.ts";
+import { cliDebug, cliTelemetryDisabled } from "./context/cli_env.ts";
+import type { Env } from "./context/machine.ts";
+export { type Env, loadMachineContext, type MachineContext } from "./context/machine.ts";
 import { MACHINE_TYPES, type MachineType, OPTIONS, type OptionSpec } from "./options.ts";
 
 export type DockerMode = "dind" | "none";
@@ -65,8 +66,8 @@ export interface ProviderConfig {
   agentPath: string;
   agentUrl: string | null;
   /**
-   * Whether SSH sessions on the machine get DEVPOD_DISABLE_TELEMETRY=true: the user's
-   * DevPod runs with it (DevPod hands providers its own environment, but not its
+   * Whether SSH sessions on the machine get DEVPOD_/DEVSY_DISABLE_TELEMETRY=true: the
+   * user's CLI runs with it (DevPod hands providers its own environment, but not its
    * TELEMETRY context option), or AGENT_URL is set — our sign of a machine without
    * internet, where every agent call would wait ~3 s for telemetry to time out.
    */
@@ -391,9 +392,9 @@ export function loadConfig(env: Env): ProviderConfig {
     sshReuseConnections: o.SSH_REUSE_CONNECTIONS,
     agentPath: o.AGENT_PATH,
     agentUrl: o.AGENT_URL,
-    disableAgentTelemetry: env.DEVPOD_DISABLE_TELEMETRY === "true" || o.AGENT_URL !== null,
+    disableAgentTelemetry: cliTelemetryDisabled(env) || o.AGENT_URL !== null,
     readyTimeoutMs: o.READY_TIMEOUT,
     retryWindowMs: o.DOKPLOY_RETRY_WINDOW,
-    debug: isDebug(env),
+    debug: cliDebug(env),
   };
 }

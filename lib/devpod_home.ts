@@ -92,3 +92,17 @@ function safeHostname(): string {
     return "unknown";
   }
 }
+
+/** The folders DevPod keeps for machine `machineId`, one per context that has it. */
+export async function machineFolders(home: string, machineId: string): Promise<string[]> {
+  const found: string[] = [];
+  try {
+    for await (const ctx of Deno.readDir(join(home, "contexts"))) {
+      const folder = join(home, "contexts", ctx.name, "machines", machineId);
+      if (ctx.isDirectory && await Deno.stat(folder).then((s) => s.isDirectory, () => false)) {
+        found.push(folder);
+      }
+    }
+  } catch { /* no DevPod home here */ }
+  return found;
+}

@@ -22,7 +22,7 @@ export interface Logger {
   /** A progress line for humans (DevPod shows it in its log). */
   info(message: string): void;
   warn(message: string): void;
-  /** Only with DEVPOD_DEBUG=true: HTTP traces, timings. */
+  /** Only with the CLI's --debug (DEVPOD_DEBUG / DEVSY_DEBUG): HTTP traces, timings. */
   debug(message: string): void;
   readonly debugEnabled: boolean;
 }

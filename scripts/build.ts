@@ -1,13 +1,15 @@
 /**
  * Release build: `deno compile` for the five platforms DevPod downloads binaries for,
  * `<name>.sha256` next to each, and a provider.yaml that points at the GitHub release
- * assets with their checksums, validated against DevPod's rules before it is written.
+ * assets with their checksums, validated against DevPod's rules before it is written;
+ * plus the release notes (how to add the release to DevPod or Devsy).
  *
  *   deno run -A scripts/build.ts --version v1.2.3 --repo owner/name [--out dist]
  *     [--machine-image ghcr.io/…@sha256:…] [--skip-compile --binaries-dir DIR]
  *
  * `--skip-compile` hashes binaries already in `--binaries-dir` (tests, or a build made
  * elsewhere) instead of compiling, since `deno compile` downloads a runtime per target.
+ * In a GitHub workflow (GITHUB_OUTPUT set) it also outputs `prerelease=true|false`.
  */
 import { parseArgs } from "node:util";
 import { basename, join, resolve } from "node:path";
@@ -82,6 +84,35 @@ export function releaseBinaries(
     path: releaseUrl(repo, version, t.fileName),
     ...(checksums[t.fileName] ? { checksum: checksums[t.fileName] } : {}),
   }));
+}
+
+/**
+ * Whether a version is a semver pre-release (`v1.3.0-rc.1`; build metadata after `+` does
+ * not count). It is published as a GitHub pre-release, so that
+ * `…/releases/latest/download/provider.yaml` — what `devpod provider add <owner>/<repo>`
+ * and `devsy provider add <owner>/<repo>` fetch — keeps naming the newest stable release,
+ * and `devsy provider versions` lists it only with `--prerelease`.
+ */
+export function isPrerelease(version: string): boolean {
+  return version.replace(/^v/, "").split("+")[0].includes("-");
+}
+
+/** The release's notes: the commands that add exactly this release, for each CLI line. */
+export function releaseNotes(repo: string, version: string): string {
+  return [
+    `Add this release (provider.yaml is attached, as \`provider add <owner>/<repo>[@tag]\` expects):`,
+    "",
+    "```sh",
+    `devpod provider add ${repo}@${version}   # DevPod v0.6.15 / v0.7, skevetter/devpod v0.26+`,
+    `devsy provider add ${repo}@${version}    # Devsy v1.x`,
+    "```",
+    "",
+    isPrerelease(version)
+      ? "This is a pre-release: `provider add " + repo + "` without `@" + version +
+        "` keeps installing the latest stable release."
+      : `Without \`@${version}\`, \`provider add ${repo}\` installs the latest stable release.`,
+    "",
+  ].join("\n");
 }
 
 export const GENERATED_HEADER =
@@ -186,8 +217,17 @@ export async function build(opts: BuildOptions): Promise<string[]> {
   }
   const yaml = renderReleaseYaml({ ...opts, checksums });
   await Deno.writeTextFile(join(out, "provider.yaml"), yaml);
-  written.push(join(out, "provider.yaml"));
+  await Deno.writeTextFile(join(out, RELEASE_NOTES), releaseNotes(opts.repo, opts.version));
+  written.push(join(out, "provider.yaml"), join(out, RELEASE_NOTES));
   return written;
+}
+
+/** The release notes' file in the output directory (the workflow's `body_path`). */
+export const RELEASE_NOTES = "release-notes.md";
+
+/** `name=value` lines for a GitHub workflow step's outputs (its GITHUB_OUTPUT file). */
+export function workflowOutputs(version: string): string {
+  return `prerelease=${isPrerelease(version)}\n`;
 }
 
 const missing = (path: string) => (e: unknown): never => {
@@ -212,6 +252,8 @@ if (import.meta.main) {
     const opts = parseBuildArgs(Deno.args);
     await warnOnVersionMismatch(opts.version);
     for (const path of await build(opts)) console.log(path);
+    const outputs = Deno.env.get("GITHUB_OUTPUT");
+    if (outputs) await Deno.writeTextFile(outputs, workflowOutputs(opts.version), { append: true });
   } catch (e) {
     console.error(`build failed: ${e instanceof Error ? e.message : e}`);
     Deno.exit(1);

@@ -144,10 +144,11 @@ export function parseProviderYaml(text: string): unknown {
 }
 
 // ---------------------------------------------------------------------------
-// Validation: the checks of DevPod's `pkg/provider/parse.go`, plus the type checks its
+// Validation: the checks of DevPod's `pkg/provider/parse.go` and of Devsy's (v1.x, the
+// same rules plus those of its proxy and daemon providers), plus the type checks their
 // JSON decoding implies (wrongly typed values are rejected). Unknown keys are refused
-// here to catch typos, although DevPod's decoder ignores them (which is why v0.6.15
-// loads a file with the fork's `exec.describe`).
+// here to catch typos, although both decoders ignore them (which is why v0.6.15 loads a
+// file with the fork's `exec.describe`, and DevPod one with Devsy's additions).
 
 const TOP_KEYS = [
   "name",
@@ -187,6 +188,24 @@ const EXEC_KEYS = [
   "status",
   "describe",
   "proxy",
+  // Devsy's daemon providers.
+  "daemon",
+];
+/** The exec verbs of a machine provider, which proxy and daemon providers may not set (Devsy). */
+const MACHINE_VERBS = ["command", "create", "start", "stop", "status", "delete"];
+/** `agent.docker`; `helperImage` and `runtime` are Devsy's (DevPod ignores them). */
+const AGENT_DOCKER_KEYS = ["path", "install", "builder", "env", "helperImage", "runtime"];
+/** Devsy's container runtimes (pkg/docker/runtime.go RuntimeFromName), as it compares them. */
+const DOCKER_RUNTIMES = ["", "docker", "podman", "nerdctl"];
+/** What Devsy requires of `agent.driver: custom`. */
+const CUSTOM_DRIVER_KEYS = [
+  "targetArchitecture",
+  "startDevContainer",
+  "stopDevContainer",
+  "runDevContainer",
+  "deleteDevContainer",
+  "findDevContainer",
+  "commandDevContainer",
 ];
 const BINARY_KEYS = ["os", "arch", "checksum", "path", "archivePath", "name"];
 const AGENT_KEYS = [
@@ -246,8 +265,32 @@ export function validateProviderConfig(config: unknown): string[] {
   validateOptionGroups(config.optionGroups, config.options, errors);
   validateAgent(config.agent, errors);
   validateBinaries(config.binaries, "binaries", errors);
-  validateExec(config.exec, errors);
+  if (isObj(config.exec) && (config.exec.proxy !== undefined || config.exec.daemon !== undefined)) {
+    validateProxyOrDaemon(config.exec, config.agent, errors);
+  } else validateExec(config.exec, errors);
   return errors;
+}
+
+/** Devsy's proxy (`exec.proxy`) and daemon (`exec.daemon`) providers: no agent, no machine verbs. */
+function validateProxyOrDaemon(exec: Obj, agent: unknown, errors: string[]): void {
+  unknownKeys(exec, EXEC_KEYS, "exec", errors);
+  const kind = exec.proxy !== undefined ? "proxy" : "daemon";
+  if (isObj(agent) && Object.keys(agent).length > 0) {
+    errors.push(`agent config is not allowed for ${kind} providers`);
+  }
+  for (const verb of MACHINE_VERBS) {
+    if (hasCommand(exec[verb])) errors.push(`exec.${verb} is not allowed in ${kind} providers`);
+  }
+  const section = isObj(exec[kind]) ? exec[kind] as Obj : {};
+  const required = kind === "proxy" ? ["status", "stop", "delete", "ssh", "up"] : ["start"];
+  for (const k of required) {
+    if (!hasCommand(section[k])) errors.push(`exec.${kind}.${k} is required for ${kind} providers`);
+  }
+}
+
+/** A command as DevPod's StrArray decodes it: a non-empty string or list. */
+function hasCommand(v: unknown): boolean {
+  return (typeof v === "string" && v !== "") || (Array.isArray(v) && v.length > 0);
 }
 
 function validateOptions(options: unknown, errors: string[]): void {
@@ -356,8 +399,23 @@ function validateAgent(agent: unknown, errors: string[]): void {
   if (agent.docker !== undefined) {
     if (!isObj(agent.docker)) errors.push("agent.docker must be a mapping");
     else {
-      unknownKeys(agent.docker, ["path", "install", "builder", "env"], "agent.docker", errors);
+      unknownKeys(agent.docker, AGENT_DOCKER_KEYS, "agent.docker", errors);
       strBool(agent.docker.install, "agent.docker.install", errors);
+      for (const k of ["path", "builder", "helperImage", "runtime"]) {
+        stringField(agent.docker, k, "agent.docker", errors);
+      }
+      const runtime = agent.docker.runtime;
+      // Devsy refuses an unknown runtime when the agent starts the devcontainer.
+      if (
+        typeof runtime === "string" && !/^\$\{?[A-Z0-9_]+\}?$/.test(runtime) &&
+        !DOCKER_RUNTIMES.includes(runtime.trim().toLowerCase())
+      ) errors.push(`agent.docker.runtime '${runtime}' must be docker, podman or nerdctl`);
+    }
+  }
+  if (agent.driver === "custom") {
+    const custom = isObj(agent.custom) ? agent.custom : {};
+    for (const k of CUSTOM_DRIVER_KEYS) {
+      if (!hasCommand(custom[k])) errors.push(`agent.custom.${k} is required`);
     }
   }
   validateBinaries(agent.binaries, "agent.binaries", errors);
@@ -404,11 +462,8 @@ function validateBinaries(binaries: unknown, prefix: string, errors: string[]): 
 function validateExec(exec: unknown, errors: string[]): void {
   if (!isObj(exec)) return void errors.push("exec.command is required");
   unknownKeys(exec, EXEC_KEYS, "exec", errors);
-  const has = (k: string) => {
-    const v = exec[k];
-    return (typeof v === "string" && v !== "") || (Array.isArray(v) && v.length > 0);
-  };
-  for (const k of EXEC_KEYS.filter((k) => k !== "proxy")) {
+  const has = (k: string) => hasCommand(exec[k]);
+  for (const k of EXEC_KEYS.filter((k) => k !== "proxy" && k !== "daemon")) {
     const v = exec[k];
     if (v === undefined || typeof v === "string") continue;
     if (!Array.isArray(v) || !v.every((a) => typeof a === "string")) {

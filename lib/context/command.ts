@@ -5,7 +5,8 @@
  * from here on every DevPod tunnel.
  */
 import { createLogger, type Logger } from "../log.ts";
-import { type Env, isDebug } from "./machine.ts";
+import { cliDebug } from "./cli_env.ts";
+import type { Env } from "./machine.ts";
 
 export interface CommandContext {
   env: Env;
@@ -20,7 +21,7 @@ export function defaultContext(signal: AbortSignal): CommandContext {
   const env = Deno.env.toObject();
   return {
     env,
-    log: createLogger({ debug: isDebug(env) }),
+    log: createLogger({ debug: cliDebug(env) }),
     stdout: async (text) => {
       const bytes = encoder.encode(text);
       try {

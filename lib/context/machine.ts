@@ -50,8 +50,3 @@ export function reuseConnections(env: Env): boolean {
   const v = (env.SSH_REUSE_CONNECTIONS ?? "true").trim().toLowerCase();
   return !["false", "0", "no"].includes(v);
 }
-
-/** DevPod sets DEVPOD_DEBUG=true with --debug. */
-export function isDebug(env: Env): boolean {
-  return env.DEVPOD_DEBUG === "true" || env.DEVPOD_PROVIDER_DEBUG === "true";
-}

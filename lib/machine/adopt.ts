@@ -115,6 +115,7 @@ async function checkPossession(d: MachineDeps, compose: Compose, me: Identity): 
 export async function readopt(d: MachineDeps, compose: Compose): Promise<MachineState> {
   const me = await d.api.identity();
   await checkPossession(d, compose, me);
+  d.log.info(`machine ${d.machine.machineId} already exists in Dokploy; adopting it`);
   const folder = d.machine.machineFolder;
   const marker = markerOf(compose);
   const clientKey = await ensureKeyPair(folder, CLIENT_KEY, `devpod-${d.machine.machineId}`);

@@ -18,11 +18,12 @@ import { PREBUILD_PORT, prebuildAddress } from "../prebuild/spec.ts";
 import { escapeForCompose } from "../compose/escape.ts";
 import type { DockerMode } from "../config.ts";
 import {
-  FORWARDER_CONTAINER,
+  FORWARDER_ADDRESS,
   type ForwarderService,
   forwarderService,
   type Preview,
   PREVIEW_SERVICE,
+  PRIVATE_NETWORK,
   RELAY_PORT,
   RELAY_SCRIPT,
 } from "../preview/forwarder.ts";
@@ -83,10 +84,10 @@ interface MachineService {
 
 export function composeModel(spec: MachineSpec): ComposeModel {
   const dind = spec.dockerMode === "dind";
-  const network = spec.dokployNetwork ? "dokploy-network" : "machine";
+  const network = spec.dokployNetwork ? "dokploy-network" : PRIVATE_NETWORK;
   const networks: ComposeModel["networks"] = spec.dokployNetwork
     ? { "dokploy-network": { external: true } }
-    : { machine: {} };
+    : { [PRIVATE_NETWORK]: {} };
   // The cache's network is its own (made by its deploy): joined, never created here.
   const cache = dind ? spec.imageCache : null;
   if (cache) networks[cache] = { external: true };
@@ -140,7 +141,7 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           ...(relay
             ? {
               DEVPOD_PREVIEW_RELAY_PORT: String(RELAY_PORT),
-              DEVPOD_PREVIEW_FORWARDER: FORWARDER_CONTAINER,
+              DEVPOD_PREVIEW_FORWARDER: FORWARDER_ADDRESS,
               DEVPOD_PREVIEW_RELAY: RELAY_SCRIPT,
             }
             : {}),

@@ -48,10 +48,8 @@ export async function createMachine(d: MachineDeps): Promise<void> {
     assertMine(listed.machine, me, "create", { fix: PICK_ANOTHER });
   }
   const existing = listed && await d.api.composeOne(listed.machine.compose.composeId);
-  if (existing) {
-    d.log.info(`machine ${d.machine.machineId} already exists in Dokploy; adopting it`);
-    return await upExisting(d, null, existing, deadline);
-  }
+  // Adopted only by who proves it holds the machine's keys (adopt.ts says so once it has).
+  if (existing) return await upExisting(d, null, existing, deadline);
 
   const folder = d.machine.machineFolder;
   await Deno.mkdir(folder, { recursive: true, mode: 0o700 });

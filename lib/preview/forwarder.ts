@@ -19,12 +19,22 @@ export const PREVIEW_SERVICE = "preview";
 /** The machine relay's port on the machine's private network (bootstrap: DEVPOD_PREVIEW_RELAY_PORT). */
 export const RELAY_PORT = 47022;
 export const FORWARDER_ROLE_LABEL = "dev.devpod.role=preview-forwarder";
+/** The machine's private network, as its compose file names it (compose: `<project>_machine`). */
+export const PRIVATE_NETWORK = "machine";
 /**
- * Container names (compose v2: `<project>-<service>-1`), unique on the engine: the service
- * name alone (`machine`) could resolve to another project's container on dokploy-network.
+ * How each end names the other: its compose service name in the machine's network,
+ * `<service>.<network>` (Docker's DNS resolves the name in the network after the dot).
+ * Every compose implementation sets the service name as an alias on each network a
+ * service joins, whatever it names the containers (v2 `<project>-machine-1`, v1
+ * `<project>_machine_1`). Qualified, because the forwarder is on dokploy-network too,
+ * where `machine` or `preview` alone could be another project's service.
  */
-export const MACHINE_CONTAINER = "${COMPOSE_PROJECT_NAME}-machine-1";
-export const FORWARDER_CONTAINER = `\${COMPOSE_PROJECT_NAME}-${PREVIEW_SERVICE}-1`;
+export function serviceAddress(service: string, project: string): string {
+  return `${service}.${project}_${PRIVATE_NETWORK}`;
+}
+/** The names in the compose file: compose puts in the project's name. */
+export const MACHINE_ADDRESS = serviceAddress("machine", "${COMPOSE_PROJECT_NAME}");
+export const FORWARDER_ADDRESS = serviceAddress(PREVIEW_SERVICE, "${COMPOSE_PROJECT_NAME}");
 /** The relay script as the machine's environment carries it (compose `$` escaped). */
 export const RELAY_SCRIPT = escapeForCompose(RELAY);
 
@@ -70,7 +80,7 @@ export function forwarderService(
     entrypoint: ["perl", "-e", RELAY_SCRIPT, "forwarder"],
     environment: {
       DEVPOD_PREVIEW_PORTS: previews.map((p) => p.port).join(" "),
-      DEVPOD_PREVIEW_MACHINE: MACHINE_CONTAINER,
+      DEVPOD_PREVIEW_MACHINE: MACHINE_ADDRESS,
       DEVPOD_PREVIEW_RELAY_PORT: String(RELAY_PORT),
     },
     user: "65534:65534",
@@ -80,7 +90,7 @@ export function forwarderService(
     restart: "unless-stopped",
     cpus: "0.5",
     mem_limit: "64m",
-    networks: ["machine"],
+    networks: [PRIVATE_NETWORK],
     labels: [
       FORWARDER_ROLE_LABEL,
       `dev.devpod.preview-of=${opts.machineId}`,

@@ -71,26 +71,31 @@ export async function tcpOpen(host: string, port: number): Promise<boolean> {
 export function sshProbe(
   t: SshTarget,
   timeoutSec: number,
-): Promise<{ ok: boolean; stderr: string }> {
+): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   return sshRun(t, timeoutSec, "true");
 }
 
-/** One remote command over a fresh connection, its output dropped; bounded by `timeoutSec`. */
+/**
+ * One remote command over a fresh connection; bounded by `timeoutSec` to connect and twice
+ * that in all, unless `totalSec` says otherwise.
+ */
 export async function sshRun(
   t: SshTarget,
   timeoutSec: number,
   command: string,
-): Promise<{ ok: boolean; stderr: string }> {
+  opts: { totalSec?: number } = {},
+): Promise<{ ok: boolean; stdout: string; stderr: string }> {
   const out = await new Deno.Command("ssh", {
     args: [...sshArgv(t, { connectTimeoutSec: Math.ceil(timeoutSec) }), command],
-    signal: AbortSignal.timeout(timeoutSec * 2000),
+    signal: AbortSignal.timeout((opts.totalSec ?? timeoutSec * 2) * 1000),
     stdin: "null",
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
     clearEnv: true,
     env: childEnv(),
   }).output();
-  return { ok: out.success, stderr: new TextDecoder().decode(out.stderr) };
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { ok: out.success, stdout: text(out.stdout), stderr: text(out.stderr) };
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -183,6 +183,29 @@ const broken: [string, (c: Obj) => void, RegExp][] = [
   ["agent.local not a StrBool", (c) => (c.agent.local = "no"), /agent\.local/],
   ["misspelt exec verb", (c) => (c.exec.describ = c.exec.describe), /exec\.describ is not/],
   ["describe not a string", (c) => (c.exec.describe = { run: "x" }), /exec\.describe must be/],
+  // Devsy's parse.go and agent: its schema additions, proxy and daemon providers.
+  ["Devsy: unknown docker runtime", (c) => (c.agent.docker.runtime = "crio"), /runtime 'crio'/],
+  ["Devsy: misspelt docker key", (c) => (c.agent.docker.helperimage = "x"), /helperimage is not/],
+  ["Devsy: proxy provider with an agent", (c) => {
+    c.exec = { proxy: { status: "s", stop: "s", delete: "d", ssh: "s", up: "u" } };
+  }, /agent config is not allowed for proxy providers/],
+  ["Devsy: proxy provider with machine verbs", (c) => {
+    delete c.agent;
+    c.exec.proxy = { status: "s", stop: "s", delete: "d", ssh: "s", up: "u" };
+  }, /exec\.create is not allowed in proxy providers/],
+  ["Devsy: proxy provider without up", (c) => {
+    delete c.agent;
+    c.exec = { proxy: { status: "s", stop: "s", delete: "d", ssh: "s" } };
+  }, /exec\.proxy\.up is required/],
+  ["Devsy: daemon provider without start", (c) => {
+    delete c.agent;
+    c.exec = { daemon: { status: "s" } };
+  }, /exec\.daemon\.start is required/],
+  [
+    "custom driver without its commands",
+    (c) => (c.agent.driver = "custom"),
+    /agent\.custom\.targetArchitecture is required/,
+  ],
 ];
 
 for (const [what, breakIt, expected] of broken) {
@@ -193,6 +216,18 @@ for (const [what, breakIt, expected] of broken) {
     assert.ok(errors.some((e) => expected.test(e)), `${expected} not in ${JSON.stringify(errors)}`);
   });
 }
+
+Deno.test("Devsy's schema additions are accepted; DevPod's decoder ignores them", () => {
+  const config = valid();
+  config.agent.docker.helperImage = "busybox:1.36";
+  for (const runtime of ["docker", "Podman ", "nerdctl", "${RUNTIME}"]) {
+    config.agent.docker.runtime = runtime;
+    assert.deepEqual(validateProviderConfig(config), [], runtime);
+  }
+  const daemon = { ...valid(), agent: undefined, exec: { daemon: { start: "d", status: "s" } } };
+  delete daemon.agent;
+  assert.deepEqual(validateProviderConfig(daemon), []);
+});
 
 Deno.test("several violations are all reported", () => {
   const config = valid();

@@ -36,9 +36,9 @@ Deno.test("ci: push and pull_request, Linux and macOS, Deno 2, check and tests",
   assert.match(script, /deno test --allow-all --parallel tests\/unit tests\/dist/);
 });
 
-Deno.test("release: on v* tags, image digest feeds build.ts, all assets uploaded", async () => {
+Deno.test("release: on semver v* tags, image digest feeds build.ts, all assets uploaded", async () => {
   const rel = await load(RELEASE);
-  assert.deepEqual(rel.on.push.tags, ["v*"]);
+  assert.deepEqual(rel.on.push.tags, ["v[0-9]+.[0-9]+.[0-9]+*"]);
 
   const image = rel.jobs.image;
   const push = uses(image, "docker/build-push-action@")!;

@@ -16,37 +16,20 @@ import { join } from "node:path";
 import { REFUSAL_FILE } from "../../lib/ssh/host_key_refusal.ts";
 import { STATE_FILE } from "../../lib/machine/state.ts";
 import { waitFor } from "../emulator/test_support.ts";
-import { spawnVerb } from "./fault_support.ts";
 import { type RunResult, startWorld, type World } from "./harness.ts";
+import { spawnVerb } from "./fault_support.ts";
+import {
+  assertNoTrace,
+  handshake,
+  polledStatus,
+  type Tunnel,
+  tunnel,
+  waitsForRunning,
+} from "./tunnel_support.ts";
 
 const e2e = { sanitizeOps: false, sanitizeResources: false };
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** One `status` as the fork runs it: a word on stdout, nothing at all on stderr. */
-async function polledStatus(w: World, id: string): Promise<string> {
-  const r = await w.run("status", id);
-  assert.equal(r.code, 0, `status failed: ${r.stderr}`);
-  assert.equal(r.stderr, "", "status is silent on stderr when it succeeds");
-  assert.match(r.stdoutText, /^(Running|Busy|Stopped|NotFound)\n$/);
-  return r.stdoutText.trim();
-}
-
-/** The fork's wait after `create`/`start`: poll until Running; it must not see `never`. */
-async function forkWaitsForRunning(w: World, id: string, after: string) {
-  const seen = await waitFor(
-    `Running after ${after}`,
-    async () => {
-      const s = await polledStatus(w, id);
-      assert.ok(!["NotFound", "Stopped"].includes(s), `status said ${s} right after ${after}`);
-      return s === "Running" && s;
-    },
-    60_000,
-    0,
-  );
-  // Later polls (ssh, the next up) agree.
-  assert.equal(await polledStatus(w, id), seen);
-}
 
 Deno.test({
   ...e2e,
@@ -74,13 +57,13 @@ Deno.test({
       const out = await created;
       assert.equal(out.code, 0, decoder.decode(out.stderr));
       assert.equal(seen, "Busy", "status saw the machine mid-deploy");
-      await forkWaitsForRunning(w, id, "create");
+      await waitsForRunning(w, id, "create");
 
       assert.equal((await w.run("stop", id)).code, 0);
       assert.equal(await polledStatus(w, id), "Stopped");
       const start = await w.run("start", id);
       assert.equal(start.code, 0, start.stderr);
-      await forkWaitsForRunning(w, id, "start");
+      await waitsForRunning(w, id, "start");
 
       // A host-key refusal that is over: dropped without a word.
       const folder = w.folder(id);
@@ -112,58 +95,12 @@ Deno.test({
     try {
       const create = await w.run("create", "fork-ic-1");
       assert.equal(create.code, 0, create.stderr);
-      await forkWaitsForRunning(w, "fork-ic-1", "create");
+      await waitsForRunning(w, "fork-ic-1", "create");
     } finally {
       await w.close();
     }
   },
 });
-
-/** A `command` child DevPod-style: our pipes on its stdin and stdout. */
-async function tunnel(w: World, id: string, command: string, env: Record<string, string> = {}) {
-  const child = await spawnVerb(w, "command", id, {
-    env: { ...env, COMMAND: command },
-    stdin: "piped",
-  });
-  const reader = child.stdout.getReader();
-  const writer = child.stdin.getWriter();
-  let buffered = "";
-  const stderr = new Response(child.stderr).text();
-  return {
-    child,
-    /** The next stdout line (without its newline). */
-    async line(): Promise<string> {
-      while (!buffered.includes("\n")) {
-        const { value, done } = await reader.read();
-        if (done) throw new Error(`stdout ended before a line; got ${JSON.stringify(buffered)}`);
-        buffered += decoder.decode(value, { stream: true });
-      }
-      const nl = buffered.indexOf("\n");
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      return line;
-    },
-    send: (data: string | Uint8Array) =>
-      writer.write(typeof data === "string" ? encoder.encode(data) : data),
-    closeStdin: () => writer.close().catch(() => {}),
-    /** The reader goes away: our end of the process's stdout is closed. */
-    closeStdout: () => reader.cancel().catch(() => {}),
-    /** Its exit; a call still running after `boundMs` is killed and fails the test. */
-    async exit(boundMs = 60_000): Promise<{ code: number; stderr: string }> {
-      let killed = false;
-      const timer = setTimeout(() => {
-        killed = true;
-        child.kill("SIGKILL");
-      }, boundMs);
-      const status = await child.status;
-      clearTimeout(timer);
-      await writer.close().catch(() => {});
-      await reader.cancel().catch(() => {});
-      assert.ok(!killed, `command still ran after ${boundMs} ms: it hangs`);
-      return { code: status.code, stderr: await stderr };
-    },
-  };
-}
 
 const AGENT_VERSION = "v0.26.1-test";
 /** The "agent": prints its version, or serves lines until stdin ends (as ssh-server --stdio). */
@@ -195,7 +132,7 @@ eval '${FINAL}'
 `;
 
 /** Talks to a served agent: its own lines come back, then stdin EOF ends it with 0. */
-async function useServedAgent(t: Awaited<ReturnType<typeof tunnel>>, tag: string) {
+async function useServedAgent(t: Tunnel, tag: string) {
   assert.equal(await t.line(), "ready");
   for (const n of [1, 2]) {
     await t.send(`${tag}-${n}\n`);
@@ -204,10 +141,6 @@ async function useServedAgent(t: Awaited<ReturnType<typeof tunnel>>, tag: string
   await t.closeStdin();
   const end = await t.exit();
   assert.equal(end.code, 0, end.stderr);
-}
-
-function assertNoTrace(stderr: string) {
-  assert.doesNotMatch(stderr, /at .*\.ts:\d+|unexpected error|Stack backtrace/, stderr);
 }
 
 Deno.test({
@@ -230,9 +163,7 @@ Deno.test({
       // Injection: ping/pong, ARM-false, the binary, stdin EOF, done. Then the fork
       // closes that call's stdout and runs COMMAND again while it still runs.
       const inject = await tunnel(w, id, INJECT);
-      assert.equal(await inject.line(), "ping");
-      await inject.send("pong\n");
-      assert.equal(await inject.line(), "ARM-false");
+      assert.equal(await handshake(inject), "ARM-false");
       await inject.send(encoder.encode(AGENT));
       await inject.closeStdin();
       assert.equal(await inject.line(), "done");
@@ -247,9 +178,7 @@ Deno.test({
 
       // The next injection (a retry, the next `up`) finds the agent and runs the command.
       const again = await tunnel(w, id, INJECT);
-      assert.equal(await again.line(), "ping");
-      await again.send("pong\n");
-      assert.equal(await again.line(), "done", "the agent streamed before is found");
+      assert.equal(await handshake(again), "done", "the agent streamed before is found");
       await useServedAgent(again, "again");
       // The fork's version check after injecting: the agent, stdin at EOF.
       const version = await w.run("command", id, { command: `"${AGENT_PATH}" version` });
@@ -258,9 +187,7 @@ Deno.test({
       // Duplicated tunnels, all at once: each gets its own lines back, none mixed.
       const tunnels = await Promise.all(Array.from({ length: 4 }, () => tunnel(w, id, INJECT)));
       await Promise.all(tunnels.map(async (t, i) => {
-        assert.equal(await t.line(), "ping");
-        await t.send("pong\n");
-        assert.equal(await t.line(), "done");
+        assert.equal(await handshake(t), "done");
         await useServedAgent(t, `dup${i}`);
       }));
     } finally {

@@ -36,6 +36,10 @@ export interface World {
   close(): Promise<void>;
 }
 
+/** Deno's cache as this process has it (Linux default: the user's cache folder + /deno). */
+const DENO_DIR = Deno.env.get("DENO_DIR") ||
+  join(Deno.env.get("XDG_CACHE_HOME") || join(Deno.env.get("HOME") ?? "/root", ".cache"), "deno");
+
 const RANGE_SIZE = 40;
 // Below Linux's ephemeral ports (32768–60999): there a client socket of any test (an
 // HTTP call, an ssh) can hold a port a machine is about to publish. 20000–29999 is the
@@ -76,35 +80,31 @@ async function tryLock(lock: string, staleChecked = false): Promise<boolean> {
   return await tryLock(lock, true); // createNew again: one claimant wins a stale lock
 }
 
-/** Deno's cache as Deno finds it on Linux: DENO_DIR, else $XDG_CACHE_HOME/deno, ~/.cache/deno. */
-const DENO_DIR = Deno.env.get("DENO_DIR") ??
-  join(Deno.env.get("XDG_CACHE_HOME") ?? join(Deno.env.get("HOME") ?? "/root", ".cache"), "deno");
+/** The CLI line whose environment the provider gets: DevPod's `DEVPOD_*` or Devsy's `DEVSY_*`. */
+export type CliLine = "devpod" | "devsy";
 
 export async function startWorld(
-  opts: EmulatorOptions & { options?: Record<string, string>; entry?: string } = {},
+  opts: EmulatorOptions & { options?: Record<string, string>; entry?: string; cli?: CliLine } = {},
 ): Promise<World> {
   // Claimed first: a lock outlives a failed start only until this process exits.
   const { range, release } = await claimRange();
   const emu = await startEmulator({ deployDelayMs: 50, ...opts });
   const root = await Deno.makeTempDir({ prefix: "devpod-e2e-" });
   // DevPod's own layout, so `cleanup` can tell live machines from orphans.
-  const devpodHome = join(root, "devpod");
+  const cli = opts.cli ?? "devpod";
+  const devpodHome = join(root, cli);
   const folder = (id: string) => join(devpodHome, "contexts", "default", "machines", id);
   const env = (machineId: string, extra: Record<string, string> = {}): Record<string, string> => ({
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? root,
-    DEVPOD: "/usr/local/bin/devpod",
-    DEVPOD_OS: "linux",
-    DEVPOD_ARCH: "amd64",
+    ...cliEnv(cli, devpodHome),
     PROVIDER_ID: "dokploy",
     PROVIDER_CONTEXT: "default",
     PROVIDER_FOLDER: join(root, "provider"),
-    // Who the key is (lib/identity) is kept in the user's cache folder: this world's own.
+    // Who the key is (lib/identity) is kept in the user's cache folder: this world's own;
+    // Deno's own cache (which follows XDG_CACHE_HOME) stays where it is.
     XDG_CACHE_HOME: join(root, "cache"),
-    // …but Deno's own cache stays this process's: an empty one would download every npm
-    // package again for each provider run ("Failed caching npm package").
     DENO_DIR: DENO_DIR,
-    DEVPOD_HOME: devpodHome,
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),
     MACHINE_CONTEXT: "default",
@@ -137,6 +137,29 @@ export async function startWorld(
       await release();
       await Deno.remove(root, { recursive: true }).catch(() => {});
     },
+  };
+}
+
+/**
+ * What each line sets for every provider command besides options and MACHINE_* (its
+ * GetBaseEnvironment): DevPod `DEVPOD*`, Devsy the same renamed `DEVSY*`
+ * (devsy pkg/provider/env.go), plus its log level, which Devsy always passes.
+ */
+function cliEnv(cli: CliLine, home: string): Record<string, string> {
+  if (cli === "devpod") {
+    return {
+      DEVPOD: "/usr/local/bin/devpod",
+      DEVPOD_OS: "linux",
+      DEVPOD_ARCH: "amd64",
+      DEVPOD_HOME: home,
+    };
+  }
+  return {
+    DEVSY: "/usr/local/bin/devsy",
+    DEVSY_OS: "linux",
+    DEVSY_ARCH: "amd64",
+    DEVSY_LOG_LEVEL: "info",
+    DEVSY_HOME: home,
   };
 }
 

@@ -4,7 +4,6 @@
  * and only when asked with --yes.
  */
 import assert from "node:assert/strict";
-import { userInfo } from "node:os";
 import { runProvider, startWorld } from "./harness.ts";
 
 Deno.test({
@@ -47,17 +46,24 @@ Deno.test({
         envFile,
         `DOKPLOY_SERVER_URL=${w.emu.url}\nDOKPLOY_API_TOKEN=${w.emu.token}\n`,
       );
-      const bare = { PATH: human.PATH, HOME: human.HOME, DEVPOD_HOME: human.DEVPOD_HOME };
+      const bare = {
+        PATH: human.PATH,
+        HOME: human.HOME,
+        DEVPOD_HOME: human.DEVPOD_HOME,
+        XDG_CACHE_HOME: human.XDG_CACHE_HOME,
+        DENO_DIR: human.DENO_DIR,
+      };
       const fromFile = await runProvider(["list", "--json", "--env-file", envFile], bare);
       assert.equal(fromFile.code, 0, fromFile.stderr);
       assert.equal(JSON.parse(fromFile.stdoutText).machines.length, 3);
       assert.deepEqual(JSON.parse(fromFile.stdoutText).imageCaches, [], "IMAGE_CACHE off here");
       const table = await runProvider(["list"], human);
-      assert.match(table.stdoutText, /^MACHINE\s+STATE\s+SIZE\s+SERVER\s+PORT\s+AGE\s+OWNER\n/);
+      assert.match(table.stdoutText, /^MACHINE\s+STATE\s+SIZE\s+SERVER\s+PORT\s+AGE\n/);
       assert.match(table.stdoutText, /inv-b\s+Running\s+2 CPU\/4096m\s+local/);
-      // No USER in the environment (root in a container): the OS account name stands in.
-      assert.ok(!("USER" in human));
-      assert.match(table.stdoutText, new RegExp(`^inv-b .* ${userInfo().username}@\\S+$`, "m"));
+      // The owner is the Dokploy user behind the key, shown with --all.
+      const all = await runProvider(["list", "--all"], human);
+      assert.match(all.stdoutText, /^MACHINE\s+STATE\s+SIZE\s+SERVER\s+PORT\s+AGE\s+OWNER\n/);
+      assert.match(all.stdoutText, /^inv-b .* owner@dokploy\.test$/m);
 
       // DevPod forgot inv-b (its folder is gone): it is an orphan, the others are not.
       await Deno.remove(w.folder("inv-b"), { recursive: true });

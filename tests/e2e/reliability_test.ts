@@ -197,35 +197,49 @@ scenario("Ctrl-C (SIGINT) mid-create → rolled back, exit 130", async (ev) => {
   }
 });
 
-scenario("lost state.json and keys → re-adopted by marker, data kept", async (ev) => {
-  const w = await world();
-  try {
-    assert.equal(ev.add(await w.run("create", "lost-1")).code, 0);
-    ev.add(await w.run("command", "lost-1", { command: "echo precious > ~/data.txt" }));
-    for await (const f of Deno.readDir(w.folder("lost-1"))) {
-      await Deno.remove(join(w.folder("lost-1"), f.name));
+scenario(
+  "lost state.json → re-adopted by marker with its keys, or taken over by name",
+  async (ev) => {
+    const w = await world();
+    try {
+      assert.equal(ev.add(await w.run("create", "lost-1")).code, 0);
+      ev.add(await w.run("command", "lost-1", { command: "echo precious > ~/data.txt" }));
+      // state.json alone is lost: the folder's key is the one the machine trusts.
+      await Deno.remove(join(w.folder("lost-1"), "state.json"));
+      assert.equal(
+        ev.add(await w.run("status", "lost-1")).stdoutText,
+        "Running\n",
+        "found by marker",
+      );
+      const adopt = ev.add(await w.run("create", "lost-1"));
+      assert.equal(adopt.code, 0, adopt.stderr);
+      assert.doesNotMatch(adopt.stderr, /re-establishing/, "its keys were kept");
+      // Keys lost too: nothing proves this folder made it; a take-over must be asked for.
+      for await (const f of Deno.readDir(w.folder("lost-1"))) {
+        await Deno.remove(join(w.folder("lost-1"), f.name));
+      }
+      const refused = await w.run("create", "lost-1");
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /DOKPLOY_TAKE_OVER=lost-1/);
+      const taken = ev.add(
+        await w.run("create", "lost-1", { env: { DOKPLOY_TAKE_OVER: "lost-1" } }),
+      );
+      assert.equal(taken.code, 0, taken.stderr);
+      assert.equal((await w.emu.snapshot()).composes.length, 1);
+      const cat = ev.add(await w.run("command", "lost-1", { command: "cat ~/data.txt" }));
+      const lost = cat.stdoutText === "precious\n" ? 0 : 1;
+      assert.equal(ev.add(await w.run("delete", "lost-1")).code, 0);
+      return {
+        machinesCreated: 1,
+        orphans: await orphans(w, ["lost-1"]),
+        dataLost: lost,
+        tokenHits: 0,
+      };
+    } finally {
+      await w.close();
     }
-    assert.equal(
-      ev.add(await w.run("status", "lost-1")).stdoutText,
-      "Running\n",
-      "found by marker",
-    );
-    const adopt = ev.add(await w.run("create", "lost-1"));
-    assert.equal(adopt.code, 0, adopt.stderr);
-    assert.equal((await w.emu.snapshot()).composes.length, 1);
-    const cat = ev.add(await w.run("command", "lost-1", { command: "cat ~/data.txt" }));
-    const lost = cat.stdoutText === "precious\n" ? 0 : 1;
-    assert.equal(ev.add(await w.run("delete", "lost-1")).code, 0);
-    return {
-      machinesCreated: 1,
-      orphans: await orphans(w, ["lost-1"]),
-      dataLost: lost,
-      tokenHits: 0,
-    };
-  } finally {
-    await w.close();
-  }
-});
+  },
+);
 
 scenario("a different host key on the machine's port is refused", async (ev) => {
   const w = await world();

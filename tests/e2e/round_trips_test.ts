@@ -59,6 +59,9 @@ Deno.test({
       });
     };
     try {
+      // DevPod runs init when the provider is added: it learns who the key is (user.get),
+      // so no verb below asks again (lib/identity).
+      assert.equal((await w.run("init", "rt-init")).code, 0);
       await within("create (fresh project)", "create", "rt-first");
       await within("create (existing project)", "create", "rt-second");
       await within("status (running)", "status", "rt-second", "Running");
@@ -107,6 +110,7 @@ Deno.test({
     });
     const measured: string[] = [];
     try {
+      assert.equal((await w.run("init", "rt-init")).code, 0, "as at provider add");
       for (
         const [name, verb] of [
           ["create (auto, 3 servers)", "create"],

@@ -23,6 +23,7 @@ import type { Ctx } from "./context.ts";
 import { DeployQueues } from "./deploy_queue.ts";
 import { FaultController, type FaultRule } from "./faults.ts";
 import { type HttpHandler, type HttpServer, serveHttp } from "./http_server.ts";
+import type { ContainerNames } from "./machine/compose_command.ts";
 import { DockerRuntime } from "./machine/docker_runtime.ts";
 import { HostRuntime } from "./machine/host_runtime.ts";
 import type { Engine } from "../engine/engine.ts";
@@ -76,6 +77,11 @@ export interface EmulatorOptions {
    * of as host processes. See tests/engine/.
    */
   engine?: Engine;
+  /**
+   * On that engine, the container names compose gives (default v2's, as on a Dokploy
+   * server; `v1`: `<project>_<service>_1`, as Debian's docker-compose names them).
+   */
+  containerNames?: ContainerNames;
   /** Request log sink; default silent. */
   log?: (line: string) => void;
 }
@@ -199,7 +205,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<Emulato
   const store = new Store();
   addServers(store, opts.servers ?? []);
   const runtime: MachineRuntime = opts.engine
-    ? new DockerRuntime(opts.engine, { dataDir })
+    ? new DockerRuntime(opts.engine, { dataDir, containerNames: opts.containerNames })
     : new HostRuntime({ dataDir });
   const queues = new DeployQueues();
   const shutdown = new AbortController();

@@ -106,6 +106,8 @@ Deno.test("compose v1 adapter: the copy reads the same under YAML 1.1", () => {
   assert.equal(v1.environment.KEY, "${KEY}");
   assert.deepEqual(v1.entrypoint, ["/bin/sh", "-c", "echo $$HOME"], "compose escapes kept");
   assert.equal(v1.container_name, "m-1-machine-1", "v2's container name");
+  const ownNames = YAML.parse(toTestFile(v2, "m-1", "127.0.0.1", "v1"), { version: "1.1" });
+  assert.equal(ownNames.services.machine.container_name, "m-1_machine_1", "v1's, when asked");
 });
 
 Deno.test("docker runtime: `docker ps` lines parsed as Dokploy parses them", () => {

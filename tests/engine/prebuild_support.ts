@@ -5,6 +5,16 @@
  * for `REPO:tag` with a manifest GET over plain HTTP to localhost (go-containerregistry);
  * found, the engine pulls it and runs it; missing, DevPod builds and tags `REPO:tag`
  * (and never pushes on `up`). Shared by the real-engine test and the bench.
+ *
+ * The build is DevPod's ("Build with internal buildkit..."): its agent hands the Dockerfile
+ * to the engine's embedded BuildKit (a Solve over the engine API's /grpc and /session, with
+ * the `dockerfile.v0` frontend) and exports the result with the `moby` exporter under
+ * `name` = the tag (loft-sh/devpod pkg/devcontainer/buildkit). That exporter names the
+ * image itself, and on docker 20.10 (the machine image's engine) emits no image event at
+ * all. Here the same Solve is asked of the same BuildKit through the API's /build with
+ * version=2 and that one output, so the same exporter tags the image. Not `docker build
+ * -t`, with or without BuildKit: on 20.10 the daemon tags that afterwards itself, and that
+ * emits a `tag` event, which DevPod's build never does.
  */
 import type { World } from "../e2e/harness.ts";
 import { PREBUILD_REPOSITORY } from "../../lib/prebuild/spec.ts";
@@ -42,6 +52,15 @@ export interface UpResult {
   output: string;
   seconds: number;
   log: string;
+  /** Built: when the build ended (epoch seconds, the machine's clock: the host's). */
+  builtAt?: number;
+  /** Built: the image events the engine emitted during the build (DevPod's: none). */
+  imageEvents?: string[];
+}
+
+/** DevPod's one export entry for a build it loads into the engine (buildkit.go). */
+function mobyOutput(image: string): string {
+  return encodeURIComponent(JSON.stringify([{ Type: "moby", Attrs: { name: image } }]));
 }
 
 /**
@@ -65,7 +84,18 @@ else
   echo "how=built"
   dir=$(mktemp -d)
   printf '%s' '${c.dockerfile.replaceAll("'", `'"'"'`)}' >"$dir/Dockerfile"
-  docker build -q -t ${image} "$dir" >/dev/null
+  tar -C "$dir" -cf "$dir/context.tar" Dockerfile
+  start=$(date +%s.%N)
+  curl -sS --max-time 200 --unix-socket /var/run/docker.sock -X POST \\
+    -H 'Content-Type: application/x-tar' --data-binary @"$dir/context.tar" \\
+    "http://docker/build?version=2&outputs=${mobyOutput(image)}" >"$dir/build.log"
+  end=$(date +%s.%N)
+  if ! grep -q '"moby.image.id"' "$dir/build.log" || grep -q '"error"' "$dir/build.log"; then
+    echo "BuildKit build failed:" >&2; tail -c 2000 "$dir/build.log" >&2; exit 1
+  fi
+  echo "built_at=$end"
+  echo "image_events=$(docker events --since "$start" --until "$end" --filter type=image \\
+    --format '{{.Action}}:{{.Actor.Attributes.name}}' | tr '\\n' ' ')"
   rm -rf "$dir"
 fi
 echo "out=$(docker run --rm --network none ${image} cat /built-on)"
@@ -78,7 +108,42 @@ echo "out=$(docker run --rm --network none ${image} cat /built-on)"
   if (r.code !== 0 || !how || output === undefined) {
     throw new Error(`up-equivalent in ${id} failed (${r.code}):\n${r.stdoutText}${r.stderr}`);
   }
-  return { how: how as UpResult["how"], output, seconds, log: r.stdoutText };
+  const builtAt = /built_at=(\S+)/.exec(r.stdoutText)?.[1];
+  const events = /image_events=(.*)/.exec(r.stdoutText)?.[1];
+  return {
+    how: how as UpResult["how"],
+    output,
+    seconds,
+    log: r.stdoutText,
+    builtAt: builtAt ? Number(builtAt) : undefined,
+    imageEvents: events?.split(" ").filter(Boolean),
+  };
+}
+
+/**
+ * When `tag` was first in the prebuild registry (epoch seconds), asked from inside machine
+ * `id` every 0.1 s (an SSH round trip per look would blur the figure); bounded.
+ */
+export async function landedAt(
+  w: Pick<World, "run">,
+  id: string,
+  tag: string,
+  timeoutS = 120,
+): Promise<number> {
+  const [host, path] = PREBUILD_REPOSITORY.split("/");
+  const r = await w.run("command", id, {
+    command: `i=0
+until curl -fsI -o /dev/null --max-time 5 -H '${`Accept: ${ACCEPT}`}' http://${host}/v2/${path}/manifests/${tag}; do
+  i=$((i + 1)); [ $i -lt ${
+      timeoutS * 10
+    } ] || { echo "not in the registry after ${timeoutS} s" >&2; exit 1; }
+  sleep 0.1
+done
+date +%s.%N`,
+    timeoutMs: (timeoutS + 60) * 1000,
+  });
+  if (r.code !== 0) throw new Error(`${tag} did not land (${r.code}): ${r.stderr}`);
+  return Number(r.stdoutText.trim());
 }
 
 /** The manifest digest the prebuild registry holds for `tag`, asked from machine `id`; null: none. */

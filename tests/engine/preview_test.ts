@@ -7,8 +7,13 @@
  * the labels of the running containers (router rule, service port, middlewares and their
  * basic-auth htpasswd, traefik.docker.network → the container's address there).
  *
- * Ends with one figure line:
+ * The containers carry compose v1's names (`<project>_machine_1`, as Debian's docker-compose
+ * gives them), not v2's that a Dokploy server gives: the two ends must find each other by
+ * what every compose provides, the service names on the machine's network (issue 26).
+ *
+ * Ends with two figure lines:
  *   previews: N served through the proxy, 401 without auth: yes, machine on dokploy-network: no
+ *   stand-in: preview path by service name: yes
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -26,7 +31,13 @@ import {
 const RUN = Deno.pid.toString(36);
 const ID = `prv-${RUN}`;
 const NO_SANITIZE = { sanitizeOps: false, sanitizeResources: false };
-const figures = { served: new Set<number>(), unauthorized: false, machineOnDokployNetwork: true };
+const figures = {
+  served: new Set<number>(),
+  unauthorized: false,
+  machineOnDokployNetwork: true,
+  /** Served with no container named as compose v2 names them, and doctor saw the path. */
+  byServiceName: { v1Names: false, served: false, doctor: false },
+};
 
 let world: EngineWorld;
 let proxy: LabelProxy;
@@ -36,7 +47,8 @@ Deno.test({
   name: "previews: set-up (engine, images, dokploy-network, emulator, nginx)",
   ...NO_SANITIZE,
   async fn() {
-    world = await startEngineWorld();
+    // Not v2's names: nothing may hang on `<project>-machine-1` (issue 26).
+    world = await startEngineWorld({}, { containerNames: "v1" });
     // Dokploy's own network, which every Dokploy server has; made here when the engine lacks
     // it, on a bridge the tests' network guard keeps off the world.
     if ((await world.docker(["network", "inspect", "dokploy-network"])).code !== 0) {
@@ -140,7 +152,49 @@ Deno.test({
       assert.deepEqual(await proxy.get(bHost), { status: 200, body: `app-8080-${RUN}\n` });
       figures.served.add(8080);
       assert.equal((await proxy.get("unknown.preview.test")).status, 404);
+      figures.byServiceName.served = true;
     });
+
+    await t.step(
+      "compose v1's names, and its service-name aliases on each network a service joins",
+      async () => {
+        const appName = await appNameOf(w);
+        const names = async (name: string) =>
+          (await w.docker(["ps", "-a", "--format", "{{.Names}}", "--filter", `name=^/${name}$`]))
+            .stdout.trim();
+        assert.equal(await names(`${appName}-machine-1`), "", "no v2 name to lean on");
+        assert.equal(await names(`${appName}-preview-1`), "");
+        assert.equal(await names(`${appName}_machine_1`), `${appName}_machine_1`);
+        const m = await inspectMachine(w, ID);
+        assert.ok(m.NetworkSettings.Networks[`${appName}_machine`].Aliases.includes("machine"));
+        const f = await forwarder(w);
+        assert.ok(f.NetworkSettings.Networks[`${appName}_machine`].Aliases.includes("preview"));
+        // Why the names are qualified with the network: there, `preview` is everyone's.
+        assert.ok(f.NetworkSettings.Networks["dokploy-network"].Aliases.includes("preview"));
+        figures.byServiceName.v1Names = true;
+      },
+    );
+
+    await t.step(
+      "doctor: one line per preview, its path checked through the forwarder",
+      async () => {
+        const r = await human(w, ["doctor"]);
+        assert.match(
+          r.stdout,
+          new RegExp(
+            `✔ preview ${ID}:3000 .*: the forwarder reaches the relay, the app answers \\(HTTP \\d{3}\\)\n`,
+          ),
+          r.stdout,
+        );
+        assert.match(
+          r.stdout,
+          new RegExp(
+            `✔ preview ${ID}:8080 .*: the forwarder reaches the relay, the app answers \\(HTTP \\d{3}\\)\n`,
+          ),
+        );
+        figures.byServiceName.doctor = true;
+      },
+    );
 
     await t.step("the machine container was kept, and so was its SSH session", async () => {
       const m = await inspectMachine(w, ID);
@@ -169,7 +223,7 @@ Deno.test({
     await t.step(
       "the relay serves the forwarder only, not another container on the network",
       async () => {
-        const appName = JSON.parse(await Deno.readTextFile(`${w.folder(ID)}/state.json`)).appName;
+        const appName = await appNameOf(w);
         const probe = await w.docker([
           "run",
           "--rm",
@@ -178,13 +232,14 @@ Deno.test({
           w.images.tiny,
           "sh",
           "-c",
-          `printf 'DEVPOD-PREVIEW 8080\nGET / HTTP/1.0\r\n\r\n' | nc -w 5 ${appName}-machine-1 47022; echo "exit $?"`,
+          `printf 'DEVPOD-PREVIEW 8080\nGET / HTTP/1.0\r\n\r\n' | nc -w 5 machine.${appName}_machine 47022; echo "exit $?"`,
         ], { timeoutMs: 60_000 });
         assert.equal(probe.code, 0, probe.stderr);
         assert.doesNotMatch(probe.stdout, /app-8080/, "nothing of the app");
+        assert.match(probe.stdout, /502 Bad Gateway[^]*relay refused [\d.]+: it is not preview\./);
         assert.match(probe.stdout, /exit \d+\n$/);
         const log = await sh(w, "cat /run/devpod/preview-relay.log");
-        assert.match(log, /refused \d+\.\d+\.\d+\.\d+: not .*-preview-1/);
+        assert.match(log, new RegExp(`refused [\\d.]+: not preview\\.${appName}_machine\n`));
       },
     );
 
@@ -219,6 +274,27 @@ Deno.test({
         assert.equal(await session.close(), 0);
       },
     );
+
+    await t.step("doctor: a relay that is gone fails the path, with the fix", async () => {
+      // The relay's processes in the machine, by their command line (`[2]`: not this shell's).
+      const killed = await w.docker([
+        "exec",
+        machineId,
+        "sh",
+        "-c",
+        `for d in /proc/[0-9]*; do tr '\\0' ' ' <$d/cmdline 2>/dev/null | grep -q ' machine 4702[2] ' && kill \${d#/proc/} && echo \${d#/proc/}; done`,
+      ]);
+      assert.match(killed.stdout, /^\d+\n/, killed.stderr);
+      const r = await human(w, ["doctor"]);
+      assert.notEqual(r.code, 0);
+      assert.match(
+        r.stdout,
+        new RegExp(
+          `✘ preview ${ID}:8080 .*: the forwarder cannot reach the machine's relay \\([\\d.]+:47022: Connection refused\\); devpod stop, then devpod up`,
+        ),
+        r.stdout,
+      );
+    });
 
     await t.step(
       "a machine that stopped itself: its URL answers an error, never an app",
@@ -291,6 +367,8 @@ Deno.test({
         figures.unauthorized ? "yes" : "no"
       }, machine on dokploy-network: ${figures.machineOnDokployNetwork ? "yes" : "no"}`,
     );
+    const byName = Object.values(figures.byServiceName).every(Boolean);
+    console.log(`stand-in: preview path by service name: ${byName ? "yes" : "no"}`);
   },
 });
 
@@ -310,6 +388,10 @@ async function human(w: EngineWorld, args: string[]) {
     timeoutMs: 300_000,
   });
   return { code: r.code, stdout: r.stdout, stderr: r.stderr };
+}
+
+async function appNameOf(w: EngineWorld): Promise<string> {
+  return JSON.parse(await Deno.readTextFile(`${w.folder(ID)}/state.json`)).appName;
 }
 
 async function composeIdOf(w: EngineWorld): Promise<string> {

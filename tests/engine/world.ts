@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { startWorld, type World } from "../e2e/harness.ts";
 import { type Engine, ensureEngine } from "./engine.ts";
 import { docker, ensureImages, type TestImages } from "./images.ts";
+import type { ContainerNames } from "../emulator/machine/compose_command.ts";
 
 export interface EngineWorld extends World {
   engine: Engine;
@@ -18,11 +19,13 @@ export interface EngineWorld extends World {
 
 export async function startEngineWorld(
   options: Record<string, string> = {},
+  opts: { containerNames?: ContainerNames } = {},
 ): Promise<EngineWorld> {
   const engine = await ensureEngine();
   const images = await ensureImages(engine);
   const world = await startWorld({
     engine,
+    containerNames: opts.containerNames,
     // Local stand-ins for the public images a real server pulls (no registry here).
     options: {
       MACHINE_IMAGE: images.machine,

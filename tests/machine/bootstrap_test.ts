@@ -163,24 +163,34 @@ Deno.test({
       });
 
       await t.step(
-        "DEVPOD_DISABLE_TELEMETRY=true: every session sees it (sshd SetEnv), and not otherwise",
+        "DEVPOD_DISABLE_TELEMETRY=true: every session sees it under DevPod's and Devsy's names (sshd SetEnv), and not otherwise",
         async () => {
-          const telemetry = () => ssh("printenv DEVPOD_DISABLE_TELEMETRY || echo unset");
+          const telemetry = () =>
+            ssh(
+              "printenv DEVPOD_DISABLE_TELEMETRY || echo unset; printenv DEVSY_DISABLE_TELEMETRY || echo unset",
+            );
           const on = await boot({
             shell: "/bin/sh",
             timeout: 0,
             env: { DEVPOD_DISABLE_TELEMETRY: "true" },
           });
           await on.waitForLog(READY, 30_000);
-          assert.match(on.log, /SetEnv DEVPOD_DISABLE_TELEMETRY=true, config ok/);
+          assert.match(
+            on.log,
+            /SetEnv DEVPOD_DISABLE_TELEMETRY=true DEVSY_DISABLE_TELEMETRY=true, config ok/,
+          );
           const seen = await telemetry();
           assert.equal(seen.code, 0, `${seen.stderr}\n${on.log}`);
-          assert.equal(seen.stdout, "true\n");
+          assert.equal(seen.stdout, "true\ntrue\n");
           await stop(on);
 
           const off = await boot({ shell: "/bin/sh", timeout: 0 });
           await off.waitForLog(READY, 30_000);
-          assert.equal((await telemetry()).stdout, "unset\n", "the config is rewritten without it");
+          assert.equal(
+            (await telemetry()).stdout,
+            "unset\nunset\n",
+            "the config is rewritten without it",
+          );
           await stop(off);
         },
       );

@@ -47,7 +47,7 @@ for (const shell of SHELLS) {
     }
   });
 
-  Deno.test(`prebuilds under ${shell}: only new localhost:PORT/…:devpod-… images are pushed`, async () => {
+  Deno.test(`prebuilds under ${shell}: only new localhost:PORT/…:devpod-… (Devsy: devsy-…) images are pushed`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "devpod-prebuild-push-" });
     try {
       // Stand-ins (functions: the bootstrap puts the system's PATH first): `curl` answers
@@ -64,6 +64,11 @@ docker() { echo "docker $*" >>"${dir}/calls"; }
         "localhost:5000/prebuilds:devpod-0123abcd",
         "vsc-app-12ab:devpod-0123abcd",
         "ubuntu:22.04",
+        // Devsy's prebuild tag (its pkg/devcontainer/config/prebuild.go), and look-alikes.
+        "localhost:5151/prebuilds:devsy-4567cdef",
+        "localhost:5151/prebuilds:devsyx-4567cdef",
+        "localhost:5151/devsy-app:latest",
+        "vsc-app-12ab:devsy-4567cdef",
       ];
       const r = await call(
         shell,
@@ -77,6 +82,8 @@ docker() { echo "docker $*" >>"${dir}/calls"; }
         "curl http://127.0.0.1:5151/v2/team/app/manifests/devpod-present",
         "curl http://127.0.0.1:5151/v2/team/app/manifests/devpod-99ff",
         "docker push 127.0.0.1:5151/team/app:devpod-99ff",
+        "curl http://127.0.0.1:5151/v2/prebuilds/manifests/devsy-4567cdef",
+        "docker push localhost:5151/prebuilds:devsy-4567cdef",
       ]);
       assert.match(r.stderr, /prebuilds: pushed localhost:5151\/prebuilds:devpod-0123abcd/);
       // No lock is left behind: the next tag event of the same name is handled again.
@@ -88,28 +95,111 @@ docker() { echo "docker $*" >>"${dir}/calls"; }
     }
   });
 
-  Deno.test(`prebuilds under ${shell}: at start (and after a load) every held prebuild is pushed`, async () => {
+  Deno.test(`prebuilds under ${shell}: a listing pushes each held prebuild once; a failed one waits`, async () => {
     const dir = await Deno.makeTempDir({ prefix: "devpod-prebuild-all-" });
     try {
+      // dd44 is in the registry already; ee55's push fails.
       const standIns = `
-curl() { return 22; }
+curl() { for a; do url=$a; done; case $url in *dd44) return 0 ;; esac; return 22; }
 docker() {
   case $1 in
-    images) printf '%s\\n' ubuntu:22.04 localhost:5151/prebuilds:devpod-aa11 localhost:5151/prebuilds:latest vsc-x:devpod-bb22 127.0.0.1:5151/a/b:devpod-cc33 ;;
-    push) echo "push $2" >>"${dir}/calls" ;;
+    images) printf '%s\\n' ubuntu:22.04 localhost:5151/prebuilds:devpod-aa11 localhost:5151/prebuilds:latest vsc-x:devpod-bb22 127.0.0.1:5151/a/b:devpod-cc33 localhost:5151/prebuilds:devpod-dd44 localhost:5151/prebuilds:devpod-ee55 localhost:5151/prebuilds:devsy-ff66 ;;
+    push) echo "push $2" >>"${dir}/calls"; case $2 in *ee55) return 1 ;; esac ;;
   esac
 }
 `;
-      const r = await call(shell, `${standIns}push_all_prebuilds\ncat "${dir}/calls"`, {
-        DEVPOD_STATE_DIR: dir,
-      });
+      const r = await call(
+        shell,
+        `${standIns}push_new_prebuilds\necho listed >>"${dir}/calls"\npush_new_prebuilds\n` +
+          `PREBUILDS_FAILED=" "\necho retry >>"${dir}/calls"\npush_new_prebuilds\ncat "${dir}/calls"`,
+        { DEVPOD_STATE_DIR: dir },
+      );
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(r.stdout.trim().split("\n"), [
         "push localhost:5151/prebuilds:devpod-aa11",
         "push 127.0.0.1:5151/a/b:devpod-cc33",
+        "push localhost:5151/prebuilds:devpod-ee55",
+        "push localhost:5151/prebuilds:devsy-ff66", // Devsy's tag
+        "listed", // the second listing asks about nothing: all settled or failed
+        "retry", // once the failed list is emptied, only the failed one is tried again
+        "push localhost:5151/prebuilds:devpod-ee55",
       ]);
+      assert.equal(
+        r.stderr.match(/push of localhost:5151\/prebuilds:devpod-ee55 failed/g)?.length,
+        2,
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   });
+
+  Deno.test(`prebuilds under ${shell}: the poller pushes a prebuild tagged without any event, listing only on a change`, async () => {
+    const r = await poll(shell, "");
+    assert.equal(r.code, 0, r.stderr);
+    const calls = r.stdout.trim().split("\n");
+    // One listing at start; none while the reference store is unchanged; then the new
+    // prebuild is pushed once, whatever the listings after it (busybox compares whole
+    // seconds: it lists at each poll until the second of the change is over); then quiet.
+    assert.deepEqual(calls.slice(0, 2), ["images", "quiet"], r.stdout);
+    assert.deepEqual(calls.filter((c) => c.startsWith("push")), [
+      "push localhost:5151/prebuilds:devpod-aa11",
+    ]);
+    assert.deepEqual(calls.slice(calls.indexOf("settled")), ["settled", "ended"], r.stdout);
+  });
+
+  Deno.test(`prebuilds under ${shell}: with no reference store to watch, the poller lists every few polls`, async () => {
+    const r = await poll(shell, "info) return 1 ;;");
+    assert.equal(r.code, 0, r.stderr);
+    const calls = r.stdout.trim().split("\n");
+    assert.deepEqual(calls.filter((c) => c.startsWith("push")), [
+      "push localhost:5151/prebuilds:devpod-aa11",
+    ]);
+    assert.equal(calls.at(-1), "ended");
+  });
+}
+
+/**
+ * Runs the poller against stand-ins: a `sleep` standing in for dockerd, a `docker` whose
+ * `images` lists the file `images` and whose `info` names a data root in the temp dir
+ * (`infoCase` may override it). A prebuild appears in `images` and the reference store is
+ * written, as BuildKit's exporter does, with no event. Prints the recorded calls.
+ */
+async function poll(shell: string, infoCase: string) {
+  const dir = await Deno.makeTempDir({ prefix: "devpod-prebuild-poll-" });
+  try {
+    const script = `
+curl() { return 22; }
+docker() {
+  case $1 in
+    ${infoCase}
+    info) echo "${dir}/root/image/overlay2" ;;
+    images) echo images >>"${dir}/calls"; cat "${dir}/images" ;;
+    push) echo "push $2" >>"${dir}/calls" ;;
+  esac
+}
+waitfor() { i=0; until grep -q "$1" "${dir}/calls" 2>/dev/null; do i=$((i + 1)); [ $i -lt 100 ] || return 1; sleep 0.1; done; }
+mkdir -p "${dir}/root/image/overlay2"
+echo ubuntu:22.04 >"${dir}/images"
+sleep 60 & DOCKERD_PID=$!
+PREBUILD_POLL_S=0.1
+PREBUILD_BLIND_EVERY=3
+prebuild_poller & poller=$!
+waitfor images || echo "no first listing"
+sleep 1
+echo quiet >>"${dir}/calls"
+echo localhost:5151/prebuilds:devpod-aa11 >>"${dir}/images"
+echo '{}' >"${dir}/root/image/overlay2/repositories.json"
+waitfor "push localhost" || echo "not pushed"
+sleep 1.5
+echo settled >>"${dir}/calls"
+sleep 1
+kill "$DOCKERD_PID"
+i=0; while kill -0 "$poller" 2>/dev/null && [ $i -lt 50 ]; do i=$((i + 1)); sleep 0.1; done
+kill -0 "$poller" 2>/dev/null || echo ended >>"${dir}/calls"
+cat "${dir}/calls"
+`;
+    return await call(shell, script, { DEVPOD_STATE_DIR: dir });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }

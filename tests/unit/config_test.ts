@@ -95,6 +95,9 @@ Deno.test("agent telemetry is off when DevPod runs with it off or AGENT_URL is s
   assert.equal(off({ DEVPOD_DISABLE_TELEMETRY: "1" }), false, "DevPod itself accepts only true");
   assert.equal(off({ AGENT_URL: "file:///opt/devpod-agent" }), true);
   assert.equal(off({ AGENT_URL: "https://mirror.example.com/devpod" }), true);
+  // Devsy renamed it (devsy pkg/config/env.go).
+  assert.equal(off({ DEVSY: "/usr/bin/devsy", DEVSY_DISABLE_TELEMETRY: "true" }), true);
+  assert.equal(off({ DEVSY: "/usr/bin/devsy", DEVSY_DISABLE_TELEMETRY: "false" }), false);
 });
 
 Deno.test("a malformed token is never echoed", () => {

@@ -17,6 +17,7 @@ import {
 import { describeMachine } from "../../lib/machine/naming.ts";
 import type { ProjectSnapshot } from "../../lib/machine/project.ts";
 import { stalledMachines } from "../../lib/machine/stalled.ts";
+import { machineInfo } from "./support.ts";
 
 const NOW = Date.parse("2026-12-01T12:00:00Z");
 const ago = (ms: number) => new Date(NOW - ms).toISOString();
@@ -191,27 +192,7 @@ Deno.test("deploy timeout: the last phase is never empty", () => {
 });
 
 function info(machineId: string, extra: Partial<MachineInfo>): MachineInfo {
-  return {
-    machineId,
-    composeId: `c-${machineId}`,
-    appName: `devpod-${machineId}`,
-    state: "Stopped",
-    composeStatus: "done",
-    containers: 0,
-    sshPort: 32200,
-    serverId: null,
-    createdAt: ago(OLD),
-    owner: "unknown",
-    ownerId: null,
-    origin: null,
-    cpus: null,
-    memory: null,
-    imageCache: null,
-    prebuilds: false,
-    backups: false,
-    previews: [],
-    ...extra,
-  };
+  return machineInfo(machineId, { createdAt: ago(OLD), ...extra });
 }
 
 Deno.test("stalled: known, old, no container and no live deploy", async () => {

@@ -111,7 +111,7 @@ Deno.test("forwarder: unprivileged, no socket or volume, only the machine's netw
     assert.ok(!keys.includes(forbidden), `no ${forbidden}`);
   }
   assert.equal(f.environment.DEVPOD_PREVIEW_PORTS, "3000 8080", "only the previewed ports");
-  assert.equal(f.environment.DEVPOD_PREVIEW_MACHINE, "${COMPOSE_PROJECT_NAME}-machine-1");
+  assert.equal(f.environment.DEVPOD_PREVIEW_MACHINE, "machine.${COMPOSE_PROJECT_NAME}_machine");
   assert.equal(f.environment.DEVPOD_PREVIEW_RELAY_PORT, String(RELAY_PORT));
   assert.ok(Array.isArray(f.labels), "a list: Dokploy adds its labels only to a list");
   assert.deepEqual(
@@ -131,7 +131,7 @@ Deno.test("the machine runs the relay; the forwarder appears only with previews"
   assert.equal(doc.services.machine.environment.DEVPOD_PREVIEW_RELAY_PORT, String(RELAY_PORT));
   assert.equal(
     doc.services.machine.environment.DEVPOD_PREVIEW_FORWARDER,
-    "${COMPOSE_PROJECT_NAME}-preview-1",
+    "preview.${COMPOSE_PROJECT_NAME}_machine",
     "the only peer the relay serves",
   );
   assert.match(doc.services.machine.environment.DEVPOD_PREVIEW_RELAY, /devpod preview relay/);
@@ -195,6 +195,29 @@ Deno.test("Dokploy's deploy-time rewrite: the labels and networks Traefik reads"
     YAML.parse(file).services.machine,
     "the machine's definition is unchanged: compose keeps its container",
   );
+});
+
+Deno.test("each end names the other by service name on the machine's network, not container", () => {
+  // As deployed by Dokploy (dokploy-network added), then interpolated by compose.
+  const file = deployedComposeFile(composeRow(renderComposeFile({ ...spec, previews: [open] })), [
+    domainRow({}),
+  ]);
+  const out = YAML.parse(interpolate(file, { COMPOSE_PROJECT_NAME: APP }));
+  const machineName = out.services.preview.environment.DEVPOD_PREVIEW_MACHINE;
+  const forwarderName = out.services.machine.environment.DEVPOD_PREVIEW_FORWARDER;
+  // `<service>.<network>`: compose names a project's network `<project>_<key>`, and makes
+  // each service's name an alias on every network it joins (v1 and v2 alike).
+  assert.equal(machineName, `machine.${APP}_machine`);
+  assert.equal(forwarderName, `preview.${APP}_machine`);
+  const [service, network] = [machineName.split(".")[0], machineName.split(".")[1]];
+  assert.ok(out.services[service].networks.includes(network.slice(APP.length + 1)));
+  assert.ok(out.services.preview.networks.includes(forwarderName.split("_").pop()));
+  // No container name of either compose: v2 `<p>-machine-1`, v1 `<p>_machine_1`.
+  for (const name of [machineName, forwarderName]) assert.doesNotMatch(name, /[-_]\d+$/);
+  // Never a bare service name: the forwarder is on dokploy-network too, where `machine`
+  // and `preview` are other projects' as well.
+  assert.ok(out.services.preview.networks.includes("dokploy-network"));
+  assert.ok(machineName.includes(".") && forwarderName.includes("."));
 });
 
 Deno.test("Dokploy's rewrite with HTTPS: the web router only redirects", () => {

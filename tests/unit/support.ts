@@ -1,5 +1,6 @@
-/** Shared by unit tests: a Logger that keeps every line, prefixed with its level. */
+/** Shared by unit tests: a Logger that keeps every line, prefixed with its level; fixtures. */
 import type { Logger } from "../../lib/log.ts";
+import type { MachineInfo } from "../../lib/machine/inventory.ts";
 
 export function recordingLog(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
@@ -10,4 +11,29 @@ export function recordingLog(): { log: Logger; lines: string[] } {
     debug: () => {},
   };
   return { log, lines };
+}
+
+/** A MachineInfo as `list` builds it, stopped and bare unless `extra` says otherwise. */
+export function machineInfo(machineId: string, extra: Partial<MachineInfo> = {}): MachineInfo {
+  return {
+    machineId,
+    composeId: `c-${machineId}`,
+    appName: `devpod-${machineId}`,
+    state: "Stopped",
+    composeStatus: "done",
+    containers: 0,
+    sshPort: 32200,
+    serverId: null,
+    createdAt: null,
+    owner: "unknown",
+    ownerId: null,
+    origin: null,
+    cpus: null,
+    memory: null,
+    imageCache: null,
+    prebuilds: false,
+    backups: false,
+    previews: [],
+    ...extra,
+  };
 }

@@ -7,6 +7,7 @@ import { identityFromMember, identityStore } from "../../lib/identity/identity.t
 import { assertMine, pickMachine } from "../../lib/identity/ownership.ts";
 import { projectNameProblem, userSlug } from "../../lib/identity/project_name.ts";
 import type { MachineInfo } from "../../lib/machine/inventory.ts";
+import { machineInfo } from "./support.ts";
 import { describeMachine, parseMarker } from "../../lib/machine/naming.ts";
 
 const alice = {
@@ -105,26 +106,13 @@ Deno.test("a machine id is the caller's first, then an unclaimed one, then anoth
 });
 
 function info(machineId: string, ownerId: string | null, origin: string | null): MachineInfo {
-  return {
-    machineId,
+  return machineInfo(machineId, {
     composeId: `c-${machineId}-${ownerId}`,
     appName: `devpod-${machineId}-${ownerId}`,
-    state: "Running",
-    composeStatus: "done",
-    containers: 1,
-    sshPort: 1,
-    serverId: null,
-    createdAt: null,
     owner: ownerId ? `${ownerId}@example.com` : "unknown",
     ownerId,
     origin,
-    cpus: null,
-    memory: null,
-    imageCache: null,
-    prebuilds: false,
-    backups: false,
-    previews: [],
-  };
+  });
 }
 
 Deno.test("cleanup: an orphan is mine, from a home here, with no folder; nothing else is", () => {

@@ -4,7 +4,9 @@
  * which differs:
  *   - it reads YAML 1.1, where `32453:22` is a base-60 number: compose reads a copy with
  *     every string quoted (`.docker-compose.test.yml` beside the original);
- *   - it names containers `app_machine_1`: the copy sets v2's `app-machine-1`;
+ *   - it names containers `app_machine_1`: the copy sets v2's `app-machine-1`, unless a
+ *     test asks for v1's names (`names: "v1"`, on either compose): what the provider
+ *     relies on must not be a naming convention (issue 26);
  *   - it cannot `-p P stop|down` without a file: those find the project's containers,
  *     networks and volumes by the `com.docker.compose.project` label, as v2 does (a
  *     network that cannot go, e.g. still used by another project's container, does not
@@ -51,12 +53,21 @@ export function parseInvocation(argv: string[]): Invocation {
   return { project, file, command: argv[i] ?? "", flags: argv.slice(i + 1) };
 }
 
+/** Which compose's container names the machines get: `<p>-<s>-1` (v2) or `<p>_<s>_1` (v1). */
+export type ContainerNames = "v2" | "v1";
+
 /** The file compose reads instead of Dokploy's (see the module comment). */
-export function toTestFile(composeText: string, project: string, hostIp = "127.0.0.1"): string {
+export function toTestFile(
+  composeText: string,
+  project: string,
+  hostIp = "127.0.0.1",
+  names: ContainerNames = "v2",
+): string {
   const doc = YAML.parse(composeText) as Record<string, unknown>;
   const services = (doc.services ?? {}) as Record<string, Record<string, unknown>>;
+  const sep = names === "v2" ? "-" : "_";
   for (const [name, svc] of Object.entries(services)) {
-    svc.container_name ??= `${project}-${name}-1`;
+    svc.container_name ??= `${project}${sep}${name}${sep}1`;
     if (Array.isArray(svc.ports)) svc.ports = svc.ports.map((p) => loopbackPort(p, hostIp));
   }
   guardNetworks(doc, project);
@@ -97,6 +108,8 @@ export async function dockerCompose(
     timeoutMs?: number;
     /** The address published ports bind to (default 127.0.0.1). */
     hostIp?: string;
+    /** Container names (default v2's, as a Dokploy server gives). */
+    names?: ContainerNames;
   },
 ): Promise<ComposeRun> {
   const inv = parseInvocation(argv);
@@ -107,7 +120,7 @@ export async function dockerCompose(
     const source = await Deno.readTextFile(`${opts.cwd}/${inv.file ?? "docker-compose.yml"}`);
     await Deno.writeTextFile(
       `${opts.cwd}/${TEST_FILE}`,
-      toTestFile(source, inv.project, opts.hostIp),
+      toTestFile(source, inv.project, opts.hostIp, opts.names),
     );
     const up = ["-f", TEST_FILE, "up", ...inv.flags];
     if (engine.compose === "v2") return await v2(up);

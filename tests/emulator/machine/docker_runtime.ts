@@ -9,7 +9,7 @@
 import type { Engine } from "../../engine/engine.ts";
 import { recordCreated } from "../../engine/ledger.ts";
 import { run } from "../../engine/run.ts";
-import { dockerCompose } from "./compose_command.ts";
+import { type ContainerNames, dockerCompose } from "./compose_command.ts";
 import {
   codeDir,
   type ComposeApp,
@@ -39,10 +39,12 @@ export class DockerRuntime implements MachineRuntime {
   #addresses = new Map<string, string>();
   /** Servers whose machines are paused (setMachinesDown). */
   #down = new Set<string>();
+  #names: ContainerNames;
 
-  constructor(engine: Engine, opts: { dataDir: string }) {
+  constructor(engine: Engine, opts: { dataDir: string; containerNames?: ContainerNames }) {
     this.#engine = engine;
     this.#home = opts.dataDir;
+    this.#names = opts.containerNames ?? "v2";
   }
 
   /** Bookkeeping of where an app lives; all of them run on the one engine. */
@@ -63,7 +65,12 @@ export class DockerRuntime implements MachineRuntime {
     const r = await dockerCompose(
       this.#engine,
       ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d", "--build", "--remove-orphans"],
-      { cwd: codeDir(app), env: { PATH, HOME: this.#home }, hostIp: app.address },
+      {
+        cwd: codeDir(app),
+        env: { PATH, HOME: this.#home },
+        hostIp: app.address,
+        names: this.#names,
+      },
     );
     for (const line of r.output.replace(/\n$/, "").split("\n")) if (line) log(line);
     if (r.code !== 0) throw new MachineError(lastLines(r.output));
@@ -75,7 +82,7 @@ export class DockerRuntime implements MachineRuntime {
     const r = await dockerCompose(
       this.#engine,
       ["-p", app.appName, "-f", "docker-compose.yml", "up", "-d"],
-      { cwd: codeDir(app), env: { PATH }, hostIp: app.address },
+      { cwd: codeDir(app), env: { PATH }, hostIp: app.address, names: this.#names },
     );
     if (r.code !== 0) throw new MachineError(lastLines(r.output));
     await this.#pauseIfDown(app);
