@@ -9,6 +9,7 @@
  * `--all-owners` (Dokploy owners and admins): every machine, per owner; deletes only the
  * machines named. A dry run by default: deleting is asked for.
  */
+import { rememberFolder } from "../lib/backup/folder_record.ts";
 import { removeBackupSchedule } from "../lib/backup/register.ts";
 import { isFailed, listImageCaches } from "../lib/cache/inventory.ts";
 import { serverKey } from "../lib/cache/spec.ts";
@@ -64,6 +65,15 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
         .catch((err) => ctx.log.warn(`${m.machineId}: ${(err as Error).message}`));
     }
     await api.deleteCompose(m.composeId, deleteVolumes);
+    // Yours: where its backups lie is kept in your DevPod home, so restore finds it and
+    // knows it is yours (lib/backup/folder_record.ts). Not for another owner's.
+    if (m.backups && local && m.ownerId === me.userId) {
+      await rememberFolder(local.homes[0], {
+        machineId: m.machineId,
+        appName: m.appName,
+        dokploy: config.serverUrl,
+      }).catch((err) => ctx.log.warn(`${m.machineId}: ${(err as Error).message}`));
+    }
     await ctx.stdout(`deleted ${m.machineId} (${m.appName}, owner ${m.owner})\n`);
   };
 

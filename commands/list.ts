@@ -16,13 +16,14 @@ import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { type MachineInfo, machinesIn } from "../lib/machine/inventory.ts";
 import { readProjectSnapshot } from "../lib/machine/project.ts";
 import { mine } from "../lib/identity/ownership.ts";
+import { backupShown } from "../lib/backup/whose.ts";
 
 export async function run(
   ctx: CommandContext,
   opts: { json?: boolean; backups?: boolean; all?: boolean },
 ): Promise<number> {
   const { config, api } = dokployFromContext(ctx);
-  if (opts.backups) return await listBackups(ctx, config, api, opts.json ?? false);
+  if (opts.backups) return await listBackups(ctx, config, api, opts);
   const [snapshot, me] = await Promise.all([
     readProjectSnapshot(api, config.projectName),
     api.identity(),
@@ -100,7 +101,7 @@ async function listBackups(
   ctx: CommandContext,
   config: ProviderConfig,
   api: DokployApi,
-  json: boolean,
+  { json = false, all = false }: { json?: boolean; all?: boolean },
 ): Promise<number> {
   const { backups, destination, snapshot } = await backupContext(config, api);
   const known = await knownFolders(snapshot, config, ctx.env);
@@ -108,11 +109,13 @@ async function listBackups(
     allBackups(backups, destination.destinationId, known),
     api.identity(),
   ]);
-  // Another owner's live machine's backups are not listed (restore would refuse them).
+  // Yours: your live machines', and those of deleted machines a DevPod home here recorded
+  // deleting. An owner/admin's --all: every backup in the bucket.
   const rows = files.flatMap((f) => {
     const live = backedMachine(snapshot, f.machineId, me);
-    if (live && live.relation !== "mine") return [];
-    return [{ ...f, machine: live ? "live" : "deleted" }];
+    return backupShown(f.key, live, known, me, all)
+      ? [{ ...f, machine: live ? "live" : "deleted" }]
+      : [];
   });
   if (json) {
     await ctx.stdout(

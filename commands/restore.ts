@@ -10,11 +10,12 @@ import {
   requireMachine,
 } from "../lib/backup/locate.ts";
 import { restoreHome } from "../lib/backup/restore.ts";
+import { BY_KEY, restoreRefusal } from "../lib/backup/whose.ts";
 import type { CommandContext } from "../lib/context/command.ts";
 import { dokployFromContext } from "../lib/context/dokploy.ts";
 import { isPrivileged } from "../lib/identity/identity.ts";
 import { assertMine } from "../lib/identity/ownership.ts";
-import { ConfigError } from "../lib/errors.ts";
+import { ConfigError, ProviderError } from "../lib/errors.ts";
 import { resolveSshHost } from "../lib/machine/locate.ts";
 
 interface Options {
@@ -36,12 +37,14 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
   const me = await api.identity({ fresh: opts.from !== undefined });
   const target = requireMachine(snapshot, opts.into ?? source, me, "restore");
   const sourceMachine = backedMachine(snapshot, source, me);
+  const known = await knownFolders(snapshot, config, ctx.env);
   // Another owner's backups are read only by an owner/admin naming the exact key.
-  if (sourceMachine && sourceMachine.relation !== "mine" && !(opts.from && isPrivileged(me))) {
-    assertMine(sourceMachine.marked, me, "restore", {
-      fix: "a Dokploy owner/admin may restore another's backup by naming its key with --from",
-    });
+  const namedKey = opts.from !== undefined;
+  if (sourceMachine && sourceMachine.relation !== "mine" && !(namedKey && isPrivileged(me))) {
+    assertMine(sourceMachine.marked, me, "restore", { fix: BY_KEY });
   }
+  const refusal = restoreRefusal(source, sourceMachine, known, me, namedKey);
+  if (refusal) throw new ProviderError(refusal);
   const out = await restoreHome(
     backups,
     api,
@@ -51,7 +54,7 @@ export async function run(ctx: CommandContext, opts: Options): Promise<number> {
       latest: opts.latest,
       target,
       sourceMachine,
-      known: await knownFolders(snapshot, config, ctx.env),
+      known,
       destinationId: destination.destinationId,
       force: opts.force,
       ssh: {

@@ -71,6 +71,11 @@ export interface KnownFolder {
   machineId: string;
   /** `<appName>_backup/<machineId>/` */
   folder: string;
+  /**
+   * A deleted machine's folder that `delete` (or `cleanup`) recorded in a DevPod home on this
+   * computer: its owner's. A teammate's deleted machine is found by the root search only.
+   */
+  recordedHere?: boolean;
 }
 
 /** What every app's name starts with (lib/machine/naming.ts): the root search's term. */

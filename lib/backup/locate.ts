@@ -99,5 +99,12 @@ export async function knownFolders(
   const recorded = await Promise.all(
     candidateHomes(env).map((home) => recordedFolders(home, config.serverUrl)),
   );
-  return [...live, ...recorded.flat().map((r) => ({ machineId: r.machineId, folder: r.folder }))];
+  return [
+    ...live,
+    ...recorded.flat().map((r) => ({
+      machineId: r.machineId,
+      folder: r.folder,
+      recordedHere: true,
+    })),
+  ];
 }

@@ -1,6 +1,7 @@
 /** Owners (lib/identity) and what cleanup may delete (lib/cleanup/plan.ts), without I/O. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { backupShown, restoreRefusal } from "../../lib/backup/whose.ts";
 import { namedMachines, planCleanup } from "../../lib/cleanup/plan.ts";
 import { candidateHomes, findHomes, homeOrigin } from "../../lib/devpod_home.ts";
 import { identityFromMember, identityStore } from "../../lib/identity/identity.ts";
@@ -183,4 +184,27 @@ Deno.test("DOKPLOY_PROJECT_NAME: {user} is the email's local part; other placeho
     /has \{team\}; the only placeholder is \{user\}/,
   );
   assert.equal(admin.role, "admin");
+});
+
+Deno.test("backups: yours are your live machines' and the deleted ones a home here recorded", () => {
+  const known = [
+    { machineId: "live1", folder: "devpod-live1-x_backup/live1/" },
+    { machineId: "gone", folder: "devpod-gone-y_backup/gone/", recordedHere: true },
+  ];
+  const key = (folder: string) => `${folder}devpod-x_home-2026.tar`;
+  assert.equal(backupShown(key(known[0].folder), { relation: "mine" }, known, alice, false), true);
+  assert.equal(backupShown("any", { relation: "theirs" }, known, alice, false), false);
+  assert.equal(backupShown("any", { relation: "unknown" }, known, alice, false), false);
+  assert.equal(backupShown(key(known[1].folder), null, known, alice, false), true);
+  assert.equal(backupShown(key("devpod-bobs-z_backup/bobs/"), null, known, alice, false), false);
+  assert.equal(backupShown("any", null, known, alice, true), false, "--all is for admins");
+  assert.equal(backupShown("any", { relation: "theirs" }, known, admin, true), true);
+
+  assert.equal(restoreRefusal("gone", null, known, alice, false), null);
+  assert.match(
+    restoreRefusal("bobs", null, known, alice, false) ?? "",
+    /machine bobs is not in Dokploy, and no DevPod home on this computer deleted it/,
+  );
+  assert.match(restoreRefusal("bobs", null, known, alice, true) ?? "", /owner\/admin/);
+  assert.equal(restoreRefusal("bobs", null, known, admin, true), null, "an admin names the key");
 });
