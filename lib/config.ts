@@ -56,6 +56,8 @@ export interface ProviderConfig {
   /** PREBUILDS: a prebuild registry per server beside the image cache (lib/prebuild). */
   prebuilds: boolean;
   prebuildProxyImage: string;
+  /** AGENT_CACHE_UPSTREAM, normalised (no trailing slash): where the agent cache fetches releases. */
+  agentCacheUpstream: string;
   /** BACKUP_*: scheduled backups of the home volume through Dokploy (lib/backup); null: off. */
   backup: BackupConfig | null;
   /** PREVIEW_DOMAIN without its `*.`: preview hosts are `<machine>-<port>.<this>`; null: generated. */
@@ -202,6 +204,23 @@ const parsers = {
       ctx.addIssue({
         code: "custom",
         message: `"${v}" must be a registry URL such as https://registry-1.docker.io (no path)`,
+      });
+      return z.NEVER;
+    }
+    return v.replace(/\/+$/, "");
+  }),
+  AGENT_CACHE_UPSTREAM: z.string().transform((v, ctx) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(v);
+    } catch { /* reported below */ }
+    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
+      !url.search && !url.hash && !/[\s'"$]/.test(v);
+    if (!plain) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          `"${v}" must be an http(s) URL such as https://github.com (no query, no credentials)`,
       });
       return z.NEVER;
     }
@@ -380,6 +399,7 @@ export function loadConfig(env: Env): ProviderConfig {
     imageCacheUpstream: o.IMAGE_CACHE_UPSTREAM,
     prebuilds: o.PREBUILDS,
     prebuildProxyImage: o.PREBUILD_PROXY_IMAGE,
+    agentCacheUpstream: o.AGENT_CACHE_UPSTREAM,
     backup: o.BACKUP_DESTINATION === ""
       ? null
       : { destination: o.BACKUP_DESTINATION, schedule: o.BACKUP_SCHEDULE, keep: o.BACKUP_KEEP },
