@@ -51,11 +51,13 @@ Deno.test("cache marker: round trip per server, and never taken for a machine's"
     serverId: null,
     failure: null,
     prebuilds: false,
+    agents: false,
   });
   assert.deepEqual(parseCacheMarker(describeCache("srv-1a", "v1")), {
     serverId: "srv-1a",
     failure: null,
     prebuilds: false,
+    agents: false,
   });
   assert.equal(parseMarker(describeCache(null, "v1")), null);
   const machine = describeMachine({ machineId: "ws", sshPort: 32200 }, {
