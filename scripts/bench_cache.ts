@@ -68,7 +68,7 @@ async function randomImage(engine: Engine, tag: string, mib: number): Promise<vo
 }
 
 /** Caps what the container sends (its eth0 egress) at `mbit`; false when tc cannot. */
-async function capEgress(engine: Engine, container: string, mbit: number): Promise<boolean> {
+export async function capEgress(engine: Engine, container: string, mbit: number): Promise<boolean> {
   const pid = (await docker(engine, ["inspect", "-f", "{{.State.Pid}}", container])).stdout.trim();
   if (!pid || pid === "0") return false;
   const tc = ["-t", pid, "-n", "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate"];
@@ -77,7 +77,7 @@ async function capEgress(engine: Engine, container: string, mbit: number): Promi
 }
 
 /** The machine's container id, by the provider's label. */
-async function machineContainer(engine: Engine, id: string): Promise<string> {
+export async function machineContainer(engine: Engine, id: string): Promise<string> {
   const r = await docker(engine, ["ps", "-q", "--filter", `label=dev.devpod.machine-id=${id}`]);
   const c = r.stdout.split("\n").find(Boolean);
   if (!c) throw new Error(`no container for machine ${id}`);
