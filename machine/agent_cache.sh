@@ -10,7 +10,7 @@
 # (records/). An admin can seed a release for an air-gapped server: a file at
 # seed/<same path> is taken instead of the upstream, under the same checks.
 #
-# POSIX sh with curl, sha256sum, tail -F and nginx (nginx:alpine has them all).
+# POSIX sh with curl, sha256sum, mkfifo and nginx (nginx:alpine has them all).
 set -u
 UPSTREAM=${DEVPOD_AGENT_UPSTREAM:-https://github.com}
 UPSTREAM=${UPSTREAM%/}
@@ -37,10 +37,11 @@ published_sum() {
     elif [ "${3:-}" = seed ]; then
       continue
     else
-      code=$(curl -sSL --connect-timeout 10 --max-time 60 -o "$RUN/sums.$$" \
+      tmp=$STORE/part$1/.$2.${list##*/}
+      code=$(curl -sSL --connect-timeout 10 --max-time 60 -o "$tmp" \
         -w '%{http_code}' "$UPSTREAM$list" 2>/dev/null) || code=000
-      body=$(cat "$RUN/sums.$$" 2>/dev/null)
-      rm -f "$RUN/sums.$$"
+      body=$(cat "$tmp" 2>/dev/null)
+      rm -f "$tmp"
       case $code in
         200) ;;
         404) continue ;;
@@ -68,8 +69,15 @@ obtain() {
   path=$1
   part=$STORE/part$path
   rm -f "$part"
-  if [ -f "$STORE/seed$path" ]; then
-    from=seed
+  # What the release publishes is asked beside the download, not after it.
+  from=upstream
+  [ ! -f "$STORE/seed$path" ] || from=seed
+  (
+    published_sum "${path%/*}" "${path##*/}" "$from" >"$part.sum"
+    echo $? >"$part.sumrc"
+  ) &
+  sums=$!
+  if [ "$from" = seed ]; then
     cp "$STORE/seed$path" "$part" || {
       echo "cannot copy the seed $STORE/seed$path"
       return 1
@@ -84,16 +92,20 @@ obtain() {
     } | tee "$part" | sha256sum | cut -d' ' -f1)
     rc=$(cat "$part.rc" 2>/dev/null || echo 1)
     rm -f "$part.rc"
-    [ "$rc" = 0 ] || {
-      echo "download of $from failed (curl exit $rc)"
-      return 1
-    }
   fi
-  size=$(wc -c <"$part" | tr -d ' ')
-  published=$(published_sum "${path%/*}" "${path##*/}" "$from") || {
+  wait "$sums"
+  published=$(cat "$part.sum" 2>/dev/null)
+  sums_rc=$(cat "$part.sumrc" 2>/dev/null || echo 1)
+  rm -f "$part.sum" "$part.sumrc"
+  [ "${rc:-0}" = 0 ] || {
+    echo "download of $from failed (curl exit $rc)"
+    return 1
+  }
+  [ "$sums_rc" = 0 ] || {
     echo "$published"
     return 1
   }
+  size=$(wc -c <"$part" | tr -d ' ')
   if [ -n "$published" ] && [ "$published" != "$sum" ]; then
     echo "refused: sha256 $sum of $from is not the $published the release publishes"
     return 1
@@ -143,7 +155,10 @@ fetch() {
 mkdir -p "$STORE/files" "$STORE/records" "$STORE/seed" "$STORE/part" "$STORE/failed" "$RUN" || exit 1
 # What a stopped fetch left: parts, locks and failures are of the previous run.
 rm -rf "$STORE/part" "$STORE/failed" && mkdir -p "$STORE/part" "$STORE/failed"
-: >"$RUN/misses.log"
+# nginx logs each miss into this pipe, the loop reads it at once. Held open read-write
+# here, so nginx's writes never block or fail while the loop starts or restarts.
+rm -f "$RUN/misses" && mkfifo "$RUN/misses" || exit 1
+exec 3<>"$RUN/misses"
 
 user=
 if [ "$(id -u)" = 0 ]; then # the workers read only; the fetch loop writes
@@ -179,7 +194,7 @@ http {
     }
     location @miss {
       if (-f $STORE/failed\$uri) { return 502; }
-      access_log $RUN/misses.log devpod_miss;
+      access_log $RUN/misses devpod_miss;
       add_header Retry-After 1 always;
       return 503;
     }
@@ -195,7 +210,7 @@ EOF
 
 nginx -e stderr -c "$RUN/nginx.conf" &
 nginx_pid=$!
-tail -n 0 -F "$RUN/misses.log" 2>/dev/null | while IFS= read -r path; do
+while IFS= read -r path <&3; do
   fetch "$path" &
 done &
 loop_pid=$!

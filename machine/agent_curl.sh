@@ -62,10 +62,10 @@ from_cache() {
       still=0
     else
       still=$((still + 1))
-      # 20 s without progress (0.2 s apart): its upstream stalled, do without it.
-      [ "$still" -lt 100 ] || return 1
+      # 20 s without progress (0.1 s apart): its upstream stalled, do without it.
+      [ "$still" -lt 200 ] || return 1
     fi
-    sleep 0.2
+    sleep 0.1
   done
 }
 

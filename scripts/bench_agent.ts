@@ -15,18 +15,18 @@
  * `deno run -A scripts/bench_agent.ts`.
  */
 import { type AgentRelease, releasePath, releaseUrl } from "../lib/agent/line.ts";
-import { runProvider, startWorld, type World } from "../tests/e2e/harness.ts";
+import { runProvider, type World } from "../tests/e2e/harness.ts";
 import {
   fakeAgent,
   type GithubStandIn,
   publish,
   startGithubStandIn,
 } from "../tests/engine/agent_upstream.ts";
-import { type Engine, ensureEngine } from "../tests/engine/engine.ts";
-import { ensureImages, type TestImages } from "../tests/engine/images.ts";
-import { capEgress } from "./bench_cache.ts";
+import type { Engine } from "../tests/engine/engine.ts";
+import type { TestImages } from "../tests/engine/images.ts";
+import { cacheBenchWorld, capEgress } from "./bench_cache.ts";
 import { median } from "./bench_stats.ts";
-import { releasingEngine } from "./engine_session.ts";
+import { runAlone } from "./bench_alone.ts";
 
 type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
 
@@ -60,19 +60,9 @@ export async function benchAgentCache(
 ): Promise<string> {
   const tag = `bench${Deno.pid.toString(36)}`;
   const alias = `github-${tag}`;
-  const w: World = await startWorld({
-    engine,
-    entry,
-    options: {
-      MACHINE_IMAGE: images.machine,
-      INACTIVITY_TIMEOUT: "0",
-      READY_TIMEOUT: "120s",
-      IMAGE_CACHE: "true",
-      IMAGE_CACHE_IMAGE: images.cache,
-      PREBUILDS: "false",
-      PREBUILD_PROXY_IMAGE: images.front,
-      AGENT_CACHE_UPSTREAM: `http://${alias}:8080`,
-    },
+  const w = await cacheBenchWorld(engine, images, entry, {
+    PREBUILDS: "false",
+    AGENT_CACHE_UPSTREAM: `http://${alias}:8080`,
   });
   const [a, b] = [`bench-ag-a-${tag}`, `bench-ag-b-${tag}`];
   let up: GithubStandIn | undefined;
@@ -138,19 +128,4 @@ export async function benchAgentCache(
   } s, sha256 verified: yes`;
 }
 
-/** `deno run -A scripts/bench_agent.ts`: the agent cache's figures alone. */
-async function standalone() {
-  const engine = await ensureEngine();
-  const images = await ensureImages(engine);
-  const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
-  const rows: string[][] = [];
-  const line = await benchAgentCache(engine, images, rounds, undefined, (...r) => {
-    rows.push(r);
-    console.log(`  ${r[0]}: ${r[1]} vs ${r[2]} (${r[3]})`);
-  });
-  console.log(`  ${line}`);
-  console.log("\n| figure | ours | baseline | ratio | target |\n|---|---|---|---|---|");
-  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-}
-
-if (import.meta.main) Deno.exit(await releasingEngine(() => standalone().then(() => 0)));
+if (import.meta.main) await runAlone(benchAgentCache);

@@ -143,6 +143,28 @@ async function rawDind(
   }
 }
 
+/** The emulator on the real engine, machines with the image cache on the local test images. */
+export function cacheBenchWorld(
+  engine: Engine,
+  images: TestImages,
+  entry: string | undefined,
+  options: Record<string, string>,
+): Promise<World> {
+  return startWorld({
+    engine,
+    entry,
+    options: {
+      MACHINE_IMAGE: images.machine,
+      INACTIVITY_TIMEOUT: "0",
+      READY_TIMEOUT: "120s",
+      IMAGE_CACHE: "true",
+      IMAGE_CACHE_IMAGE: images.cache,
+      PREBUILD_PROXY_IMAGE: images.front,
+      ...options,
+    },
+  });
+}
+
 export async function benchImageCache(
   engine: Engine,
   images: TestImages,
@@ -152,19 +174,9 @@ export async function benchImageCache(
 ): Promise<void> {
   const tag = `bench${Deno.pid.toString(36)}`;
   const alias = `upstream-${tag}`;
-  const w: World = await startWorld({
-    engine,
-    entry,
-    options: {
-      MACHINE_IMAGE: images.machine,
-      INACTIVITY_TIMEOUT: "0",
-      READY_TIMEOUT: "120s",
-      IMAGE_CACHE: "true",
-      IMAGE_CACHE_IMAGE: images.cache,
-      IMAGE_CACHE_UPSTREAM: `http://${alias}:5000`,
-      // The cache's compose runs the prebuild registry too (PREBUILDS, on by default).
-      PREBUILD_PROXY_IMAGE: images.front,
-    },
+  // The cache's compose runs the prebuild registry too (PREBUILDS, on by default).
+  const w = await cacheBenchWorld(engine, images, entry, {
+    IMAGE_CACHE_UPSTREAM: `http://${alias}:5000`,
   });
   const [a, b] = [`bench-ic-a-${tag}`, `bench-ic-b-${tag}`];
   const raw = `devpod-bench-raw-${tag}`;

@@ -145,6 +145,27 @@ async function fileSha(path: string): Promise<string | null> {
   }
 }
 
+type Up = ReturnType<typeof upstream>;
+type Cache = Awaited<ReturnType<typeof startCache>>;
+
+/** A stand-in, set up by `prepare`, a cache in front of it and a scratch dir; all gone after. */
+async function scenario(
+  prepare: (up: Up) => Promise<void>,
+  body: (up: Up, cache: Cache, out: string) => Promise<void>,
+) {
+  const up = upstream();
+  await prepare(up);
+  const cache = await startCache(up.url);
+  const out = await Deno.makeTempDir();
+  try {
+    await body(up, cache, out);
+  } finally {
+    await cache.stop();
+    await up.stop().catch(() => {});
+    await Deno.remove(out, { recursive: true });
+  }
+}
+
 const reason = await skip();
 
 Deno.test({
@@ -152,12 +173,8 @@ Deno.test({
     "agent cache: fetched once from the release, verified against its checksums.txt, served to the next machine with the upstream gone",
   ignore: reason !== undefined,
   async fn() {
-    const up = upstream();
     const agent = randomBytes(3 * 1024 * 1024);
-    await up.publish(releasePath(V15), agent, "");
-    const cache = await startCache(up.url);
-    const out = await Deno.makeTempDir();
-    try {
+    await scenario((up) => up.publish(releasePath(V15), agent, ""), async (up, cache, out) => {
       const first = await injectDownload(cache.address, releaseUrl(V15), join(out, "a"));
       assert(first.code === 0, first.stderr + cache.log());
       assert((await fileSha(join(out, "a"))) === await sha256(agent));
@@ -168,11 +185,7 @@ Deno.test({
       assert((await fileSha(join(out, "b"))) === await sha256(agent));
       const binaryGets = up.gets.filter((p) => p === releasePath(V15));
       assert(binaryGets.length === 1, `the upstream sent the agent ${binaryGets.length} times`);
-    } finally {
-      await cache.stop();
-      await up.stop().catch(() => {});
-      await Deno.remove(out, { recursive: true });
-    }
+    });
   },
 });
 
@@ -181,25 +194,15 @@ Deno.test({
     "agent cache: bytes that are not what the release publishes are refused; the machine falls back to DevPod's own download",
   ignore: reason !== undefined,
   async fn() {
-    const up = upstream();
     const v16 = { ...V15, version: "v0.6.16" } as const;
-    await up.publish(releasePath(v16), randomBytes(1024 * 1024), "0".repeat(64));
-    const cache = await startCache(up.url);
-    const out = await Deno.makeTempDir();
-    try {
+    const tampered = (up: Up) => up.publish(releasePath(v16), randomBytes(1 << 20), "0".repeat(64));
+    await scenario(tampered, async (_up, cache, out) => {
       const r = await injectDownload(cache.address, releaseUrl(v16), join(out, "a"));
       assert(r.code !== 0, "github.com is not reachable here: the fallback must fail");
-      assert(
-        r.stderr.includes(`downloading ${releaseUrl(v16)} as DevPod would`),
-        r.stderr,
-      );
+      assert(r.stderr.includes(`downloading ${releaseUrl(v16)} as DevPod would`), r.stderr);
       assert(/refused: sha256 \S+ of \S+ is not the 0{64} the release publishes/.test(cache.log()));
       assert((await fileSha(join(cache.store, "files", releasePath(v16)))) === null);
-    } finally {
-      await cache.stop();
-      await up.stop();
-      await Deno.remove(out, { recursive: true });
-    }
+    });
   },
 });
 
@@ -208,13 +211,9 @@ Deno.test({
     "agent cache: with no published checksum the first fetch is recorded, and a different one later is refused",
   ignore: reason !== undefined,
   async fn() {
-    const up = upstream();
     const devsy = { line: "devsy", version: "v1.1.0", arch: "arm64" } as const;
-    const original = randomBytes(512 * 1024);
-    await up.publish(releasePath(devsy), original);
-    const cache = await startCache(up.url);
-    const out = await Deno.makeTempDir();
-    try {
+    const original = (up: Up) => up.publish(releasePath(devsy), randomBytes(512 * 1024));
+    await scenario(original, async (up, cache, out) => {
       const first = await injectDownload(cache.address, releaseUrl(devsy), join(out, "a"));
       assert(first.code === 0, first.stderr + cache.log());
       assert(cache.log().includes("first fetch recorded"), cache.log());
@@ -225,11 +224,7 @@ Deno.test({
       const again = await injectDownload(cache.address, releaseUrl(devsy), join(out, "b"));
       assert(again.code !== 0);
       assert(cache.log().includes("differs from the first fetch recorded"), cache.log());
-    } finally {
-      await cache.stop();
-      await up.stop();
-      await Deno.remove(out, { recursive: true });
-    }
+    });
   },
 });
 
@@ -238,12 +233,9 @@ Deno.test({
     "agent cache: an air-gapped server serves a seeded release (no upstream at all); a down cache costs the machine nothing",
   ignore: reason !== undefined,
   async fn() {
-    const up = upstream();
-    await up.stop(); // nothing answers there
-    const cache = await startCache(up.url);
-    const out = await Deno.makeTempDir();
     const sk = { line: "skevetter", version: "v0.26.1", arch: "amd64" } as const;
-    try {
+    // Nothing answers where the upstream was.
+    await scenario((up) => up.stop(), async (up, cache, out) => {
       const seed = randomBytes(256 * 1024);
       const seeded = join(cache.store, "seed", releasePath(sk));
       await Deno.mkdir(seeded.slice(0, seeded.lastIndexOf("/")), { recursive: true });
@@ -258,15 +250,9 @@ Deno.test({
       assert(down.stderr.includes("as DevPod would"), down.stderr);
       assert(performance.now() - t0 < 15_000);
       // Not a release URL the cache serves (a mirror, AGENT_URL): curl as it was called.
-      const other = await injectDownload(
-        cache.address,
-        `${up.url}/mirror/devpod-linux-amd64`,
-        join(out, "c"),
-      );
+      const mirror = `${up.url}/mirror/devpod-linux-amd64`;
+      const other = await injectDownload(cache.address, mirror, join(out, "c"));
       assert(!other.stderr.includes("agent cache"), other.stderr);
-    } finally {
-      await cache.stop();
-      await Deno.remove(out, { recursive: true });
-    }
+    });
   },
 });
