@@ -138,6 +138,11 @@ fetch() {
   [ ! -f "$STORE/files$path" ] && [ ! -f "$STORE/failed$path" ] || return 0
   mkdir -p "$STORE/part${path%/*}" "$STORE/failed${path%/*}" || return 0
   mkdir "$STORE/part$path.lock" 2>/dev/null || return 0
+  # Stored (or failed) meanwhile by the fetch whose lock this one just took over.
+  if [ -f "$STORE/files$path" ] || [ -f "$STORE/failed$path" ]; then
+    rmdir "$STORE/part$path.lock"
+    return 0
+  fi
   if why=$(obtain "$path"); then
     [ -z "$why" ] || echo "$why"
   else
