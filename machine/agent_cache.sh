@@ -120,6 +120,7 @@ obtain() {
     how="same as the first fetch recorded"
   else
     how="first fetch recorded: the release publishes no checksum"
+    [ "$from" != seed ] || how="seeded: recorded as the first copy"
     mkdir -p "${record%/*}" &&
       printf '%s %s %s\n' "$sum" "$size" "${published:+published}${published:-first-fetch}" >"$record"
   fi
@@ -215,9 +216,15 @@ EOF
 
 nginx -e stderr -c "$RUN/nginx.conf" &
 nginx_pid=$!
-while IFS= read -r path <&3; do
-  fetch "$path" &
-done &
+# Were the loop to end, nginx would soon block writing misses nobody reads: it goes too,
+# and the container restarts.
+{
+  while IFS= read -r path <&3; do
+    fetch "$path" &
+  done
+  log "error: the fetch loop ended"
+  kill "$nginx_pid"
+} &
 loop_pid=$!
 trap 'kill "$nginx_pid" "$loop_pid" 2>/dev/null; exit 0' TERM INT
 log "serving $STORE/files on port $PORT; fetching from $UPSTREAM"
