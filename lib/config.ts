@@ -193,39 +193,14 @@ const parsers = {
   IMAGE_CACHE_IMAGE: imageSchema(),
   PREBUILDS: booleanSchema(),
   PREBUILD_PROXY_IMAGE: imageSchema(),
-  IMAGE_CACHE_UPSTREAM: z.string().transform((v, ctx) => {
-    let url: URL | null = null;
-    try {
-      url = new URL(v);
-    } catch { /* reported below */ }
-    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
-      !url.search && !url.hash && /^\/?$/.test(url.pathname) && !/[\s'"$]/.test(v);
-    if (!plain) {
-      ctx.addIssue({
-        code: "custom",
-        message: `"${v}" must be a registry URL such as https://registry-1.docker.io (no path)`,
-      });
-      return z.NEVER;
-    }
-    return v.replace(/\/+$/, "");
-  }),
-  AGENT_CACHE_UPSTREAM: z.string().transform((v, ctx) => {
-    let url: URL | null = null;
-    try {
-      url = new URL(v);
-    } catch { /* reported below */ }
-    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
-      !url.search && !url.hash && !/[\s'"$]/.test(v);
-    if (!plain) {
-      ctx.addIssue({
-        code: "custom",
-        message:
-          `"${v}" must be an http(s) URL such as https://github.com (no query, no credentials)`,
-      });
-      return z.NEVER;
-    }
-    return v.replace(/\/+$/, "");
-  }),
+  IMAGE_CACHE_UPSTREAM: upstreamSchema(
+    false,
+    "a registry URL such as https://registry-1.docker.io (no path)",
+  ),
+  AGENT_CACHE_UPSTREAM: upstreamSchema(
+    true,
+    "an http(s) URL such as https://github.com (no query, no credentials)",
+  ),
   DOCKER_MODE: z.enum(["dind", "none"], { error: () => "must be dind or none" }),
   INACTIVITY_TIMEOUT: durationSchema({ maxMs: 30 * 86_400_000 }),
   KEEP_VOLUMES: booleanSchema(),
@@ -351,6 +326,27 @@ function booleanSchema() {
     if (["false", "0", "no", ""].includes(lower)) return false;
     ctx.addIssue({ code: "custom", message: `"${v}" must be true or false` });
     return z.NEVER;
+  });
+}
+
+/**
+ * An http(s) base URL a cache fetches from, with no credentials, query or fragment, and no
+ * character that would need quoting in the compose file; normalised without trailing slash.
+ */
+function upstreamSchema(pathAllowed: boolean, what: string) {
+  return z.string().transform((v, ctx) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(v);
+    } catch { /* reported below */ }
+    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
+      !url.search && !url.hash && (pathAllowed || /^\/?$/.test(url.pathname)) &&
+      !/[\s'"$]/.test(v);
+    if (!plain) {
+      ctx.addIssue({ code: "custom", message: `"${v}" must be ${what}` });
+      return z.NEVER;
+    }
+    return v.replace(/\/+$/, "");
   });
 }
 

@@ -54,7 +54,8 @@ async function injectDownload(w: EngineWorld, id: string, url: string) {
   };
 }
 
-async function agentCacheLog(w: EngineWorld, appName: string): Promise<string> {
+/** The agent cache's container (its compose project is the cache's appName). */
+async function agentCacheContainer(w: EngineWorld, appName: string): Promise<string> {
   const id = (await w.docker([
     "ps",
     "-aq",
@@ -64,6 +65,11 @@ async function agentCacheLog(w: EngineWorld, appName: string): Promise<string> {
     `label=com.docker.compose.service=${AGENT_SERVICE}`,
   ])).stdout.split("\n").find(Boolean);
   assert.ok(id, `no agent cache container in ${appName}`);
+  return id;
+}
+
+async function agentCacheLog(w: EngineWorld, appName: string): Promise<string> {
+  const id = await agentCacheContainer(w, appName);
   return (await w.docker(["logs", id])).stdout;
 }
 
@@ -159,14 +165,7 @@ Deno.test({
       await t.step(
         "agent cache stopped: the machine falls back to DevPod's download, bounded",
         async () => {
-          const id = (await w.docker([
-            "ps",
-            "-q",
-            "--filter",
-            `label=com.docker.compose.project=${cacheApp}`,
-            "--filter",
-            `label=com.docker.compose.service=${AGENT_SERVICE}`,
-          ])).stdout.trim();
+          const id = await agentCacheContainer(w, cacheApp);
           ok("stop the agent cache", await w.docker(["stop", "-t", "1", id]));
           const r = await injectDownload(w, b, releaseUrl(GOOD));
           assert.notEqual(r.code, 0);

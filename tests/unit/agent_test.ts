@@ -16,6 +16,7 @@ import {
 import { AGENT_SERVICE, agentCacheAddress, agentCurl, storedAgents } from "../../lib/agent/spec.ts";
 import { describeCache, parseCacheMarker, renderCacheComposeFile } from "../../lib/cache/spec.ts";
 import { renderComposeFile } from "../../lib/machine/compose.ts";
+import { MACHINE_SPEC } from "./support.ts";
 
 Deno.test("agent line: each line's default release URL names line, version and arch", () => {
   // The URLs each CLI writes into its inject script with no AGENT_URL (read from their code).
@@ -138,21 +139,8 @@ Deno.test("agent cache marker: a token of its own; older markers read as without
 });
 
 Deno.test("machine compose: a machine with a cache gets the curl wrapper, its address filled in", async () => {
-  const spec = {
-    machineId: "m1",
-    image: "img",
-    dockerMode: "dind" as const,
-    cpus: 2,
-    memoryMiB: 4096,
-    sshPort: 32200,
-    authorizedKey: "ssh-ed25519 AAAA test",
-    inactivityTimeoutSec: 0,
-    dokployNetwork: false,
-    disableAgentTelemetry: false,
-    providerVersion: "v9",
-  };
   const env = (imageCache: string | null) =>
-    YAML.parse(renderComposeFile({ ...spec, imageCache })).services.machine.environment;
+    YAML.parse(renderComposeFile({ ...MACHINE_SPEC, imageCache })).services.machine.environment;
   assert.equal(env(null).DEVPOD_AGENT_CURL, undefined);
   const wrapper: string = env("devpod-image-cache-abc123").DEVPOD_AGENT_CURL;
   assert.equal(wrapper, agentCurl("devpod-image-cache-abc123"));
