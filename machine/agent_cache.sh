@@ -26,6 +26,15 @@ log() { echo "devpod-agents $*"; }
   log "error: DEVPOD_AGENT_PATHS is empty" >&2
   exit 1
 }
+for tool in nginx sha256sum mkfifo; do
+  command -v "$tool" >/dev/null 2>&1 || {
+    log "error: no $tool in this image (PREBUILD_PROXY_IMAGE): machines download DevPod's agent themselves" >&2
+    exit 1
+  }
+done
+# Without curl only seeded agents can be had: said once here, and in each failure.
+command -v curl >/dev/null 2>&1 ||
+  log "warning: no curl in this image (PREBUILD_PROXY_IMAGE): only seeded agents are served"
 
 # The sha256 the release publishes for $2 in release directory $1: printed, or nothing
 # when it publishes none (404). Fails when the upstream cannot say (no route, 5xx). With
@@ -83,6 +92,9 @@ obtain() {
       return 1
     }
     sum=$(sha256sum "$part" | cut -d' ' -f1)
+  elif ! command -v curl >/dev/null 2>&1; then
+    echo "no curl in this image to fetch $UPSTREAM$path with (seed it, or use an image with curl)"
+    return 1
   else
     from=$UPSTREAM$path
     # Hashed as it arrives: no second pass over ~100 MB before the machine gets it.
