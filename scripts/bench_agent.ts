@@ -22,13 +22,9 @@ import {
   publish,
   startGithubStandIn,
 } from "../tests/engine/agent_upstream.ts";
-import type { Engine } from "../tests/engine/engine.ts";
-import type { TestImages } from "../tests/engine/images.ts";
 import { cacheBenchWorld, capEgress } from "./bench_cache.ts";
 import { median } from "./bench_stats.ts";
-import { runAlone } from "./bench_alone.ts";
-
-type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
+import { type EngineBench, runAlone } from "./bench_alone.ts";
 
 const MBIT = Number(Deno.env.get("BENCH_AGENT_MBIT") ?? 100);
 const MIB = Number(Deno.env.get("BENCH_AGENT_MIB") ?? 90);
@@ -51,13 +47,7 @@ async function download(w: World, id: string, curl: string, url: string, sum: st
   return Number(seconds);
 }
 
-export async function benchAgentCache(
-  engine: Engine,
-  images: TestImages,
-  rounds: number,
-  entry: string | undefined,
-  row: Row,
-): Promise<string> {
+export const benchAgentCache: EngineBench = async (engine, images, rounds, entry, row) => {
   const tag = `bench${Deno.pid.toString(36)}`;
   const alias = `github-${tag}`;
   const w = await cacheBenchWorld(engine, images, entry, {
@@ -126,6 +116,6 @@ export async function benchAgentCache(
   return `agent cache: first ${first.toFixed(2)} s (direct ${direct.toFixed(2)} s), next ${
     next.toFixed(2)
   } s, sha256 verified: yes`;
-}
+};
 
 if (import.meta.main) await runAlone(benchAgentCache);
