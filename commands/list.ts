@@ -142,12 +142,13 @@ async function listBackups(
 export function formatCaches(caches: ImageCacheInfo[], servers: Server[]): string {
   if (caches.length === 0) return "";
   return "\n" + table([
-    ["IMAGE CACHE", "STATE", "STORED", "PREBUILDS", "SERVER", "MACHINES"],
+    ["IMAGE CACHE", "STATE", "STORED", "PREBUILDS", "AGENTS", "SERVER", "MACHINES"],
     ...caches.map((c) => [
       c.appName,
       c.state,
       c.sizeKiB === null ? "-" : formatKiB(c.sizeKiB),
       !c.prebuilds ? "none" : c.prebuilds.sizeKiB === null ? "-" : formatKiB(c.prebuilds.sizeKiB),
+      !c.agents ? "none" : c.agents.running ? String(c.agents.stored.length) : "-",
       serverName(c.serverId, servers),
       String(c.machines),
     ]),

@@ -58,6 +58,8 @@ export interface ProviderConfig {
   /** PREBUILDS: a prebuild registry per server beside the image cache (lib/prebuild). */
   prebuilds: boolean;
   prebuildProxyImage: string;
+  /** AGENT_CACHE_UPSTREAM, normalised (no trailing slash): where the agent cache fetches releases. */
+  agentCacheUpstream: string;
   /** BACKUP_*: scheduled backups of the home volume through Dokploy (lib/backup); null: off. */
   backup: BackupConfig | null;
   /** PREVIEW_DOMAIN without its `*.`: preview hosts are `<machine>-<port>.<this>`; null: generated. */
@@ -196,22 +198,14 @@ const parsers = {
   IMAGE_CACHE_IMAGE: imageSchema(),
   PREBUILDS: booleanSchema(),
   PREBUILD_PROXY_IMAGE: imageSchema(),
-  IMAGE_CACHE_UPSTREAM: z.string().transform((v, ctx) => {
-    let url: URL | null = null;
-    try {
-      url = new URL(v);
-    } catch { /* reported below */ }
-    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
-      !url.search && !url.hash && /^\/?$/.test(url.pathname) && !/[\s'"$]/.test(v);
-    if (!plain) {
-      ctx.addIssue({
-        code: "custom",
-        message: `"${v}" must be a registry URL such as https://registry-1.docker.io (no path)`,
-      });
-      return z.NEVER;
-    }
-    return v.replace(/\/+$/, "");
-  }),
+  IMAGE_CACHE_UPSTREAM: upstreamSchema(
+    false,
+    "a registry URL such as https://registry-1.docker.io (no path)",
+  ),
+  AGENT_CACHE_UPSTREAM: upstreamSchema(
+    true,
+    "an http(s) URL such as https://github.com (no query, no credentials)",
+  ),
   DOCKER_MODE: z.enum(["dind", "none"], { error: () => "must be dind or none" }),
   INACTIVITY_TIMEOUT: durationSchema({ maxMs: 30 * 86_400_000 }),
   KEEP_VOLUMES: booleanSchema(),
@@ -340,6 +334,27 @@ function booleanSchema() {
   });
 }
 
+/**
+ * An http(s) base URL a cache fetches from, with no credentials, query or fragment, and no
+ * character that would need quoting in the compose file; normalised without trailing slash.
+ */
+function upstreamSchema(pathAllowed: boolean, what: string) {
+  return z.string().transform((v, ctx) => {
+    let url: URL | null = null;
+    try {
+      url = new URL(v);
+    } catch { /* reported below */ }
+    const plain = url && /^https?:$/.test(url.protocol) && !url.username && !url.password &&
+      !url.search && !url.hash && (pathAllowed || /^\/?$/.test(url.pathname)) &&
+      !/[\s'"$]/.test(v);
+    if (!plain) {
+      ctx.addIssue({ code: "custom", message: `"${v}" must be ${what}` });
+      return z.NEVER;
+    }
+    return v.replace(/\/+$/, "");
+  });
+}
+
 function parseOption<K extends keyof typeof parsers>(env: Env, name: K): ParsedOptions[K] {
   const spec = OPTIONS.find((o) => o.name === name)!;
   const value = optionValue(env, spec);
@@ -385,6 +400,7 @@ export function loadConfig(env: Env): ProviderConfig {
     imageCacheUpstream: o.IMAGE_CACHE_UPSTREAM,
     prebuilds: o.PREBUILDS,
     prebuildProxyImage: o.PREBUILD_PROXY_IMAGE,
+    agentCacheUpstream: o.AGENT_CACHE_UPSTREAM,
     backup: o.BACKUP_DESTINATION === ""
       ? null
       : { destination: o.BACKUP_DESTINATION, schedule: o.BACKUP_SCHEDULE, keep: o.BACKUP_KEEP },

@@ -58,6 +58,7 @@ export const DEFAULT_SSH_PORT_RANGE = "32200-32999";
 export const DEFAULT_IMAGE_CACHE_IMAGE = "registry:2.8.3";
 export const DEFAULT_IMAGE_CACHE_UPSTREAM = "https://registry-1.docker.io";
 export const DEFAULT_PREBUILD_PROXY_IMAGE = "nginx:1.27-alpine";
+export const DEFAULT_AGENT_CACHE_UPSTREAM = "https://github.com";
 
 export const OPTIONS: readonly OptionSpec[] = [
   {
@@ -282,8 +283,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: "Advanced",
     displayName: "Prebuild registry front image",
     description:
-      "nginx image of the prebuild registry's front (PREBUILDS), which refuses to overwrite a pushed tag; it runs unprivileged.",
+      "nginx image of the prebuild registry's front (PREBUILDS), which refuses to overwrite a pushed tag and runs unprivileged, and of the server's agent cache (IMAGE_CACHE; it also needs curl and sha256sum, as nginx:alpine has).",
     default: DEFAULT_PREBUILD_PROXY_IMAGE,
+  },
+  {
+    name: "AGENT_CACHE_UPSTREAM",
+    group: "Advanced",
+    displayName: "Agent cache upstream",
+    description:
+      "Where the server's agent cache (IMAGE_CACHE, AGENT_URL empty) fetches DevPod's agent releases once per server: GitHub, or a mirror with GitHub's paths (<owner>/<repo>/releases/download/<version>/<file>).",
+    default: DEFAULT_AGENT_CACHE_UPSTREAM,
+    validationPattern: "^https?://[^\\s]+$",
+    validationMessage: "must be an http(s) URL such as https://github.com",
   },
   {
     name: "AGENT_PATH",
@@ -298,7 +309,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     group: "Advanced",
     displayName: "Agent download URL",
     description:
-      "Base URL the machine downloads the DevPod agent from: https://… or, on an air-gapped machine, file:///dir (read with curl). Set, it also turns agent telemetry off; empty uses DevPod's default.",
+      "Base URL the machine downloads the DevPod agent from: https://… or, on an air-gapped machine, file:///dir (read with curl). Set, it wins and also turns agent telemetry off; empty: the server's agent cache serves the agent of the CLI in use (dind machines with IMAGE_CACHE), falling back to DevPod's default download.",
     default: "",
   },
   {

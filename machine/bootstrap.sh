@@ -50,6 +50,10 @@ PREVIEW_FORWARDER=${DEVPOD_PREVIEW_FORWARDER:-}
 # that forwards to it; empty: no prebuilds.
 PREBUILD_REGISTRY=${DEVPOD_PREBUILD_REGISTRY:-}
 PREBUILD_PORT=${DEVPOD_PREBUILD_PORT:-5151}
+# The curl wrapper that gets DevPod's agent from the server's agent cache (the provider's
+# machine/agent_curl.sh, filled in); empty: none, DevPod downloads it itself.
+AGENT_CURL=${DEVPOD_AGENT_CURL:-}
+AGENT_CURL_DIR=/usr/local/lib/devpod-dokploy/bin
 # Test-only: lets tests feed the interface lookup a route table of their own.
 ROUTE_FILE=${DEVPOD_PROC_NET_ROUTE:-/proc/net/route}
 HOST_KEY=/etc/ssh/devpod_host_ed25519_key
@@ -244,6 +248,24 @@ ensure_user() {
   log "user: $USER_NAME (uid $(id -u "$USER_NAME")) done in $(since "$t0")"
 }
 
+# ---------------------------------------------------------------- agent cache
+
+# Puts the wrapper first on SSH sessions' PATH, where DevPod's inject script finds curl;
+# removes it when this machine has no agent cache (any more). Prints the SetEnv words.
+install_agent_curl() {
+  if [ -z "$AGENT_CURL" ] || ! command -v curl >/dev/null 2>&1; then
+    rm -f "$AGENT_CURL_DIR/curl"
+    return 0
+  fi
+  mkdir -p "$AGENT_CURL_DIR" &&
+    printf '%s\n' "$AGENT_CURL" | put_file "$AGENT_CURL_DIR/curl" 755 || {
+    log "warning: cannot write $AGENT_CURL_DIR/curl: DevPod downloads its agent itself"
+    return 0
+  }
+  log "agent cache: DevPod's agent download goes to the server's agent cache first (DevPod's download if it cannot serve it)"
+  echo "PATH=$AGENT_CURL_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
 # ---------------------------------------------------------------- sshd
 
 configure_sshd() {
@@ -260,9 +282,13 @@ configure_sshd() {
   # SSH sessions get sshd's environment, not the container's: without internet the agent
   # waits ~3 s per call for telemetry unless this is set. DevPod's agent reads the first
   # name, Devsy's the second (it renamed every variable). SetEnv needs no PAM.
+  # One SetEnv line: sshd takes the first of repeated directives only.
   session_env=
   [ "$DISABLE_TELEMETRY" != true ] ||
-    session_env="SetEnv DEVPOD_DISABLE_TELEMETRY=true DEVSY_DISABLE_TELEMETRY=true"
+    session_env="DEVPOD_DISABLE_TELEMETRY=true DEVSY_DISABLE_TELEMETRY=true"
+  agent_path=$(install_agent_curl)
+  [ -z "$agent_path" ] || session_env="${session_env:+$session_env }$agent_path"
+  [ -z "$session_env" ] || session_env="SetEnv $session_env"
   # Last line of the file, so when empty it is dropped with the trailing newlines.
   put_file "$SSHD_CONFIG" 644 <<EOF
 # Written by devpod-bootstrap on every start: edits here are overwritten.
@@ -817,7 +843,7 @@ supervise() {
   rm -f "$STATE_DIR/idle-stop"
   # Secrets are on disk now; sshd, dockerd and sessions need not inherit them (nor the
   # relay's source).
-  unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY DEVPOD_PREVIEW_RELAY
+  unset DEVPOD_HOST_KEY_B64 DEVPOD_AUTHORIZED_KEY DEVPOD_PREVIEW_RELAY DEVPOD_AGENT_CURL
 
   STOPPING=
   SSHD_PID=

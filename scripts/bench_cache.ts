@@ -69,7 +69,7 @@ async function randomImage(engine: Engine, tag: string, mib: number): Promise<vo
 }
 
 /** Caps what the container sends (its eth0 egress) at `mbit`; false when tc cannot. */
-async function capEgress(engine: Engine, container: string, mbit: number): Promise<boolean> {
+export async function capEgress(engine: Engine, container: string, mbit: number): Promise<boolean> {
   const pid = (await docker(engine, ["inspect", "-f", "{{.State.Pid}}", container])).stdout.trim();
   if (!pid || pid === "0") return false;
   const tc = ["-t", pid, "-n", "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate"];
@@ -78,7 +78,7 @@ async function capEgress(engine: Engine, container: string, mbit: number): Promi
 }
 
 /** The machine's container id, by the provider's label. */
-async function machineContainer(engine: Engine, id: string): Promise<string> {
+export async function machineContainer(engine: Engine, id: string): Promise<string> {
   const r = await docker(engine, ["ps", "-q", "--filter", `label=dev.devpod.machine-id=${id}`]);
   const c = r.stdout.split("\n").find(Boolean);
   if (!c) throw new Error(`no container for machine ${id}`);
@@ -145,6 +145,28 @@ async function rawDind(
   }
 }
 
+/** The emulator on the real engine, machines with the image cache on the local test images. */
+export function cacheBenchWorld(
+  engine: Engine,
+  images: TestImages,
+  entry: string | undefined,
+  options: Record<string, string>,
+): Promise<World> {
+  return startWorld({
+    engine,
+    entry,
+    options: {
+      MACHINE_IMAGE: images.machine,
+      INACTIVITY_TIMEOUT: "0",
+      READY_TIMEOUT: "120s",
+      IMAGE_CACHE: "true",
+      IMAGE_CACHE_IMAGE: images.cache,
+      PREBUILD_PROXY_IMAGE: images.front,
+      ...options,
+    },
+  });
+}
+
 export async function benchImageCache(
   engine: Engine,
   images: TestImages,
@@ -154,19 +176,9 @@ export async function benchImageCache(
 ): Promise<void> {
   const tag = `bench${Deno.pid.toString(36)}`;
   const alias = `upstream-${tag}`;
-  const w: World = await startWorld({
-    engine,
-    entry,
-    options: {
-      MACHINE_IMAGE: images.machine,
-      INACTIVITY_TIMEOUT: "0",
-      READY_TIMEOUT: "120s",
-      IMAGE_CACHE: "true",
-      IMAGE_CACHE_IMAGE: images.cache,
-      IMAGE_CACHE_UPSTREAM: `http://${alias}:5000`,
-      // The cache's compose runs the prebuild registry too (PREBUILDS, on by default).
-      PREBUILD_PROXY_IMAGE: images.front,
-    },
+  // The cache's compose runs the prebuild registry too (PREBUILDS, on by default).
+  const w = await cacheBenchWorld(engine, images, entry, {
+    IMAGE_CACHE_UPSTREAM: `http://${alias}:5000`,
   });
   const [a, b] = [`bench-ic-a-${tag}`, `bench-ic-b-${tag}`];
   const raw = `devpod-bench-raw-${tag}`;

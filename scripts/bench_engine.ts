@@ -3,7 +3,8 @@
  * the floor — the same compose file brought up with a raw `docker compose` (the same v1
  * adapter the emulator uses) plus ssh until it answers. Alternated pair by pair. Then the
  * shared image cache's pulls, cold and warm, against a pull with no cache (bench_cache.ts);
- * prebuilds: the next machine's `up` from the first one's prebuild (bench_prebuild.ts).
+ * prebuilds: the next machine's `up` from the first one's prebuild (bench_prebuild.ts);
+ * the agent cache: DevPod's agent download, first and next machine (bench_agent.ts).
  */
 import { join } from "node:path";
 import { readState } from "../lib/machine/state.ts";
@@ -13,6 +14,7 @@ import { SERVER_PATH as PATH } from "../tests/emulator/machine/runtime.ts";
 import type { Engine } from "../tests/engine/engine.ts";
 import type { TestImages } from "../tests/engine/images.ts";
 import { startWorld } from "../tests/e2e/harness.ts";
+import { benchAgentCache } from "./bench_agent.ts";
 import { benchImageCache } from "./bench_cache.ts";
 import { benchPrebuilds } from "./bench_prebuild.ts";
 import { median, time } from "./bench_stats.ts";
@@ -111,5 +113,10 @@ export async function benchRealEngine(
     console.log(`  ${await benchPrebuilds(engine, images, Math.min(rounds, 3), entry, row)}`);
   } catch (e) {
     console.log(`  prebuilds: skipped (${(e as Error).message})`);
+  }
+  try {
+    console.log(`  ${await benchAgentCache(engine, images, Math.min(rounds, 3), entry, row)}`);
+  } catch (e) {
+    console.log(`  agent cache: skipped (${(e as Error).message})`);
   }
 }

@@ -11,8 +11,8 @@
  * Run alone with `deno run -A scripts/bench_prebuild.ts`.
  */
 import { runProvider, startWorld, type World } from "../tests/e2e/harness.ts";
-import { type Engine, ensureEngine } from "../tests/engine/engine.ts";
-import { ensureImages, type TestImages } from "../tests/engine/images.ts";
+import type { Engine } from "../tests/engine/engine.ts";
+import type { TestImages } from "../tests/engine/images.ts";
 import {
   type DevcontainerConfig,
   landedAt,
@@ -24,7 +24,7 @@ import {
 import { saveImage } from "../tests/engine/world.ts";
 import { PREBUILD_REPOSITORY } from "../lib/prebuild/spec.ts";
 import { median } from "./bench_stats.ts";
-import { releasingEngine } from "./engine_session.ts";
+import { runAlone } from "./bench_alone.ts";
 
 type Row = (name: string, ours: string, baseline: string, ratio: string, target: string) => void;
 
@@ -141,19 +141,4 @@ async function overwriteRefused(w: World, id: string, tag: string): Promise<bool
   return push.code !== 0 && before !== null && (await registryDigest(w, id, tag)) === before;
 }
 
-/** `deno run -A scripts/bench_prebuild.ts`: the prebuild figures alone. */
-async function standalone() {
-  const engine = await ensureEngine();
-  const images = await ensureImages(engine);
-  const rounds = Number(Deno.env.get("BENCH_ROUNDS") ?? 3);
-  const rows: string[][] = [];
-  const line = await benchPrebuilds(engine, images, rounds, undefined, (...r) => {
-    rows.push(r);
-    console.log(`  ${r[0]}: ${r[1]} vs ${r[2]} (${r[3]})`);
-  });
-  console.log("\n| figure | ours | baseline | ratio | target |\n|---|---|---|---|---|");
-  for (const r of rows) console.log(`| ${r.join(" | ")} |`);
-  console.log(`\n${line}`);
-}
-
-if (import.meta.main) Deno.exit(await releasingEngine(() => standalone().then(() => 0)));
+if (import.meta.main) await runAlone(benchPrebuilds);

@@ -72,8 +72,8 @@ export async function checkImageCaches(
       await report({
         ok: true,
         name,
-        detail: `${where} running, stores ${formatKiB(c.sizeKiB)}, ${
-          prebuildsDetail(config, c)
+        detail: `${where} running, stores ${formatKiB(c.sizeKiB)}, ${prebuildsDetail(config, c)}, ${
+          agentsDetail(c)
         }, ${c.machines} machine(s) there`,
       });
     } else {
@@ -100,6 +100,16 @@ function prebuildsDetail(config: ProviderConfig, c: ImageCacheInfo): string {
   return wantsPrebuilds({ config })
     ? "no prebuild registry yet (the next create on this server adds it)"
     : "no prebuild registry (PREBUILDS=false)";
+}
+
+/** The agent cache beside a running cache: what it holds, or why machines go without it. */
+function agentsDetail(c: ImageCacheInfo): string {
+  if (!c.agents) return "no agent cache yet (the next create on this server adds it)";
+  if (!c.agents.running) {
+    return "its agent cache is not running (machines download DevPod's agent from GitHub; deploy the cache again in Dokploy)";
+  }
+  const held = c.agents.stored.length ? ` (${c.agents.stored.join(", ")})` : "";
+  return `agent cache holds ${formatKiB(c.agents.sizeKiB)}${held}`;
 }
 
 /** Why, from its record, else from its last deploy's log (one or two calls). */
@@ -131,7 +141,7 @@ async function retryNow(
   const name = "image cache (--fix)";
   const where = `server ${serverKey(c.serverId)}: ${c.appName}`;
   // The file these options give: with the prebuild registry or without.
-  const fixed = { ...c, prebuilds: config.prebuilds };
+  const fixed = { ...c, prebuilds: config.prebuilds, agents: true };
   try {
     const seen = new Set((await api.deployments(c.composeId)).map((d) => d.deploymentId));
     await api.updateCompose(c.composeId, { composeFile: cacheFileFor(config, PROVIDER_VERSION) });

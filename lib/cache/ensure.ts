@@ -111,14 +111,23 @@ export async function ensureImageCache(
     if (failure || status === "error") {
       return { ...none, seen: { cache, as: "failed" } };
     }
-    const upgrade = wantsPrebuilds(d) && !existing.prebuilds;
+    const addPrebuilds = wantsPrebuilds(d) && !existing.prebuilds;
+    const upgrade = addPrebuilds || !existing.agents;
     if (upgrade) {
-      // Made by an older provider or with PREBUILDS=false: the prebuild services join it.
-      // Its cache service is unchanged, so compose leaves the running registry alone.
-      d.log.info(`adding the prebuild registry to the image cache ${compose.appName}`);
-      const file = cacheFileFor(d.config, d.providerVersion);
-      await writeFailure(d.api, { ...cache, prebuilds: true }, d.providerVersion, null, file);
-      cache.prebuilds = true;
+      // Made by an older provider or with PREBUILDS=false: the prebuild services and the
+      // agent cache join it. Its cache service is unchanged, so compose leaves the
+      // running registry alone.
+      d.log.info(
+        `adding ${
+          upgradeWhat(addPrebuilds, !existing.agents)
+        } to the image cache ${compose.appName}`,
+      );
+      // A prebuild registry it has stays, whatever this run's PREBUILDS says.
+      const withPrebuilds = d.config.prebuilds || existing.prebuilds;
+      const file = cacheFileFor({ ...d.config, prebuilds: withPrebuilds }, d.providerVersion);
+      const now = { ...cache, prebuilds: withPrebuilds, agents: true };
+      await writeFailure(d.api, now, d.providerVersion, null, file);
+      Object.assign(cache, now);
     } else if (status === "idle") {
       // Made by a create that died before deploying it: deployed ahead of the machine's.
       d.log.info(`the image cache ${compose.appName} was never deployed; deploying it`);
@@ -128,7 +137,7 @@ export async function ensureImageCache(
     return {
       serverId,
       appName: compose.appName,
-      prebuilds: prebuilds || upgrade,
+      prebuilds: prebuilds || addPrebuilds,
       ...(ahead ? { seen: ahead } : {}),
     };
   } catch (err) {
@@ -181,9 +190,9 @@ async function settleMade(
   const canonical = all.sort(byAge)[0];
   const ours = canonical.composeId === made.composeId;
   // A parallel run's cache has prebuilds when its marker says so (its options decided).
-  const has = ours
-    ? wantsPrebuilds(d)
-    : seen.find((c) => c.compose.composeId === canonical.composeId)?.prebuilds ?? false;
+  const theirs = seen.find((c) => c.compose.composeId === canonical.composeId);
+  const has = ours ? wantsPrebuilds(d) : theirs?.prebuilds ?? false;
+  const agents = ours || (theirs?.agents ?? false);
   const cache = { composeId: canonical.composeId, appName: canonical.appName, serverId };
   if (!ours) {
     d.log.info(`a parallel create made the image cache first; using ${canonical.appName}`);
@@ -194,7 +203,7 @@ async function settleMade(
   return {
     appName: canonical.appName,
     prebuilds: has && wantsPrebuilds(d),
-    afterDeploy: recordIfDropped(d, { ...cache, prebuilds: has }, mine),
+    afterDeploy: recordIfDropped(d, { ...cache, prebuilds: has, agents }, mine),
   };
 }
 
@@ -248,7 +257,13 @@ function refOf(c: MarkedCache): CacheRef {
     appName: c.compose.appName,
     serverId: c.serverId,
     prebuilds: c.prebuilds,
+    agents: c.agents,
   };
+}
+
+function upgradeWhat(prebuilds: boolean, agents: boolean): string {
+  if (prebuilds && agents) return "the prebuild registry and the agent cache";
+  return prebuilds ? "the prebuild registry" : "the agent cache";
 }
 
 function unavailable(d: MachineDeps, serverId: string | null, err: unknown) {
@@ -268,7 +283,7 @@ async function createCache(
   return await d.api.createCompose({
     name: CACHE_NAME,
     appName: CACHE_NAME,
-    description: describeCache(serverId, d.providerVersion, null, wantsPrebuilds(d)),
+    description: describeCache(serverId, d.providerVersion, null, wantsPrebuilds(d), true),
     environmentId,
     composeFile: cacheFileFor(d.config, d.providerVersion),
     serverId,

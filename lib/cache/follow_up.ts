@@ -20,6 +20,8 @@ export interface CacheRef {
   serverId: string | null;
   /** Its compose has the prebuild registry (its marker's token). */
   prebuilds: boolean;
+  /** Its compose has the agent cache (its marker's token). */
+  agents: boolean;
 }
 
 /**
@@ -122,7 +124,7 @@ export function retryCache(
     const claim = failureAt(prior.attempts + 1, since, prior.reason);
     const file = cacheFileFor(d.config, d.providerVersion);
     // The retry deploys the file these options give: with or without prebuilds.
-    cache = { ...cache, prebuilds: d.config.prebuilds };
+    cache = { ...cache, prebuilds: d.config.prebuilds, agents: true };
     await writeFailure(d.api, cache, d.providerVersion, claim, file);
     d.log.info(
       `deploying the shared image cache ${cache.appName} again (attempt ${claim.attempts})`,

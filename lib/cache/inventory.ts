@@ -6,6 +6,7 @@
 import type { ComposeStatus, DokployApi } from "../dokploy/api.ts";
 import type { ProjectSnapshot } from "../machine/project.ts";
 import type { CacheFailure } from "./failure.ts";
+import { AGENT_SERVICE, agentCacheAddress, lastAgentSize, storedAgents } from "../agent/spec.ts";
 import {
   FRONT_SERVICE,
   lastPrebuildSize,
@@ -32,6 +33,11 @@ export interface ImageCacheInfo {
    * what its store last logged holding; null when the cache has none.
    */
   prebuilds: { address: string; running: boolean; sizeKiB: number | null } | null;
+  /**
+   * Its agent cache (lib/agent): its address, what it last logged holding and the
+   * releases it logged storing (`<line> <version> <arch>`); null when the cache has none.
+   */
+  agents: { address: string; running: boolean; sizeKiB: number | null; stored: string[] } | null;
   /** Machines of this project on its server (a cache in use is never removed). */
   machines: number;
   createdAt: string | null;
@@ -55,6 +61,7 @@ export async function listImageCaches(
       containers.some((c) => isServiceContainer(c.name, compose.appName, service) && isRunning(c));
     const running = runs(CACHE_SERVICE);
     const prebuildsRun = runs(STORE_SERVICE) && runs(FRONT_SERVICE);
+    const agentsRun = runs(AGENT_SERVICE);
     const state = compose.composeStatus === "running"
       ? "Busy"
       : running
@@ -82,12 +89,30 @@ export async function listImageCaches(
             : null,
         }
         : null,
+      agents: c.agents ? await agentsOf(api, compose, agentsRun) : null,
       machines: snapshot.machines.filter((m) => (m.compose.serverId ?? null) === serverId).length,
       createdAt: compose.createdAt ?? null,
       // A record its last deploy outlived (done since) is stale: the next create clears it.
       failure: compose.composeStatus === "done" ? null : failure,
     };
   }));
+}
+
+/** The agent cache's address, size and stored releases, from one read of its log. */
+async function agentsOf(
+  api: DokployApi,
+  compose: { composeId: string; appName: string },
+  running: boolean,
+): Promise<NonNullable<ImageCacheInfo["agents"]>> {
+  const address = agentCacheAddress(compose.appName);
+  if (!running) return { address, running, sizeKiB: null, stored: [] };
+  const log = await api.containerLog(
+    compose.composeId,
+    `${compose.appName}-${AGENT_SERVICE}`,
+    10_000,
+    "devpod-agents",
+  ).catch(() => ""); // an older Dokploy (no readLogs) or a container that just stopped
+  return { address, running, sizeKiB: lastAgentSize(log), stored: storedAgents(log) };
 }
 
 /** The last size a service of the cache logged (its container log, searched). */

@@ -38,18 +38,25 @@ export async function lastDeployOutcome(
 
 /**
  * Writes (or with null clears) the cache's failure record: one compose.update. With
- * `composeFile`, its new file too; `cache.prebuilds` says whether the file (new or kept)
- * has the prebuild registry, so the description keeps saying so.
+ * `composeFile`, its new file too; `cache.prebuilds` and `cache.agents` say whether the
+ * file (new or kept) has the prebuild registry and the agent cache, so the description
+ * keeps saying so.
  */
 export async function writeFailure(
   api: DokployApi,
-  cache: { composeId: string; serverId: string | null; prebuilds: boolean },
+  cache: { composeId: string; serverId: string | null; prebuilds: boolean; agents: boolean },
   providerVersion: string,
   failure: CacheFailure | null,
   composeFile?: string,
 ): Promise<void> {
   await api.updateCompose(cache.composeId, {
-    description: describeCache(cache.serverId, providerVersion, failure, cache.prebuilds),
+    description: describeCache(
+      cache.serverId,
+      providerVersion,
+      failure,
+      cache.prebuilds,
+      cache.agents,
+    ),
     ...(composeFile ? { composeFile } : {}),
   });
 }

@@ -10,6 +10,7 @@
 import YAML from "yaml";
 import { escapeForCompose } from "../compose/escape.ts";
 import { lastLoggedSizeOf, sizeLoop } from "../compose/size_loop.ts";
+import { type AgentCacheSpec, AGENTS_TOKEN, agentServices } from "../agent/spec.ts";
 import { PREBUILD_TOKEN, prebuildServices, type PrebuildSpec } from "../prebuild/spec.ts";
 import { type CacheFailure, parseFailure, renderFailure } from "./failure.ts";
 
@@ -30,6 +31,8 @@ export interface CacheSpec {
   providerVersion: string;
   /** The prebuild registry beside the cache (lib/prebuild/spec.ts); absent: none. */
   prebuilds?: Omit<PrebuildSpec, "providerVersion">;
+  /** The agent cache beside it (lib/agent/spec.ts); absent: none (a cache of an older provider). */
+  agents?: Omit<AgentCacheSpec, "providerVersion">;
 }
 
 /**
@@ -48,6 +51,9 @@ exec "$registry" serve /etc/docker/registry/config.yml
 export function renderCacheComposeFile(spec: CacheSpec): string {
   const prebuilds = spec.prebuilds
     ? prebuildServices({ ...spec.prebuilds, providerVersion: spec.providerVersion }, "cache")
+    : null;
+  const agents = spec.agents
+    ? agentServices({ ...spec.agents, providerVersion: spec.providerVersion }, "cache")
     : null;
   const model = {
     services: {
@@ -71,8 +77,9 @@ export function renderCacheComposeFile(spec: CacheSpec): string {
         networks: { cache: { aliases: ["${APP_NAME}"] } },
       },
       ...prebuilds?.services,
+      ...agents?.services,
     },
-    volumes: { cache: {}, ...prebuilds?.volumes },
+    volumes: { cache: {}, ...prebuilds?.volumes, ...agents?.volumes },
     networks: { cache: { name: "${APP_NAME}" }, ...prebuilds?.networks },
   };
   return YAML.stringify(model, { lineWidth: 0 });
@@ -90,6 +97,7 @@ export function cacheFileFor(
     ...(config.prebuilds
       ? { prebuilds: { storeImage: config.imageCacheImage, frontImage: config.prebuildProxyImage } }
       : {}),
+    agents: { image: config.prebuildProxyImage, upstream: config.agentCacheUpstream },
   });
 }
 
@@ -100,6 +108,8 @@ export interface CacheConfig {
   /** PREBUILDS: the prebuild registry goes beside the cache. */
   prebuilds: boolean;
   prebuildProxyImage: string;
+  /** AGENT_CACHE_UPSTREAM: where the agent cache fetches DevPod releases from. */
+  agentCacheUpstream: string;
 }
 
 /** The address machines give their nested dockerd as its Docker Hub mirror. */
@@ -122,20 +132,24 @@ const MARKER = /\[devpod-image-cache;server=([A-Za-z0-9._-]+)\]/;
 
 /**
  * With `prebuilds`: its compose has the prebuild registry (a token of its own after the
- * marker, so older providers still read the marker); with `failure`: the cache's last
- * deploy failed (see failure.ts), always last.
+ * marker, so older providers still read the marker); with `agents`: it has the agent
+ * cache (lib/agent/spec.ts), a token too; with `failure`: the cache's last deploy failed
+ * (see failure.ts), always last.
  */
 export function describeCache(
   serverId: string | null,
   providerVersion: string,
   failure?: CacheFailure | null,
   prebuilds = false,
+  agents = false,
 ): string {
   return `DevPod shared image cache (Docker Hub pull-through) of server ${
     serverKey(serverId)
   }, used by the dind machines there (devpod-provider-dokploy ${providerVersion}) [devpod-image-cache;server=${
     serverKey(serverId)
-  }]${prebuilds ? ` ${PREBUILD_TOKEN}` : ""}${failure ? ` ${renderFailure(failure)}` : ""}`;
+  }]${prebuilds ? ` ${PREBUILD_TOKEN}` : ""}${agents ? ` ${AGENTS_TOKEN}` : ""}${
+    failure ? ` ${renderFailure(failure)}` : ""
+  }`;
 }
 
 /**
@@ -144,7 +158,12 @@ export function describeCache(
  */
 export function parseCacheMarker(
   description: string | null | undefined,
-): { serverId: string | null; failure: CacheFailure | null; prebuilds: boolean } | undefined {
+): {
+  serverId: string | null;
+  failure: CacheFailure | null;
+  prebuilds: boolean;
+  agents: boolean;
+} | undefined {
   const m = description ? MARKER.exec(description) : null;
   if (!m) return undefined;
   // The token sits between the marker and a failure record (whose reason is free text).
@@ -153,6 +172,7 @@ export function parseCacheMarker(
     serverId: m[1] === "local" ? null : m[1],
     failure: parseFailure(description),
     prebuilds: between.includes(PREBUILD_TOKEN),
+    agents: between.includes(AGENTS_TOKEN),
   };
 }
 

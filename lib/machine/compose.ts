@@ -13,6 +13,7 @@ import {
   MACHINE_CONTROL_DIR,
   SNAPSHOT_VOLUME,
 } from "../backup/guard.ts";
+import { agentCurl } from "../agent/spec.ts";
 import { mirrorUrl } from "../cache/spec.ts";
 import { PREBUILD_PORT, prebuildAddress } from "../prebuild/spec.ts";
 import { escapeForCompose } from "../compose/escape.ts";
@@ -136,6 +137,8 @@ export function composeModel(spec: MachineSpec): ComposeModel {
           // Only when on, so existing machines' compose files (and deploys) stay as they are.
           ...(spec.disableAgentTelemetry ? { DEVPOD_DISABLE_TELEMETRY: "true" } : {}),
           ...(cache ? { DEVPOD_REGISTRY_MIRROR: mirrorUrl(cache) } : {}),
+          // DevPod's agent from the cache's agent service (lib/agent/spec.ts).
+          ...(cache ? { DEVPOD_AGENT_CURL: agentCurl(cache) } : {}),
           ...prebuilds,
           ...(spec.backups ? { DEVPOD_BACKUP_CTL: MACHINE_CONTROL_DIR } : {}),
           ...(relay

@@ -34,6 +34,8 @@ export interface MarkedCache {
   failure: CacheFailure | null;
   /** Its compose has the prebuild registry (lib/prebuild/spec.ts). */
   prebuilds: boolean;
+  /** Its compose has the agent cache (lib/agent/spec.ts). */
+  agents: boolean;
 }
 
 /** project.all finds the projects by name (it lists no markers); project.one reads each. */

@@ -86,7 +86,7 @@ Deno.test({
       assert.match(
         table.stdoutText,
         new RegExp(
-          `\\nIMAGE CACHE\\s+STATE\\s+STORED\\s+PREBUILDS\\s+SERVER\\s+MACHINES\\n${cache.appName}\\s+Running\\s+\\S+\\s+\\S+\\s+local\\s+2\\n$`,
+          `\\nIMAGE CACHE\\s+STATE\\s+STORED\\s+PREBUILDS\\s+AGENTS\\s+SERVER\\s+MACHINES\\n${cache.appName}\\s+Running\\s+\\S+\\s+\\S+\\s+\\S+\\s+local\\s+2\\n$`,
         ),
       );
       const doctor = await runProvider(["doctor"], human);

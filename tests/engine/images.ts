@@ -5,8 +5,9 @@
  *   - tiny:    busybox and its libraries, for the nested engine to run;
  *   - cache:   Debian's docker-registry (distribution 2.8.2) on base, laid out as the official
  *              `registry` image is, for the image cache (and the tests' "upstream" registry);
- *   - front:   Debian's nginx on base, standing in for `nginx:1.27-alpine` as the prebuild
- *              registry's front (PREBUILD_PROXY_IMAGE): /bin/sh, cat and `nginx` on PATH;
+ *   - front:   Debian's nginx and curl on base, standing in for `nginx:1.27-alpine` as the
+ *              prebuild registry's front and the agent cache (PREBUILD_PROXY_IMAGE): /bin/sh,
+ *              cat, curl, sha256sum and `nginx` on PATH;
  *   - ubuntu:  `ubuntu:latest` for Dokploy's volume backup and restore commands (`docker run
  *              ubuntu bash -c "… tar …"`): the base tagged so (bash and GNU tar are in it).
  * Tags carry a hash of their inputs, so a changed Dockerfile or bootstrap rebuilds and an
@@ -148,16 +149,18 @@ async function cacheImage(engine: Engine, base: string, log: (l: string) => void
 }
 
 /**
- * The prebuild front's stand-in: Debian's nginx (1.22, with auth_request as the official
- * image has it). The front writes its own configuration and runs as nobody, so the
- * package's configuration, logs and service are not used.
+ * The stand-in for `nginx:1.27-alpine` (PREBUILD_PROXY_IMAGE): Debian's nginx (1.22, with
+ * auth_request as the official image has it), for the prebuild front, and curl with the
+ * CA certificates, which the official alpine image has too, for the agent cache
+ * (machine/agent_cache.sh). Both write their own configuration, so the package's
+ * configuration, logs and service are not used.
  */
 export const FRONT_DOCKERFILE = `ARG BASE_IMAGE
 FROM \${BASE_IMAGE}
 RUN printf '#!/bin/sh\\nexit 101\\n' >/usr/sbin/policy-rc.d \\
  && chmod 0755 /usr/sbin/policy-rc.d \\
  && apt-get update \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx curl ca-certificates \\
  && apt-get clean \\
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/sbin/policy-rc.d
 CMD ["nginx", "-g", "daemon off;"]

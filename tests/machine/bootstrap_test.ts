@@ -5,6 +5,7 @@
  * and change nothing; then DevPod's view: ssh as `devpod` with the pinned host key,
  * no root or password login, docker stop, and the idle watchdog.
  */
+import { agentCurl, WRAPPER_DIR } from "../../lib/agent/spec.ts";
 import assert from "node:assert/strict";
 import {
   execBootstrap,
@@ -163,33 +164,36 @@ Deno.test({
       });
 
       await t.step(
-        "DEVPOD_DISABLE_TELEMETRY=true: every session sees it under DevPod's and Devsy's names (sshd SetEnv), and not otherwise",
+        "DEVPOD_DISABLE_TELEMETRY=true and the agent cache's curl: every session sees them, telemetry under DevPod's and Devsy's names (sshd SetEnv), and not otherwise",
         async () => {
           const telemetry = () =>
             ssh(
-              "printenv DEVPOD_DISABLE_TELEMETRY || echo unset; printenv DEVSY_DISABLE_TELEMETRY || echo unset",
+              "printenv DEVPOD_DISABLE_TELEMETRY || echo unset; printenv DEVSY_DISABLE_TELEMETRY || echo unset; command -v curl",
             );
+          // As compose hands it to the machine: its $$ undoubled.
+          const wrapper = agentCurl("devpod-image-cache-t1").replaceAll("$$", "$");
           const on = await boot({
             shell: "/bin/sh",
             timeout: 0,
-            env: { DEVPOD_DISABLE_TELEMETRY: "true" },
+            env: { DEVPOD_DISABLE_TELEMETRY: "true", DEVPOD_AGENT_CURL: wrapper },
           });
           await on.waitForLog(READY, 30_000);
           assert.match(
             on.log,
-            /SetEnv DEVPOD_DISABLE_TELEMETRY=true DEVSY_DISABLE_TELEMETRY=true, config ok/,
+            /SetEnv DEVPOD_DISABLE_TELEMETRY=true DEVSY_DISABLE_TELEMETRY=true PATH=\S+, config ok/,
           );
           const seen = await telemetry();
           assert.equal(seen.code, 0, `${seen.stderr}\n${on.log}`);
-          assert.equal(seen.stdout, "true\ntrue\n");
+          assert.equal(seen.stdout, `true\ntrue\n${WRAPPER_DIR}/curl\n`);
           await stop(on);
 
           const off = await boot({ shell: "/bin/sh", timeout: 0 });
           await off.waitForLog(READY, 30_000);
-          assert.equal(
-            (await telemetry()).stdout,
-            "unset\nunset\n",
-            "the config is rewritten without it",
+          const plain = (await telemetry()).stdout;
+          assert.match(
+            plain,
+            /^unset\nunset\n\/usr\/(local\/)?bin\/curl\n$/,
+            "the config is rewritten without them",
           );
           await stop(off);
         },

@@ -14,7 +14,7 @@ import { ConfigError } from "../../lib/errors.ts";
 import { renderComposeFile } from "../../lib/machine/compose.ts";
 import type { MachineDeps } from "../../lib/machine/deps.ts";
 import type { MachineState } from "../../lib/machine/state.ts";
-import { recordingLog } from "./support.ts";
+import { MACHINE_SPEC, recordingLog } from "./support.ts";
 
 const BASE = { DOKPLOY_SERVER_URL: "http://dokploy.test", DOKPLOY_API_TOKEN: "tok" };
 
@@ -58,20 +58,7 @@ Deno.test("BACKUP_* options: off by default, each bad value named with its fix",
   bad({ BACKUP_KEEP: "seven" }, /^BACKUP_KEEP/);
 });
 
-const spec = {
-  machineId: "ws-1",
-  image: "debian:bookworm-slim",
-  dockerMode: "dind" as const,
-  cpus: 2,
-  memoryMiB: 4096,
-  sshPort: 32200,
-  authorizedKey: "ssh-ed25519 AAAA test",
-  inactivityTimeoutSec: 0,
-  dokployNetwork: false,
-  disableAgentTelemetry: false,
-  imageCache: null,
-  providerVersion: "v9",
-};
+const spec = MACHINE_SPEC;
 
 Deno.test("compose with backups: an unprivileged guard without network beside the machine", async () => {
   const file = renderComposeFile({ ...spec, backups: true });

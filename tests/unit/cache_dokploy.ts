@@ -150,7 +150,7 @@ export function cacheDeps(api: DokployApi, options: Record<string, string> = {})
 export const cacheRow = (over: Partial<Row>): Row => ({
   composeId: "old",
   appName: "devpod-image-cache-old111",
-  description: describeCache(null, "v9", null, true),
+  description: describeCache(null, "v9", null, true, true),
   composeStatus: "done",
   createdAt: "2026-12-01T09:00:00Z",
   serverId: null,

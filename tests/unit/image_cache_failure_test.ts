@@ -61,7 +61,12 @@ Deno.test("cache failure: the record round-trips in the description and keeps it
     reason: "toomanyrequests: rate limit",
   });
   const text = describeCache("srv-1", "v9", f);
-  assert.deepEqual(parseCacheMarker(text), { serverId: "srv-1", failure: f, prebuilds: false });
+  assert.deepEqual(parseCacheMarker(text), {
+    serverId: "srv-1",
+    failure: f,
+    prebuilds: false,
+    agents: false,
+  });
   assert.equal(parseFailure(describeCache("srv-1", "v9")), null);
   assert.equal(parseFailure(text.replace("retry=2026", "retry=never")), null, "garbled: ignored");
 });
@@ -266,8 +271,8 @@ Deno.test("cache failure: a retry that deploys fine clears the record", async ()
   );
   await won.afterDeploy(null, Promise.resolve());
   assert.equal(recorded(f.row("old").description), null);
-  // Retried with the file these options give, prebuild registry included.
-  assert.equal(f.row("old").description, describeCache(null, "v9", null, true));
+  // Retried with the file these options give, prebuild registry and agent cache included.
+  assert.equal(f.row("old").description, describeCache(null, "v9", null, true, true));
   assert.match(lines.join("\n"), /deployed fine: the next machines use it/);
 
   // Had the machine booted before the deploy ran, the next create finds it done: it uses

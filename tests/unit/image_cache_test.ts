@@ -12,6 +12,7 @@ import {
 } from "../../lib/cache/spec.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { cacheDeps, cacheRow, scriptedDokploy } from "./cache_dokploy.ts";
+import { MACHINE_SPEC } from "./support.ts";
 import { renderComposeFile } from "../../lib/machine/compose.ts";
 import { describeMachine, parseMarker } from "../../lib/machine/naming.ts";
 
@@ -51,11 +52,13 @@ Deno.test("cache marker: round trip per server, and never taken for a machine's"
     serverId: null,
     failure: null,
     prebuilds: false,
+    agents: false,
   });
   assert.deepEqual(parseCacheMarker(describeCache("srv-1a", "v1")), {
     serverId: "srv-1a",
     failure: null,
     prebuilds: false,
+    agents: false,
   });
   assert.equal(parseMarker(describeCache(null, "v1")), null);
   const machine = describeMachine({ machineId: "ws", sshPort: 32200 }, {
@@ -87,20 +90,7 @@ Deno.test("cache size: the last size line of the log; formatted for humans", () 
   assert.equal(formatKiB(null), "size unknown");
 });
 
-const MACHINE = {
-  machineId: "ws-1",
-  image: "debian:bookworm-slim",
-  dockerMode: "dind" as const,
-  cpus: 2,
-  memoryMiB: 4096,
-  sshPort: 32200,
-  authorizedKey: "ssh-ed25519 AAAA devpod",
-  inactivityTimeoutSec: 0,
-  dokployNetwork: false,
-  disableAgentTelemetry: false,
-  imageCache: "devpod-image-cache-a1b2c3",
-  providerVersion: "v9",
-};
+const MACHINE = { ...MACHINE_SPEC, imageCache: "devpod-image-cache-a1b2c3" };
 
 Deno.test("machine with a cache: mirror env, joins the cache's network without creating it", () => {
   const doc = YAML.parse(renderComposeFile(MACHINE));

@@ -21,6 +21,7 @@ const BASE = {
   image: "registry:2.8.3",
   upstream: "https://registry-1.docker.io",
   providerVersion: "v9",
+  agents: { image: "nginx:1.27-alpine", upstream: "https://github.com" },
 };
 const WITH = renderCacheComposeFile({
   ...BASE,
@@ -30,7 +31,12 @@ const MINE = { composeId: "mine-m", createdAt: "2026-12-01T10:00:06Z" };
 
 Deno.test("prebuild compose: a store behind an unprivileged front, beside the cache", () => {
   const doc = YAML.parse(WITH);
-  assert.deepEqual(Object.keys(doc.services), ["registry", "prebuild-store", "prebuild-front"]);
+  assert.deepEqual(Object.keys(doc.services), [
+    "registry",
+    "prebuild-store",
+    "prebuild-front",
+    "agent-cache",
+  ]);
   const store = doc.services["prebuild-store"];
   const front = doc.services["prebuild-front"];
   for (const s of [store, front]) assert.equal(s.ports, undefined, "never published");
@@ -45,7 +51,7 @@ Deno.test("prebuild compose: a store behind an unprivileged front, beside the ca
   assert.equal(front.user, "65534:65534");
   assert.deepEqual(front.cap_drop, ["ALL"]);
   assert.equal(front.privileged, undefined);
-  assert.deepEqual(Object.keys(doc.volumes), ["cache", "prebuilds"]);
+  assert.deepEqual(Object.keys(doc.volumes), ["cache", "prebuilds", "agents"]);
 });
 
 Deno.test("prebuild compose: adding it leaves the cache's own service exactly as it was", () => {
@@ -75,6 +81,7 @@ Deno.test("cacheFileFor: PREBUILDS decides whether the registry joins the cache"
     imageCacheImage: "registry:2.8.3",
     imageCacheUpstream: "https://registry-1.docker.io",
     prebuildProxyImage: "nginx:1.27-alpine",
+    agentCacheUpstream: "https://github.com",
   };
   assert.equal(cacheFileFor({ ...config, prebuilds: true }, "v9"), WITH);
   assert.equal(cacheFileFor({ ...config, prebuilds: false }, "v9"), renderCacheComposeFile(BASE));
@@ -174,7 +181,10 @@ Deno.test("ensure cache: an older cache gets the registry once, deployed ahead o
   assert.deepEqual(f.calls, ["compose.update old", "compose.deploy old"]);
   assert.match(f.row("old").composeFile ?? "", /prebuild-front:/);
   assert.equal(parseCacheMarker(f.row("old").description)?.prebuilds, true);
-  assert.match(lines.join("\n"), /adding the prebuild registry to the image cache/);
+  assert.match(
+    lines.join("\n"),
+    /adding the prebuild registry and the agent cache to the image cache/,
+  );
   const settled = await settleImageCache(d, plan, f.snapshot(), MINE);
   assert.equal(settled.prebuilds, true);
 
@@ -184,7 +194,7 @@ Deno.test("ensure cache: an older cache gets the registry once, deployed ahead o
   assert.equal(again.prebuilds, true);
   assert.deepEqual(next.calls, []);
 
-  // PREBUILDS=false leaves it alone, and that machine gets none.
+  // PREBUILDS=false adds only the agent cache, and that machine gets no prebuilds.
   const keep = scriptedDokploy([cacheRow({ description: describeCache(null, "v8") })]);
   const off = await ensureImageCache(
     cacheDeps(keep.api, { PREBUILDS: "false" }).d,
@@ -193,7 +203,16 @@ Deno.test("ensure cache: an older cache gets the registry once, deployed ahead o
     null,
   );
   assert.deepEqual([off.appName, off.prebuilds], [old.appName, false]);
-  assert.deepEqual(keep.calls, []);
+  assert.deepEqual(keep.calls, ["compose.update old", "compose.deploy old"]);
+  assert.doesNotMatch(keep.row("old").composeFile ?? "", /prebuild-front:/);
+  assert.match(keep.row("old").composeFile ?? "", /agent-cache:/);
+
+  // One with prebuilds but no agent cache keeps its prebuild registry, whatever PREBUILDS says.
+  const had = scriptedDokploy([cacheRow({ description: describeCache(null, "v8", null, true) })]);
+  await ensureImageCache(cacheDeps(had.api, { PREBUILDS: "false" }).d, had.snapshot(), "e1", null);
+  assert.match(had.row("old").composeFile ?? "", /prebuild-front:[\s\S]*agent-cache:/);
+  const marker = parseCacheMarker(had.row("old").description);
+  assert.deepEqual([marker?.prebuilds, marker?.agents], [true, true]);
 });
 
 Deno.test("ensure cache: a failed cache gives neither mirror nor prebuilds", async () => {

@@ -1,4 +1,4 @@
-/** Shared by unit tests: a Logger that keeps every line, prefixed with its level; fixtures. */
+/** Shared by unit tests: a Logger that keeps every line, fixtures, a machine spec to render. */
 import type { Logger } from "../../lib/log.ts";
 import type { MachineInfo } from "../../lib/machine/inventory.ts";
 
@@ -37,3 +37,19 @@ export function machineInfo(machineId: string, extra: Partial<MachineInfo> = {})
     ...extra,
   };
 }
+
+/** A dind machine's spec as the compose tests render it (no cache, backups or previews). */
+export const MACHINE_SPEC = {
+  machineId: "ws-1",
+  image: "debian:bookworm-slim",
+  dockerMode: "dind" as const,
+  cpus: 2,
+  memoryMiB: 4096,
+  sshPort: 32200,
+  authorizedKey: "ssh-ed25519 AAAA test",
+  inactivityTimeoutSec: 0,
+  dokployNetwork: false,
+  disableAgentTelemetry: false,
+  imageCache: null,
+  providerVersion: "v9",
+};
