@@ -262,8 +262,8 @@ Deno.test({
         async () => {
           const list = await as(w, bob, ["cleanup", "--all-owners"]);
           assert.equal(list.code, 0, list.stderr);
-          assert.match(list.stdoutText, /^alice@team\.test: 1 machine\(s\)\n  shared1 /m);
-          assert.match(list.stdoutText, /^carol@team\.test: 1 machine\(s\)\n  c1 /m);
+          assert.match(list.stdoutText, /^alice@team\.test: 1 machine\(s\)\n {2}shared1 /m);
+          assert.match(list.stdoutText, /^carol@team\.test: 1 machine\(s\)\n {2}c1 /m);
           assert.match(list.stdoutText, /nothing deleted/);
           refused(
             await as(w, bob, ["cleanup", "--all-owners", "--yes"]),
