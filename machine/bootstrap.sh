@@ -257,11 +257,11 @@ install_agent_curl() {
     rm -f "$AGENT_CURL_DIR/curl"
     return 0
   fi
-  mkdir -p "$AGENT_CURL_DIR" &&
-    printf '%s\n' "$AGENT_CURL" | put_file "$AGENT_CURL_DIR/curl" 755 || {
+  if ! { mkdir -p "$AGENT_CURL_DIR" &&
+    printf '%s\n' "$AGENT_CURL" | put_file "$AGENT_CURL_DIR/curl" 755; }; then
     log "warning: cannot write $AGENT_CURL_DIR/curl: DevPod downloads its agent itself"
     return 0
-  }
+  fi
   log "agent cache: DevPod's agent download goes to the server's agent cache first (DevPod's download if it cannot serve it)"
   echo "PATH=$AGENT_CURL_DIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }
