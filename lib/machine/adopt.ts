@@ -65,14 +65,18 @@ export async function confirmOwner(
   return state;
 }
 
+/** The machine service's environment in a compose file; none in a hand-edited one. */
+function machineEnv(composeFile: string | null | undefined): Record<string, unknown> | undefined {
+  try {
+    return YAML.parse(composeFile ?? "")?.services?.machine?.environment;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The key the machine's compose file authorizes (DEVPOD_AUTHORIZED_KEY), type and body. */
 export function trustedClientKey(composeFile: string | null | undefined): string | null {
-  let key: unknown;
-  try {
-    key = YAML.parse(composeFile ?? "")?.services?.machine?.environment?.DEVPOD_AUTHORIZED_KEY;
-  } catch {
-    return null;
-  }
+  const key = machineEnv(composeFile)?.DEVPOD_AUTHORIZED_KEY;
   return typeof key === "string" ? keyBody(key) : null;
 }
 
@@ -169,10 +173,7 @@ export async function readopt(d: MachineDeps, compose: Compose): Promise<Machine
 function cacheOf(
   composeFile: string | null | undefined,
 ): { imageCache?: string; prebuilds?: boolean } {
-  let env: Record<string, unknown> | undefined;
-  try {
-    env = YAML.parse(composeFile ?? "")?.services?.machine?.environment;
-  } catch { /* a hand-edited file: no cache */ }
+  const env = machineEnv(composeFile);
   const text = (v: unknown) => typeof v === "string" ? v : null;
   const imageCache = cacheOfMirror(text(env?.DEVPOD_REGISTRY_MIRROR));
   if (!imageCache) return {};

@@ -40,8 +40,10 @@ export async function createMachine(d: MachineDeps): Promise<void> {
   }
   // The one project read of this run: finds a machine whose state.json was lost, the
   // project's environment and the ports already claimed.
-  const snapshot = await readProjectSnapshot(d.api, d.config.projectName);
-  const me = await d.api.identity();
+  const [snapshot, me] = await Promise.all([
+    readProjectSnapshot(d.api, d.config.projectName),
+    d.api.identity(),
+  ]);
   const listed = pickMachine(snapshot.machines, d.machine.machineId, me);
   // Another owner's machine of this id is never read, keyed or deployed: refused here.
   if (listed?.relation === "theirs") {

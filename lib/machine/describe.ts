@@ -67,7 +67,7 @@ export function formatDescription(lines: readonly DescribeLine[]): string {
 }
 
 async function gatherFacts(d: MachineDeps): Promise<MachineFacts> {
-  const located = await locateMachine(d, "read");
+  const located = await locateMachine(d, "allow");
   const { compose, state } = located;
   if (!compose) {
     const why = state

@@ -26,15 +26,15 @@ export async function locateByState(
 
 /**
  * The machine with its whole service row (compose file, deployments): for start, stop and
- * describe. `access` says what a machine without an owner allows (see findByMarker).
+ * describe; `unclaimed` as for findByMarker.
  */
 export async function locateMachine(
   d: MachineDeps,
-  access: MarkerAccess = "owner",
+  unclaimed: "allow" | "refuse" = "refuse",
 ): Promise<Located> {
   const byState = await locateByState(d);
   if (byState) return byState;
-  const listed = await findByMarker(d, access);
+  const listed = await findByMarker(d, unclaimed);
   return { state: null, compose: listed && await d.api.composeOne(listed.composeId) };
 }
 
@@ -43,29 +43,27 @@ export async function locateMachine(
  * found by marker, it costs no compose.one.
  */
 export async function locateListed(d: MachineDeps): Promise<Located<ComposeSummary>> {
-  return await locateByState(d) ?? { state: null, compose: await findByMarker(d, "read") };
+  return await locateByState(d) ?? { state: null, compose: await findByMarker(d, "allow") };
 }
 
 /**
- * What a verb without state.json may do with a machine found by its marker: `read` it
- * (status, describe) or `claim` it (start, which then proves it holds the keys: adopt.ts)
- * when it has no owner yet; `owner`: act only on the caller's own (stop, delete).
- */
-export type MarkerAccess = "read" | "claim" | "owner";
-
-/**
  * The caller's machine found by its marker in our project (project.all + project.one).
- * Another owner's machine of the same id is not the caller's: it is not found.
+ * Another owner's machine of the same id is not the caller's: it is not found. One without
+ * an owner yet is found only where `unclaimed` allows it (status and describe read it, start
+ * claims it by proving it holds the keys: adopt.ts); stop and delete refuse it.
  */
 export async function findByMarker(
   d: MachineDeps,
-  access: MarkerAccess = "owner",
+  unclaimed: "allow" | "refuse" = "refuse",
 ): Promise<ComposeSummary | null> {
-  const snapshot = await readProjectSnapshot(d.api, d.config.projectName);
-  const found = pickMachine(snapshot.machines, d.machine.machineId, await d.api.identity());
+  const [snapshot, me] = await Promise.all([
+    readProjectSnapshot(d.api, d.config.projectName),
+    d.api.identity(),
+  ]);
+  const found = pickMachine(snapshot.machines, d.machine.machineId, me);
   if (!found || found.relation === "theirs") return null;
-  if (found.relation === "unknown" && access === "owner") {
-    assertMine(found.machine, await d.api.identity(), "stop or delete without state.json");
+  if (found.relation === "unknown" && unclaimed === "refuse") {
+    assertMine(found.machine, me, "stop or delete without state.json");
   }
   return found.machine.compose;
 }

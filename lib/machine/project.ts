@@ -57,11 +57,6 @@ export async function refreshProjectSnapshot(
   return await readProjects(api, snapshot.projects.map((p) => p.projectId));
 }
 
-/** The machine with this id in the snapshot, as the project lists it. */
-export function machineIn(snapshot: ProjectSnapshot, machineId: string): ComposeSummary | null {
-  return snapshot.machines.find((m) => m.marker.machineId === machineId)?.compose ?? null;
-}
-
 /** Ids of the projects with this name, oldest first (then by id): the first is canonical. */
 async function projectIdsNamed(api: DokployApi, template: string): Promise<string[]> {
   const [projects, projectName] = await Promise.all([

@@ -22,7 +22,7 @@ import type { MachineState } from "./state.ts";
 
 export async function startMachine(d: MachineDeps): Promise<void> {
   const deadline = Date.now() + d.config.readyTimeoutMs;
-  const found = await locateMachine(d, "claim");
+  const found = await locateMachine(d, "allow");
   if (!found.compose) {
     throw new StateError(
       `machine ${d.machine.machineId} does not exist in Dokploy (deleted outside DevPod?); run 'devpod up' again to recreate it`,

@@ -7,7 +7,6 @@ import { describeMachine } from "../../lib/machine/naming.ts";
 import { portClaims } from "../../lib/machine/port_race.ts";
 import {
   ensureProject,
-  machineIn,
   readProjectSnapshot,
   refreshProjectSnapshot,
 } from "../../lib/machine/project.ts";
@@ -93,8 +92,9 @@ Deno.test("snapshot: one walk finds the machines by marker and the ports they cl
   const { api, calls } = fakeDokploy([other, ours]);
   const snapshot = await readProjectSnapshot(api, NAME);
   assert.deepEqual(calls, ["project.all", "project.one"], "only the project of our name is read");
-  assert.equal(machineIn(snapshot, "ws-1")?.composeId, "c-ws-1");
-  assert.equal(machineIn(snapshot, "hand-made"), null);
+  const byId = (id: string) => snapshot.machines.find((m) => m.marker.machineId === id);
+  assert.equal(byId("ws-1")?.compose.composeId, "c-ws-1");
+  assert.equal(byId("hand-made"), undefined);
   assert.deepEqual(portClaims(snapshot, null).map((c) => c.sshPort), [32201]);
   assert.deepEqual(portClaims(snapshot, "srv-1").map((c) => c.sshPort), [32202]);
 
