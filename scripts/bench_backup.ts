@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { readState } from "../lib/machine/state.ts";
-import { runProvider, startWorld } from "../tests/e2e/harness.ts";
+import { cacheEnv, runProvider, startWorld } from "../tests/e2e/harness.ts";
 import { destinationInput } from "../tests/emulator/backup_support.ts";
 import { rcloneFlags, shellQuote } from "../tests/emulator/backups/commands.ts";
 import { startS3 } from "../tests/emulator/s3.ts";
@@ -103,7 +103,7 @@ export async function benchBackups(
       run("sh", ["-c", `rclone ${args.map(shellQuote).join(" ")} ${flags}`], {
         timeoutMs: LONG_MS,
         clearEnv: true,
-        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: scratch },
+        env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: scratch, ...cacheEnv(scratch) },
       });
     const tar = join(scratch, "floor.tar");
     const remote = `:s3:${s3.bucket}/floor/floor.tar`;

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { startEmulator } from "../tests/emulator/mod.ts";
-import { runProvider } from "../tests/e2e/harness.ts";
+import { cacheEnv, runProvider } from "../tests/e2e/harness.ts";
 import { styleFor } from "./terminal_style.ts";
 
 // Everything below goes to stdout (console.log).
@@ -22,6 +22,7 @@ async function main(): Promise<number> {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? root,
+    ...cacheEnv(root),
     // DevPod's own layout: `cleanup` finds this home's machines as DevPod keeps them.
     DEVPOD_HOME: join(root, "devpod"),
     MACHINE_ID: machineId,

@@ -40,6 +40,14 @@ export interface World {
 const DENO_DIR = Deno.env.get("DENO_DIR") ||
   join(Deno.env.get("XDG_CACHE_HOME") || join(Deno.env.get("HOME") ?? "/root", ".cache"), "deno");
 
+/**
+ * The user's cache folder of a provider run, under `root`: who the key is (lib/identity) is
+ * kept there, never in the host's; Deno's own cache (which follows XDG_CACHE_HOME) stays.
+ */
+export function cacheEnv(root: string): { XDG_CACHE_HOME: string; DENO_DIR: string } {
+  return { XDG_CACHE_HOME: join(root, "cache"), DENO_DIR };
+}
+
 const RANGE_SIZE = 40;
 // Below Linux's ephemeral ports (32768–60999): there a client socket of any test (an
 // HTTP call, an ssh) can hold a port a machine is about to publish. 20000–29999 is the
@@ -101,10 +109,7 @@ export async function startWorld(
     PROVIDER_ID: "dokploy",
     PROVIDER_CONTEXT: "default",
     PROVIDER_FOLDER: join(root, "provider"),
-    // Who the key is (lib/identity) is kept in the user's cache folder: this world's own;
-    // Deno's own cache (which follows XDG_CACHE_HOME) stays where it is.
-    XDG_CACHE_HOME: join(root, "cache"),
-    DENO_DIR: DENO_DIR,
+    ...cacheEnv(root),
     MACHINE_ID: machineId,
     MACHINE_FOLDER: folder(machineId),
     MACHINE_CONTEXT: "default",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { OPTIONS } from "../../lib/options.ts";
-import { runProvider, startWorld, type World } from "./harness.ts";
+import { cacheEnv, runProvider, startWorld, type World } from "./harness.ts";
 
 const OPTS = { sanitizeOps: false, sanitizeResources: false };
 
@@ -15,6 +15,7 @@ function initEnv(w: World, extra: Record<string, string> = {}): Record<string, s
   return {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     HOME: Deno.env.get("HOME") ?? w.root,
+    ...cacheEnv(w.root),
     ...options,
     DOKPLOY_SERVER_URL: w.emu.url,
     DOKPLOY_API_TOKEN: w.emu.token,
